@@ -52,7 +52,7 @@ $(NGX_BUILD)/Makefile: config | $(BUILD)
 
 $(BUILD)/ngx_http_msgr_module.so: $(NGX_BUILD)/Makefile $(MODULE_SRCS)
 	$(MAKE) -C $(NGX_BUILD) -f objs/Makefile modules
-	cp $(NGX_BUILD)/objs/ngx_http_msgr_module.so $@
+	cp $(NGX_BUILD)/objs/ngx_http_msgr_module.so $@.tmp && mv -f $@.tmp $@
 
 module: $(BUILD)/ngx_http_msgr_module.so
 

@@ -1,0 +1,395 @@
+/*
+ * msgr: school-to-parent messaging, as an nginx module.
+ *
+ * Directives, configuration merge, worker start and stop, and the content
+ * handler that hands requests to the API router (src/ngx_http_msgr_api.c).
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_msgr.h"
+
+
+#define NGX_HTTP_MSGR_DEFAULT_POOL     4
+#define NGX_HTTP_MSGR_DEFAULT_QUEUE    64
+#define NGX_HTTP_MSGR_DEFAULT_TIMEOUT  5000
+#define NGX_HTTP_MSGR_DEFAULT_BODY     (1024 * 1024)
+
+
+static void *ngx_http_msgr_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_msgr_create_srv_conf(ngx_conf_t *cf);
+static char *ngx_http_msgr_merge_srv_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static void *ngx_http_msgr_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_msgr_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_msgr_pg(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_msgr_api(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_msgr_init_process(ngx_cycle_t *cycle);
+static void ngx_http_msgr_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_num_bounds_t  ngx_http_msgr_pool_bounds = {
+    ngx_conf_check_num_bounds, 1, 1024
+};
+
+static ngx_conf_num_bounds_t  ngx_http_msgr_queue_bounds = {
+    ngx_conf_check_num_bounds, 0, 1000000
+};
+
+
+static ngx_command_t  ngx_http_msgr_commands[] = {
+
+    { ngx_string("msgr_pg"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_http_msgr_pg,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("msgr_pg_pool"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_msgr_srv_conf_t, pool_size),
+      &ngx_http_msgr_pool_bounds },
+
+    { ngx_string("msgr_pg_queue"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_msgr_srv_conf_t, queue_max),
+      &ngx_http_msgr_queue_bounds },
+
+    { ngx_string("msgr_pg_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_msgr_srv_conf_t, timeout),
+      NULL },
+
+    { ngx_string("msgr_api"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_msgr_api,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("msgr_max_body"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_msgr_loc_conf_t, max_body),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_msgr_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    ngx_http_msgr_response_init,           /* postconfiguration */
+
+    ngx_http_msgr_create_main_conf,        /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    ngx_http_msgr_create_srv_conf,         /* create server configuration */
+    ngx_http_msgr_merge_srv_conf,          /* merge server configuration */
+
+    ngx_http_msgr_create_loc_conf,         /* create location configuration */
+    ngx_http_msgr_merge_loc_conf           /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_msgr_module = {
+    NGX_MODULE_V1,
+    &ngx_http_msgr_module_ctx,             /* module context */
+    ngx_http_msgr_commands,                /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_msgr_init_process,            /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_msgr_exit_process,            /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static void *
+ngx_http_msgr_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_msgr_main_conf_t  *mcf;
+
+    mcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_msgr_main_conf_t));
+    if (mcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&mcf->pools, cf->pool, 2,
+                       sizeof(ngx_http_msgr_pg_pool_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return mcf;
+}
+
+
+static void *
+ngx_http_msgr_create_srv_conf(ngx_conf_t *cf)
+{
+    ngx_http_msgr_srv_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_msgr_srv_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    conf->pool = NGX_CONF_UNSET_PTR;
+    conf->pool_size = NGX_CONF_UNSET_UINT;
+    conf->queue_max = NGX_CONF_UNSET_UINT;
+    conf->timeout = NGX_CONF_UNSET_MSEC;
+
+    return conf;
+}
+
+
+/*
+ * A pool takes its size, queue and timeout from the level where its
+ * msgr_pg stands: a server that inherits msgr_pg shares the pool, and
+ * its settings, with the other servers of the http block.
+ */
+
+static char *
+ngx_http_msgr_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_msgr_srv_conf_t *prev = parent;
+    ngx_http_msgr_srv_conf_t *conf = child;
+
+    ngx_http_msgr_pg_pool_t   *pool;
+    ngx_http_msgr_srv_conf_t  *src;
+
+    ngx_conf_merge_ptr_value(conf->pool, prev->pool, NULL);
+
+    ngx_conf_merge_uint_value(conf->pool_size, prev->pool_size,
+                              NGX_HTTP_MSGR_DEFAULT_POOL);
+    ngx_conf_merge_uint_value(conf->queue_max, prev->queue_max,
+                              NGX_HTTP_MSGR_DEFAULT_QUEUE);
+    ngx_conf_merge_msec_value(conf->timeout, prev->timeout,
+                              NGX_HTTP_MSGR_DEFAULT_TIMEOUT);
+
+    pool = conf->pool;
+    if (pool == NULL) {
+        return NGX_CONF_OK;
+    }
+
+    src = (pool == prev->pool) ? prev : conf;
+
+    pool->size = (src->pool_size != NGX_CONF_UNSET_UINT)
+                 ? src->pool_size : NGX_HTTP_MSGR_DEFAULT_POOL;
+    pool->queue_max = (src->queue_max != NGX_CONF_UNSET_UINT)
+                      ? src->queue_max : NGX_HTTP_MSGR_DEFAULT_QUEUE;
+    pool->timeout = (src->timeout != NGX_CONF_UNSET_MSEC)
+                    ? src->timeout : NGX_HTTP_MSGR_DEFAULT_TIMEOUT;
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_msgr_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_msgr_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_msgr_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    conf->api = NGX_CONF_UNSET;
+    conf->max_body = NGX_CONF_UNSET_SIZE;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_msgr_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_msgr_loc_conf_t *prev = parent;
+    ngx_http_msgr_loc_conf_t *conf = child;
+
+    ngx_http_msgr_srv_conf_t  *scf;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    ngx_conf_merge_value(conf->api, prev->api, 0);
+    ngx_conf_merge_size_value(conf->max_body, prev->max_body,
+                              NGX_HTTP_MSGR_DEFAULT_BODY);
+
+    if (!conf->api) {
+        return NGX_CONF_OK;
+    }
+
+    scf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_msgr_module);
+
+    if (scf->pool == NULL || scf->pool == NGX_CONF_UNSET_PTR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"msgr_api\" is used, but no \"msgr_pg\" says "
+                           "where PostgreSQL is: add \"msgr_pg CONNINFO;\" "
+                           "to the http or server block");
+        return NGX_CONF_ERROR;
+    }
+
+    conf->pool = scf->pool;
+
+    /*
+     * msgr_max_body is client_max_body_size here: nginx enforces it for
+     * every body, chunked or not, and the response filter turns its 413
+     * into problem+json.
+     */
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->client_max_body_size = conf->max_body;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_msgr_pg(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_msgr_srv_conf_t *scf = conf;
+
+    char                        *err;
+    ngx_str_t                   *value;
+    PQconninfoOption            *opts;
+    ngx_http_msgr_pg_pool_t     *pool, **pp;
+    ngx_http_msgr_main_conf_t   *mcf;
+
+    if (scf->pool != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0) {
+        return "needs a PostgreSQL connection string, "
+               "e.g. \"host=127.0.0.1 dbname=msgr\"";
+    }
+
+    err = NULL;
+    opts = PQconninfoParse((const char *) value[1].data, &err);
+
+    if (opts == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "msgr_pg: invalid connection string \"%V\": %s",
+                           &value[1], err ? err : "out of memory");
+        if (err) {
+            PQfreemem(err);
+        }
+
+        return NGX_CONF_ERROR;
+    }
+
+    PQconninfoFree(opts);
+
+    pool = ngx_pcalloc(cf->pool, sizeof(ngx_http_msgr_pg_pool_t));
+    if (pool == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    /* cf->args values are NUL-terminated */
+    pool->conninfo = value[1];
+    pool->size = NGX_HTTP_MSGR_DEFAULT_POOL;
+    pool->queue_max = NGX_HTTP_MSGR_DEFAULT_QUEUE;
+    pool->timeout = NGX_HTTP_MSGR_DEFAULT_TIMEOUT;
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_msgr_module);
+
+    pp = ngx_array_push(&mcf->pools);
+    if (pp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *pp = pool;
+    scf->pool = pool;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_msgr_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_msgr_loc_conf_t *mlcf = conf;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (mlcf->api != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    mlcf->api = 1;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_msgr_api_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_msgr_init_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                  i;
+    ngx_http_msgr_pg_pool_t   **pools;
+    ngx_http_msgr_main_conf_t  *mcf;
+
+    if (msgr_key_init() != 0) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "msgr: libsodium could not be initialised");
+        return NGX_ERROR;
+    }
+
+    mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_msgr_module);
+    if (mcf == NULL) {
+        return NGX_OK;
+    }
+
+    pools = mcf->pools.elts;
+
+    for (i = 0; i < mcf->pools.nelts; i++) {
+        if (ngx_http_msgr_pg_init_worker(pools[i], cycle) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_msgr_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                  i;
+    ngx_http_msgr_pg_pool_t   **pools;
+    ngx_http_msgr_main_conf_t  *mcf;
+
+    mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_msgr_module);
+    if (mcf == NULL) {
+        return;
+    }
+
+    pools = mcf->pools.elts;
+
+    for (i = 0; i < mcf->pools.nelts; i++) {
+        ngx_http_msgr_pg_exit_worker(pools[i]);
+    }
+}

@@ -1,0 +1,117 @@
+/*
+ * msgr: shared declarations of the nginx module.
+ */
+
+#ifndef _NGX_HTTP_MSGR_H_INCLUDED_
+#define _NGX_HTTP_MSGR_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <jansson.h>
+
+#include "ngx_http_msgr_pg.h"
+#include "msgr_key.h"
+
+
+/* seconds a client is asked to wait when the database is unavailable */
+#define NGX_HTTP_MSGR_RETRY_AFTER  "1"
+
+
+typedef enum {
+    NGX_HTTP_MSGR_ROLE_NONE = 0,
+    NGX_HTTP_MSGR_ROLE_ADMIN = 0x01,
+    NGX_HTTP_MSGR_ROLE_STAFF = 0x02,
+    NGX_HTTP_MSGR_ROLE_INTEGRATOR = 0x04
+} ngx_http_msgr_role_e;
+
+#define NGX_HTTP_MSGR_ROLE_ANY  (NGX_HTTP_MSGR_ROLE_ADMIN                  \
+                                 |NGX_HTTP_MSGR_ROLE_STAFF                 \
+                                 |NGX_HTTP_MSGR_ROLE_INTEGRATOR)
+
+
+typedef struct {
+    ngx_array_t                   pools;  /* ngx_http_msgr_pg_pool_t * */
+} ngx_http_msgr_main_conf_t;
+
+
+typedef struct {
+    ngx_http_msgr_pg_pool_t      *pool;
+    ngx_uint_t                    pool_size;
+    ngx_uint_t                    queue_max;
+    ngx_msec_t                    timeout;
+} ngx_http_msgr_srv_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                    api;
+    size_t                        max_body;
+    ngx_http_msgr_pg_pool_t      *pool;
+} ngx_http_msgr_loc_conf_t;
+
+
+#define NGX_HTTP_MSGR_MAX_ARGS  4
+
+typedef struct ngx_http_msgr_route_s  ngx_http_msgr_route_t;
+
+typedef struct {
+    ngx_http_msgr_loc_conf_t     *conf;
+    const ngx_http_msgr_route_t  *route;
+    ngx_str_t                     path;
+    ngx_str_t                     args[NGX_HTTP_MSGR_MAX_ARGS];
+    ngx_uint_t                    nargs;
+
+    /* the credential's school and role */
+    int64_t                       school_id;
+    ngx_uint_t                    role;
+    msgr_key_t                    key;
+
+    /* a problem+json body in place of an nginx error page */
+    ngx_str_t                     replacement;
+    unsigned                      answered:1;
+    unsigned                      replaced:1;
+} ngx_http_msgr_ctx_t;
+
+
+typedef void (*ngx_http_msgr_route_pt)(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+
+struct ngx_http_msgr_route_s {
+    ngx_uint_t                    methods;
+    const char                   *pattern;
+    ngx_uint_t                    roles;      /* 0: no credential needed */
+    ngx_http_msgr_route_pt        handler;
+};
+
+
+extern ngx_module_t  ngx_http_msgr_module;
+extern ngx_str_t     ngx_http_msgr_json_type;
+extern ngx_str_t     ngx_http_msgr_problem_type;
+
+
+ngx_int_t ngx_http_msgr_api_handler(ngx_http_request_t *r);
+
+ngx_int_t ngx_http_msgr_response_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_msgr_header(ngx_http_request_t *r, const char *name,
+    ngx_str_t *value);
+ngx_int_t ngx_http_msgr_retry_after(ngx_http_request_t *r);
+ngx_int_t ngx_http_msgr_json_dump(ngx_http_request_t *r, json_t *body,
+    ngx_str_t *out);
+void ngx_http_msgr_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    json_t *body);
+void ngx_http_msgr_send_raw(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, u_char *data, size_t len);
+void ngx_http_msgr_problem(ngx_http_request_t *r, ngx_uint_t status,
+    const char *type, const char *detail, json_t *errors);
+void ngx_http_msgr_unavailable(ngx_http_request_t *r);
+void ngx_http_msgr_method_not_allowed(ngx_http_request_t *r,
+    ngx_uint_t allowed);
+
+ngx_http_msgr_pg_query_t *ngx_http_msgr_query(ngx_http_request_t *r,
+    const ngx_http_msgr_pg_stmt_t *stmt, ngx_http_msgr_pg_handler_pt h);
+void ngx_http_msgr_query_run(ngx_http_request_t *r,
+    ngx_http_msgr_pg_query_t *q);
+
+
+#endif /* _NGX_HTTP_MSGR_H_INCLUDED_ */

@@ -1,0 +1,602 @@
+/*
+ * msgr: the REST API: routing, authentication, responses.
+ *
+ * Routes are relative to the location that holds msgr_api, so
+ * "location /msgr/ { msgr_api; }" serves "/msgr/v1/health".
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <sodium.h>
+
+#include "ngx_http_msgr.h"
+
+
+typedef struct {
+    ngx_uint_t    method;
+    const char   *name;
+} ngx_http_msgr_method_t;
+
+
+static void ngx_http_msgr_body_handler(ngx_http_request_t *r);
+static void ngx_http_msgr_dispatch(ngx_http_request_t *r);
+static void ngx_http_msgr_auth_done(ngx_http_msgr_pg_query_t *q);
+static ngx_int_t ngx_http_msgr_match(const char *pattern, ngx_str_t *path,
+    ngx_http_msgr_ctx_t *ctx);
+static ngx_uint_t ngx_http_msgr_result_ok(ngx_http_request_t *r,
+    ngx_http_msgr_pg_query_t *q);
+
+static void ngx_http_msgr_health(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_health_done(ngx_http_msgr_pg_query_t *q);
+static void ngx_http_msgr_school(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_school_by_id(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_school_done(ngx_http_msgr_pg_query_t *q);
+
+
+#define NGX_HTTP_MSGR_READ  (NGX_HTTP_GET|NGX_HTTP_HEAD)
+
+
+static const ngx_http_msgr_route_t  ngx_http_msgr_routes[] = {
+
+    { NGX_HTTP_MSGR_READ, "v1/health", 0,
+      ngx_http_msgr_health },
+
+    { NGX_HTTP_MSGR_READ, "v1/school", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_school },
+
+    { NGX_HTTP_MSGR_READ, "v1/schools/{}", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_school_by_id },
+
+    { 0, NULL, 0, NULL }
+};
+
+
+static const ngx_http_msgr_method_t  ngx_http_msgr_methods[] = {
+    { NGX_HTTP_GET, "GET" },
+    { NGX_HTTP_HEAD, "HEAD" },
+    { NGX_HTTP_POST, "POST" },
+    { NGX_HTTP_PUT, "PUT" },
+    { NGX_HTTP_PATCH, "PATCH" },
+    { NGX_HTTP_DELETE, "DELETE" },
+    { 0, NULL }
+};
+
+
+enum {
+    NGX_HTTP_MSGR_STMT_HEALTH = 0,
+    NGX_HTTP_MSGR_STMT_AUTH,
+    NGX_HTTP_MSGR_STMT_SCHOOL
+};
+
+
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_health = {
+    NGX_HTTP_MSGR_STMT_HEALTH, "msgr_health",
+    "SELECT 1", 0, 1
+};
+
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_auth = {
+    NGX_HTTP_MSGR_STMT_AUTH, "msgr_auth",
+    "SELECT role, secret_hash FROM msgr_api_keys"
+    " WHERE school_id = $1 AND key_id = $2 AND revoked_at IS NULL",
+    2, 1
+};
+
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_school = {
+    NGX_HTTP_MSGR_STMT_SCHOOL, "msgr_school",
+    "SELECT school_id, name,"
+    " to_char(created_at AT TIME ZONE 'UTC',"
+    " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+    " FROM msgr_schools WHERE school_id = $1",
+    1, 1
+};
+
+
+
+
+ngx_int_t
+ngx_http_msgr_api_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                     rc;
+    ngx_str_t                     path;
+    ngx_uint_t                    allowed, found;
+    ngx_http_msgr_ctx_t          *ctx;
+    ngx_http_core_loc_conf_t     *clcf;
+    const ngx_http_msgr_route_t  *rt;
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_msgr_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->conf = ngx_http_get_module_loc_conf(r, ngx_http_msgr_module);
+    ngx_http_set_ctx(r, ctx, ngx_http_msgr_module);
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    path = r->uri;
+
+    if (path.len >= clcf->name.len
+        && ngx_strncmp(path.data, clcf->name.data, clcf->name.len) == 0)
+    {
+        path.data += clcf->name.len;
+        path.len -= clcf->name.len;
+    }
+
+    if (path.len && path.data[0] == '/') {
+        path.data++;
+        path.len--;
+    }
+
+    ctx->path = path;
+
+    /* from here on every answer is sent by us and finalizes the request */
+    r->main->count++;
+
+    allowed = 0;
+    found = 0;
+
+    for (rt = ngx_http_msgr_routes; rt->pattern; rt++) {
+        if (ngx_http_msgr_match(rt->pattern, &path, ctx) != NGX_OK) {
+            continue;
+        }
+
+        allowed |= rt->methods;
+
+        if (rt->methods & r->method) {
+            ctx->route = rt;
+            found = 1;
+            break;
+        }
+    }
+
+    if (!found) {
+        ngx_http_discard_request_body(r);
+
+        if (allowed) {
+            ngx_http_msgr_method_not_allowed(r, allowed);
+
+        } else {
+            ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, "not-found",
+                                  "no such resource", NULL);
+        }
+
+        return NGX_DONE;
+    }
+
+    if (r->method & (NGX_HTTP_POST|NGX_HTTP_PUT|NGX_HTTP_PATCH)) {
+        /* the body reader holds its own reference */
+        r->main->count--;
+
+        r->request_body_in_single_buf = 1;
+
+        rc = ngx_http_read_client_request_body(r, ngx_http_msgr_body_handler);
+        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+            return rc;
+        }
+
+        return NGX_DONE;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        r->main->count--;
+        return rc;
+    }
+
+    ngx_http_msgr_dispatch(r);
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_msgr_body_handler(ngx_http_request_t *r)
+{
+    ngx_http_msgr_dispatch(r);
+}
+
+
+void
+ngx_http_msgr_method_not_allowed(ngx_http_request_t *r, ngx_uint_t allowed)
+{
+    u_char                        *p, *last;
+    ngx_str_t                      allow;
+    const ngx_http_msgr_method_t  *m;
+
+    p = ngx_pnalloc(r->pool, 64);
+    if (p == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    allow.data = p;
+    last = p + 64;
+
+    for (m = ngx_http_msgr_methods; m->name; m++) {
+        if (allowed & m->method) {
+            p = ngx_slprintf(p, last, "%s%s", p == allow.data ? "" : ", ",
+                             m->name);
+        }
+    }
+
+    allow.len = p - allow.data;
+
+    if (ngx_http_msgr_header(r, "Allow", &allow) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_msgr_problem(r, NGX_HTTP_NOT_ALLOWED, "method-not-allowed",
+                          "this resource does not support that method",
+                          NULL);
+}
+
+
+/*
+ * Matches "v1/schools/{}" against a path; every "{}" takes one non-empty
+ * segment into ctx->args.
+ */
+
+static ngx_int_t
+ngx_http_msgr_match(const char *pattern, ngx_str_t *path,
+    ngx_http_msgr_ctx_t *ctx)
+{
+    u_char      *p, *end, *seg;
+    ngx_uint_t   n;
+
+    p = path->data;
+    end = p + path->len;
+    n = 0;
+
+    while (*pattern) {
+        if (pattern[0] == '{' && pattern[1] == '}') {
+            seg = p;
+
+            while (p < end && *p != '/') {
+                p++;
+            }
+
+            if (p == seg || n == NGX_HTTP_MSGR_MAX_ARGS) {
+                return NGX_DECLINED;
+            }
+
+            ctx->args[n].data = seg;
+            ctx->args[n].len = p - seg;
+            n++;
+            pattern += 2;
+            continue;
+        }
+
+        if (p == end || *p != (u_char) *pattern) {
+            return NGX_DECLINED;
+        }
+
+        p++;
+        pattern++;
+    }
+
+    if (p != end) {
+        return NGX_DECLINED;
+    }
+
+    ctx->nargs = n;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_msgr_unauthorized(ngx_http_request_t *r, const char *detail)
+{
+    static ngx_str_t  challenge = ngx_string("Bearer realm=\"msgr\"");
+
+    if (ngx_http_msgr_header(r, "WWW-Authenticate", &challenge) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_msgr_problem(r, NGX_HTTP_UNAUTHORIZED, "unauthorized", detail,
+                          NULL);
+}
+
+
+static void
+ngx_http_msgr_dispatch(ngx_http_request_t *r)
+{
+    ngx_str_t                  v;
+    ngx_http_msgr_ctx_t       *ctx;
+    ngx_http_msgr_pg_query_t  *q;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+
+    if (ctx->route->roles == 0) {
+        ctx->route->handler(r, ctx);
+        return;
+    }
+
+    if (r->headers_in.authorization == NULL) {
+        ngx_http_msgr_unauthorized(r, "an API key is needed: "
+                                   "\"Authorization: Bearer KEY\"");
+        return;
+    }
+
+    v = r->headers_in.authorization->value;
+
+    if (v.len < sizeof("Bearer ") - 1
+        || ngx_strncasecmp(v.data, (u_char *) "Bearer ",
+                           sizeof("Bearer ") - 1) != 0)
+    {
+        ngx_http_msgr_unauthorized(r, "the Authorization header must use "
+                                   "the Bearer scheme");
+        return;
+    }
+
+    v.data += sizeof("Bearer ") - 1;
+    v.len -= sizeof("Bearer ") - 1;
+
+    while (v.len && v.data[0] == ' ') {
+        v.data++;
+        v.len--;
+    }
+
+    while (v.len && v.data[v.len - 1] == ' ') {
+        v.len--;
+    }
+
+    if (msgr_key_parse((const char *) v.data, v.len, &ctx->key) != 0) {
+        ngx_http_msgr_unauthorized(r, "the API key is not valid");
+        return;
+    }
+
+    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_auth,
+                            ngx_http_msgr_auth_done);
+    if (q == NULL
+        || ngx_http_msgr_pg_param_int(q, 0, ctx->key.school_id) != NGX_OK
+        || ngx_http_msgr_pg_param(q, 1, (u_char *) ctx->key.id,
+                                  MSGR_KEY_ID_LEN) != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_msgr_query_run(r, q);
+}
+
+
+static ngx_uint_t
+ngx_http_msgr_role(const char *s)
+{
+    if (ngx_strcmp(s, "admin") == 0) {
+        return NGX_HTTP_MSGR_ROLE_ADMIN;
+    }
+
+    if (ngx_strcmp(s, "staff") == 0) {
+        return NGX_HTTP_MSGR_ROLE_STAFF;
+    }
+
+    if (ngx_strcmp(s, "integrator") == 0) {
+        return NGX_HTTP_MSGR_ROLE_INTEGRATOR;
+    }
+
+    return NGX_HTTP_MSGR_ROLE_NONE;
+}
+
+
+static void
+ngx_http_msgr_auth_done(ngx_http_msgr_pg_query_t *q)
+{
+    size_t                hlen;
+    const char           *hex;
+    unsigned char         hash[MSGR_KEY_HASH_LEN];
+    ngx_http_request_t   *r;
+    ngx_http_msgr_ctx_t  *ctx;
+
+    r = q->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+
+    if (!ngx_http_msgr_result_ok(r, q)) {
+        return;
+    }
+
+    if (PQntuples(q->result) != 1) {
+        ngx_http_msgr_unauthorized(r, "the API key is unknown or revoked");
+        return;
+    }
+
+    /* bytea in text form: "\x" and 64 hex digits */
+    hex = PQgetvalue(q->result, 0, 1);
+
+    if (ngx_strlen(hex) != 2 + 2 * MSGR_KEY_HASH_LEN
+        || sodium_hex2bin(hash, sizeof(hash), hex + 2,
+                          2 * MSGR_KEY_HASH_LEN, NULL, &hlen, NULL) != 0
+        || !msgr_key_verify(&ctx->key, hash, hlen))
+    {
+        ngx_http_msgr_unauthorized(r, "the API key is unknown or revoked");
+        return;
+    }
+
+    ctx->school_id = ctx->key.school_id;
+    ctx->role = ngx_http_msgr_role(PQgetvalue(q->result, 0, 0));
+
+    if (!(ctx->role & ctx->route->roles)) {
+        ngx_http_msgr_problem(r, NGX_HTTP_FORBIDDEN, "forbidden",
+                              "this key's role may not do that", NULL);
+        return;
+    }
+
+    ctx->route->handler(r, ctx);
+}
+
+
+ngx_http_msgr_pg_query_t *
+ngx_http_msgr_query(ngx_http_request_t *r,
+    const ngx_http_msgr_pg_stmt_t *stmt, ngx_http_msgr_pg_handler_pt h)
+{
+    ngx_http_msgr_pg_query_t  *q;
+
+    q = ngx_http_msgr_pg_query_create(r->pool, r->connection->log, stmt);
+    if (q == NULL) {
+        return NULL;
+    }
+
+    q->handler = h;
+    q->data = r;
+
+    return q;
+}
+
+
+void
+ngx_http_msgr_query_run(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
+{
+    ngx_http_msgr_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+
+    ngx_http_msgr_pg_run(ctx->conf->pool, q);
+}
+
+
+/*
+ * Checks a finished query: answers 503 when the database could not be
+ * reached and 500 on an SQL error; returns 1 when the result can be used.
+ */
+
+static ngx_uint_t
+ngx_http_msgr_result_ok(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
+{
+    ExecStatusType  st;
+
+    if (q->status != NGX_OK || q->result == NULL) {
+        ngx_http_msgr_unavailable(r);
+        return 0;
+    }
+
+    st = PQresultStatus(q->result);
+
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        ngx_http_msgr_problem(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "internal",
+                              "the request could not be completed", NULL);
+        return 0;
+    }
+
+    return 1;
+}
+
+
+/* GET /v1/health: no credential; says whether PostgreSQL answers */
+
+static void
+ngx_http_msgr_health(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+    ngx_http_msgr_pg_query_t  *q;
+
+    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_health,
+                            ngx_http_msgr_health_done);
+    if (q == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_msgr_query_run(r, q);
+}
+
+
+static void
+ngx_http_msgr_health_done(ngx_http_msgr_pg_query_t *q)
+{
+    ngx_http_request_t  *r;
+
+    static u_char  ok[] = "{\"status\":\"ok\",\"database\":\"ok\"}\n";
+    static u_char  down[] =
+        "{\"status\":\"unavailable\",\"database\":\"unavailable\"}\n";
+
+    r = q->data;
+
+    if (q->status == NGX_OK && q->result
+        && PQresultStatus(q->result) == PGRES_TUPLES_OK)
+    {
+        ngx_http_msgr_send_raw(r, NGX_HTTP_OK, &ngx_http_msgr_json_type,
+                               ok, sizeof(ok) - 1);
+        return;
+    }
+
+    if (ngx_http_msgr_retry_after(r) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_msgr_send_raw(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                           &ngx_http_msgr_json_type, down, sizeof(down) - 1);
+}
+
+
+/* GET /v1/school: the credential's own school */
+
+static void
+ngx_http_msgr_school(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+    ngx_http_msgr_pg_query_t  *q;
+
+    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_school,
+                            ngx_http_msgr_school_done);
+    if (q == NULL
+        || ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_msgr_query_run(r, q);
+}
+
+
+/* GET /v1/schools/{id}: another school's id is not found, never shown */
+
+static void
+ngx_http_msgr_school_by_id(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+    ngx_int_t  id;
+
+    id = ngx_atoi(ctx->args[0].data, ctx->args[0].len);
+
+    if (id == NGX_ERROR || (int64_t) id != ctx->school_id) {
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, "not-found",
+                              "no such school", NULL);
+        return;
+    }
+
+    ngx_http_msgr_school(r, ctx);
+}
+
+
+static void
+ngx_http_msgr_school_done(ngx_http_msgr_pg_query_t *q)
+{
+    PGresult            *res;
+    ngx_http_request_t  *r;
+
+    r = q->data;
+
+    if (!ngx_http_msgr_result_ok(r, q)) {
+        return;
+    }
+
+    res = q->result;
+
+    if (PQntuples(res) != 1) {
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, "not-found",
+                              "no such school", NULL);
+        return;
+    }
+
+    ngx_http_msgr_send_json(r, NGX_HTTP_OK,
+        json_pack("{s:I, s:s, s:s}",
+                  "id", (json_int_t) strtoll(PQgetvalue(res, 0, 0), NULL, 10),
+                  "name", PQgetvalue(res, 0, 1),
+                  "created_at", PQgetvalue(res, 0, 2)));
+}

@@ -1,0 +1,115 @@
+/*
+ * msgr: a small per-worker pool of non-blocking PostgreSQL connections.
+ *
+ * Everything is driven by nginx events: connections are made with
+ * PQconnectStart/PQconnectPoll, queries are sent with PQsendPrepare and
+ * PQsendQueryPrepared, flushed with PQflush on write events and read with
+ * PQconsumeInput/PQgetResult on read events.  No call here blocks.
+ */
+
+#ifndef _NGX_HTTP_MSGR_PG_H_INCLUDED_
+#define _NGX_HTTP_MSGR_PG_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include <libpq-fe.h>
+
+
+#define NGX_HTTP_MSGR_PG_MAX_PARAMS  16
+#define NGX_HTTP_MSGR_PG_MAX_STMTS   64
+
+
+typedef struct ngx_http_msgr_pg_pool_s   ngx_http_msgr_pg_pool_t;
+typedef struct ngx_http_msgr_pg_conn_s   ngx_http_msgr_pg_conn_t;
+typedef struct ngx_http_msgr_pg_query_s  ngx_http_msgr_pg_query_t;
+
+typedef void (*ngx_http_msgr_pg_handler_pt)(ngx_http_msgr_pg_query_t *q);
+typedef void (*ngx_http_msgr_pg_notify_pt)(ngx_http_msgr_pg_pool_t *pool,
+    PGnotify *n);
+
+
+/* a statement, prepared once per connection under the name "msgr_<id>" */
+typedef struct {
+    ngx_uint_t                    id;
+    const char                   *name;
+    const char                   *sql;
+    int                           nparams;
+    /* safe to run again on a fresh connection after a failure */
+    unsigned                      idempotent:1;
+} ngx_http_msgr_pg_stmt_t;
+
+
+struct ngx_http_msgr_pg_pool_s {
+    ngx_str_t                     conninfo;      /* NUL-terminated */
+    ngx_uint_t                    size;
+    ngx_uint_t                    queue_max;
+    ngx_msec_t                    timeout;
+
+    /* per worker */
+    ngx_log_t                    *log;
+    ngx_queue_t                   idle;
+    ngx_queue_t                   waiting;
+    ngx_queue_t                   all;
+    ngx_uint_t                    nconns;
+    ngx_uint_t                    nwaiting;
+    ngx_http_msgr_pg_notify_pt    notify;
+    void                         *notify_data;
+};
+
+
+struct ngx_http_msgr_pg_query_s {
+    const ngx_http_msgr_pg_stmt_t  *stmt;
+    const char                     *values[NGX_HTTP_MSGR_PG_MAX_PARAMS];
+
+    /* set on completion */
+    ngx_int_t                       status;  /* NGX_OK, NGX_BUSY, NGX_ERROR */
+    PGresult                       *result;
+
+    ngx_http_msgr_pg_handler_pt     handler;
+    void                           *data;
+    ngx_pool_t                     *pool;
+    ngx_log_t                      *log;
+
+    ngx_http_msgr_pg_pool_t        *pg;
+    ngx_http_msgr_pg_conn_t        *conn;
+    ngx_queue_t                     queue;
+    ngx_event_t                     timer;
+
+    unsigned                        queued:1;
+    unsigned                        sent:1;
+    unsigned                        retried:1;
+    unsigned                        done:1;
+};
+
+
+ngx_int_t ngx_http_msgr_pg_init_worker(ngx_http_msgr_pg_pool_t *pool,
+    ngx_cycle_t *cycle);
+void ngx_http_msgr_pg_exit_worker(ngx_http_msgr_pg_pool_t *pool);
+
+/*
+ * Creates a query whose memory and result live as long as the given pool
+ * (normally the request's): a pool cleanup detaches it from the connection
+ * pool and frees the PGresult, so an aborted request leaks nothing.
+ */
+ngx_http_msgr_pg_query_t *ngx_http_msgr_pg_query_create(ngx_pool_t *pool,
+    ngx_log_t *log, const ngx_http_msgr_pg_stmt_t *stmt);
+
+/* copies a text parameter (NULL data: SQL NULL) */
+ngx_int_t ngx_http_msgr_pg_param(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
+    u_char *data, size_t len);
+ngx_int_t ngx_http_msgr_pg_param_int(ngx_http_msgr_pg_query_t *q,
+    ngx_uint_t i, int64_t v);
+
+/*
+ * Runs the query; q->handler is called exactly once, possibly before this
+ * returns.  On completion q->status is NGX_OK with q->result set (which may
+ * be an error result), or NGX_BUSY when the database is unavailable, the
+ * wait queue is full or the query timed out.
+ */
+void ngx_http_msgr_pg_run(ngx_http_msgr_pg_pool_t *pool,
+    ngx_http_msgr_pg_query_t *q);
+
+
+#endif /* _NGX_HTTP_MSGR_PG_H_INCLUDED_ */
