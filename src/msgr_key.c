@@ -66,7 +66,8 @@ msgr_key_generate(int64_t school_id, char *buf, size_t size,
 int
 msgr_key_parse(const char *s, size_t len, msgr_key_t *key)
 {
-    size_t   i, plen;
+    char     ch;
+    size_t   i, k, plen;
     int64_t  school;
 
     plen = sizeof(MSGR_KEY_PREFIX) - 1;
@@ -81,9 +82,10 @@ msgr_key_parse(const char *s, size_t len, msgr_key_t *key)
     school = 0;
 
     while (i < len && s[i] >= '0' && s[i] <= '9') {
-        if (school > (INT64_MAX - 9) / 10) {
+        if (school > (INT64_MAX - (s[i] - '0')) / 10) {
             return -1;
         }
+
         school = school * 10 + (s[i++] - '0');
     }
 
@@ -95,8 +97,8 @@ msgr_key_parse(const char *s, size_t len, msgr_key_t *key)
         return -1;
     }
 
-    for (size_t k = 0; k < MSGR_KEY_ID_LEN; k++) {
-        char  ch = s[i + k];
+    for (k = 0; k < MSGR_KEY_ID_LEN; k++) {
+        ch = s[i + k];
 
         if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) {
             return -1;
@@ -110,8 +112,8 @@ msgr_key_parse(const char *s, size_t len, msgr_key_t *key)
         return -1;
     }
 
-    for (size_t k = i; k < len; k++) {
-        char  ch = s[k];
+    for (k = i; k < len; k++) {
+        ch = s[k];
 
         if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z')
               || (ch >= 'A' && ch <= 'Z') || ch == '-' || ch == '_'))
