@@ -20,13 +20,14 @@ DEB_PKGS   := nginx nginx-dev libpq-dev libjansson-dev libcurl4-openssl-dev \
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 MODULE_SRCS := ngx_http_msgr_module.c $(wildcard src/*.c src/*.h) config
-CTL_SRCS    := src/ctl/msgrctl.c src/msgr_key.c
+CTL_SRCS    := src/ctl/msgrctl.c src/msgr_key.c src/msgr_settings.c
+DOC_SRCS    := src/tools/msgr_settings_doc.c src/msgr_settings.c
 UNIT_SRCS   := $(wildcard t/unit/*.c)
 UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 
 .PHONY: all deps module ctl units run test bench docs clean
 
-all: module ctl units
+all: module ctl units $(BUILD)/msgr-settings-doc
 
 deps:
 	@missing=""; \
@@ -56,9 +57,9 @@ $(BUILD)/ngx_http_msgr_module.so: $(NGX_BUILD)/Makefile $(MODULE_SRCS)
 
 module: $(BUILD)/ngx_http_msgr_module.so
 
-$(BUILD)/msgrctl: $(CTL_SRCS) src/msgr_key.h | $(BUILD)
+$(BUILD)/msgrctl: $(CTL_SRCS) src/msgr_key.h src/msgr_settings.h | $(BUILD)
 	$(CC) $(MSGR_CFLAGS) -DMSGR_SQL_DIR='"$(CURDIR)/sql"' \
-	    -o $@ $(CTL_SRCS) -lpq -lsodium
+	    -o $@ $(CTL_SRCS) -lpq -lsodium -ljansson
 
 ctl: $(BUILD)/msgrctl
 
@@ -68,6 +69,14 @@ $(BUILD)/unit/%: t/unit/%.c $(wildcard src/msgr_*.c src/msgr_*.h) | $(BUILD)
 	    -ljansson -lsodium
 
 units: $(UNIT_BINS)
+
+$(BUILD)/msgr-settings-doc: $(DOC_SRCS) src/msgr_settings.h | $(BUILD)
+	$(CC) $(MSGR_CFLAGS) -o $@ $(DOC_SRCS) -ljansson
+
+# docs/settings.md is generated from the settings table in src/msgr_settings.c
+docs: $(BUILD)/msgr-settings-doc
+	$(BUILD)/msgr-settings-doc >docs/settings.md.tmp
+	mv -f docs/settings.md.tmp docs/settings.md
 
 $(BUILD):
 	mkdir -p $@

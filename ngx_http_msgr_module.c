@@ -16,6 +16,7 @@
 #define NGX_HTTP_MSGR_DEFAULT_QUEUE    64
 #define NGX_HTTP_MSGR_DEFAULT_TIMEOUT  5000
 #define NGX_HTTP_MSGR_DEFAULT_BODY     (1024 * 1024)
+#define NGX_HTTP_MSGR_DEFAULT_CACHE    (10 * 1024 * 1024)
 
 
 static void *ngx_http_msgr_create_main_conf(ngx_conf_t *cf);
@@ -29,6 +30,11 @@ static char *ngx_http_msgr_pg(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_msgr_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_http_msgr_pool_cache(ngx_conf_t *cf,
+    ngx_http_msgr_pg_pool_t *pool, size_t size);
+static void ngx_http_msgr_notify(ngx_http_msgr_pg_pool_t *pool,
+    PGnotify *n);
+static void ngx_http_msgr_listen_up(ngx_http_msgr_pg_pool_t *pool);
 static ngx_int_t ngx_http_msgr_init_process(ngx_cycle_t *cycle);
 static void ngx_http_msgr_exit_process(ngx_cycle_t *cycle);
 
@@ -70,6 +76,13 @@ static ngx_command_t  ngx_http_msgr_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_http_msgr_srv_conf_t, timeout),
+      NULL },
+
+    { ngx_string("msgr_cache_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_msgr_srv_conf_t, cache_size),
       NULL },
 
     { ngx_string("msgr_api"),
@@ -156,6 +169,7 @@ ngx_http_msgr_create_srv_conf(ngx_conf_t *cf)
     conf->pool_size = NGX_CONF_UNSET_UINT;
     conf->queue_max = NGX_CONF_UNSET_UINT;
     conf->timeout = NGX_CONF_UNSET_MSEC;
+    conf->cache_size = NGX_CONF_UNSET_SIZE;
 
     return conf;
 }
@@ -184,6 +198,8 @@ ngx_http_msgr_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
                               NGX_HTTP_MSGR_DEFAULT_QUEUE);
     ngx_conf_merge_msec_value(conf->timeout, prev->timeout,
                               NGX_HTTP_MSGR_DEFAULT_TIMEOUT);
+    ngx_conf_merge_size_value(conf->cache_size, prev->cache_size,
+                              NGX_HTTP_MSGR_DEFAULT_CACHE);
 
     pool = conf->pool;
     if (pool == NULL) {
@@ -199,7 +215,128 @@ ngx_http_msgr_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     pool->timeout = (src->timeout != NGX_CONF_UNSET_MSEC)
                     ? src->timeout : NGX_HTTP_MSGR_DEFAULT_TIMEOUT;
 
+    if (ngx_http_msgr_pool_cache(cf, pool,
+                                 (src->cache_size != NGX_CONF_UNSET_SIZE)
+                                 ? src->cache_size
+                                 : NGX_HTTP_MSGR_DEFAULT_CACHE)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
+}
+
+
+/*
+ * Each pool has its read cache, shared by the workers, and a LISTEN
+ * connection per worker that keeps the cache true (docs/architecture.md).
+ */
+
+static ngx_int_t
+ngx_http_msgr_pool_cache(ngx_conf_t *cf, ngx_http_msgr_pg_pool_t *pool,
+    size_t size)
+{
+    ngx_str_t                   name;
+    ngx_uint_t                  i;
+    ngx_http_msgr_pg_pool_t   **pools;
+    ngx_http_msgr_main_conf_t  *mcf;
+
+    if (pool->notify_data) {
+        return NGX_OK;
+    }
+
+    if (size < 8 * ngx_pagesize) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"msgr_cache_size\" must be at least %uzk",
+                           8 * ngx_pagesize / 1024);
+        return NGX_ERROR;
+    }
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_msgr_module);
+    pools = mcf->pools.elts;
+
+    for (i = 0; i < mcf->pools.nelts; i++) {
+        if (pools[i] == pool) {
+            break;
+        }
+    }
+
+    name.data = ngx_pnalloc(cf->pool, sizeof("msgr_cache_") + NGX_INT_T_LEN);
+    if (name.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    name.len = ngx_sprintf(name.data, "msgr_cache_%ui", i) - name.data;
+
+    pool->notify_data = ngx_http_msgr_cache_add(cf, &name, size,
+                                                &ngx_http_msgr_module);
+    if (pool->notify_data == NULL) {
+        return NGX_ERROR;
+    }
+
+    pool->notify = ngx_http_msgr_notify;
+    pool->listen_sql = "LISTEN msgr_keys; LISTEN msgr_settings";
+    pool->listen_up = ngx_http_msgr_listen_up;
+
+    return NGX_OK;
+}
+
+
+/* "msgr_keys": "school:key_id" revoked; "msgr_settings": "school:version" */
+
+static void
+ngx_http_msgr_notify(ngx_http_msgr_pg_pool_t *pool, PGnotify *n)
+{
+    char                   *colon, *end;
+    long long               school, version;
+    ngx_http_msgr_cache_t  *cache;
+
+    cache = pool->notify_data;
+
+    colon = strchr(n->extra, ':');
+    if (colon == NULL) {
+        goto bad;
+    }
+
+    school = strtoll(n->extra, &end, 10);
+    if (end != colon || school <= 0) {
+        goto bad;
+    }
+
+    if (ngx_strcmp(n->relname, "msgr_keys") == 0) {
+        if (ngx_strlen(colon + 1) != MSGR_KEY_ID_LEN) {
+            goto bad;
+        }
+
+        ngx_http_msgr_cache_key_revoke(cache, school, colon + 1);
+        return;
+    }
+
+    if (ngx_strcmp(n->relname, "msgr_settings") == 0) {
+        version = strtoll(colon + 1, &end, 10);
+        if (*end != '\0' || version <= 0) {
+            goto bad;
+        }
+
+        ngx_http_msgr_cache_settings_changed(cache, school, version);
+        return;
+    }
+
+bad:
+
+    ngx_log_error(NGX_LOG_WARN, pool->log, 0,
+                  "msgr: unexpected notification \"%s\": \"%s\"",
+                  n->relname, n->extra);
+}
+
+
+/* notifications may have been missed while nobody listened */
+
+static void
+ngx_http_msgr_listen_up(ngx_http_msgr_pg_pool_t *pool)
+{
+    ngx_http_msgr_cache_flush(pool->notify_data);
 }
 
 
@@ -248,6 +385,7 @@ ngx_http_msgr_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     conf->pool = scf->pool;
+    conf->cache = scf->pool->notify_data;
 
     /*
      * msgr_max_body is client_max_body_size here: nginx enforces it for
@@ -257,6 +395,9 @@ ngx_http_msgr_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->client_max_body_size = conf->max_body;
+
+    /* and bodies stay in memory, where the API parses them */
+    clcf->client_body_buffer_size = conf->max_body;
 
     return NGX_CONF_OK;
 }

@@ -11,11 +11,12 @@ CREATE TABLE msgr_api_keys (
     UNIQUE (key_id)
 );
 
--- Revocations are announced so every nginx worker forgets the key at once.
+-- Revocations are announced ("school_id:key_id") so that every nginx worker
+-- forgets the key at once.
 CREATE FUNCTION msgr_api_keys_notify() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('msgr_keys', NEW.key_id);
+    PERFORM pg_notify('msgr_keys', NEW.school_id || ':' || NEW.key_id);
     RETURN NEW;
 END
 $$;

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "ngx_http_msgr_pg.h"
+#include "ngx_http_msgr_cache.h"
 #include "msgr_key.h"
 
 
@@ -41,6 +42,7 @@ typedef struct {
     ngx_uint_t                    pool_size;
     ngx_uint_t                    queue_max;
     ngx_msec_t                    timeout;
+    size_t                        cache_size;
 } ngx_http_msgr_srv_conf_t;
 
 
@@ -48,10 +50,22 @@ typedef struct {
     ngx_flag_t                    api;
     size_t                        max_body;
     ngx_http_msgr_pg_pool_t      *pool;
+    ngx_http_msgr_cache_t        *cache;
 } ngx_http_msgr_loc_conf_t;
 
 
 #define NGX_HTTP_MSGR_MAX_ARGS  4
+
+
+/* prepared statements: one id each, below NGX_HTTP_MSGR_PG_MAX_STMTS */
+enum {
+    NGX_HTTP_MSGR_STMT_HEALTH = 0,
+    NGX_HTTP_MSGR_STMT_AUTH,
+    NGX_HTTP_MSGR_STMT_SCHOOL,
+    NGX_HTTP_MSGR_STMT_SETTINGS,
+    NGX_HTTP_MSGR_STMT_SETTINGS_WRITE,
+    NGX_HTTP_MSGR_STMT_SETTINGS_AUDIT
+};
 
 typedef struct ngx_http_msgr_route_s  ngx_http_msgr_route_t;
 
@@ -66,6 +80,10 @@ typedef struct {
     int64_t                       school_id;
     ngx_uint_t                    role;
     msgr_key_t                    key;
+
+    /* the route's own state */
+    void                         *data;
+    ngx_int_t                     limit;
 
     /* a problem+json body in place of an nginx error page */
     ngx_str_t                     replacement;
@@ -91,6 +109,7 @@ extern ngx_str_t     ngx_http_msgr_problem_type;
 
 
 ngx_int_t ngx_http_msgr_api_handler(ngx_http_request_t *r);
+ngx_uint_t ngx_http_msgr_cache_usable(ngx_http_msgr_ctx_t *ctx);
 
 ngx_int_t ngx_http_msgr_response_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_msgr_header(ngx_http_request_t *r, const char *name,
@@ -107,6 +126,21 @@ void ngx_http_msgr_problem(ngx_http_request_t *r, ngx_uint_t status,
 void ngx_http_msgr_unavailable(ngx_http_request_t *r);
 void ngx_http_msgr_method_not_allowed(ngx_http_request_t *r,
     ngx_uint_t allowed);
+
+json_t *ngx_http_msgr_read_json(ngx_http_request_t *r);
+ngx_int_t ngx_http_msgr_json_keep(ngx_http_request_t *r, json_t *json);
+ngx_uint_t ngx_http_msgr_media_type(ngx_str_t *header, ngx_str_t *type);
+ngx_int_t ngx_http_msgr_param_json(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
+    json_t *json);
+ngx_uint_t ngx_http_msgr_result_ok(ngx_http_request_t *r,
+    ngx_http_msgr_pg_query_t *q);
+
+void ngx_http_msgr_settings_get(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+void ngx_http_msgr_settings_patch(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+void ngx_http_msgr_settings_audit(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
 
 ngx_http_msgr_pg_query_t *ngx_http_msgr_query(ngx_http_request_t *r,
     const ngx_http_msgr_pg_stmt_t *stmt, ngx_http_msgr_pg_handler_pt h);

@@ -22,10 +22,10 @@ typedef struct {
 static void ngx_http_msgr_body_handler(ngx_http_request_t *r);
 static void ngx_http_msgr_dispatch(ngx_http_request_t *r);
 static void ngx_http_msgr_auth_done(ngx_http_msgr_pg_query_t *q);
+static void ngx_http_msgr_authorised(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx, ngx_uint_t role);
 static ngx_int_t ngx_http_msgr_match(const char *pattern, ngx_str_t *path,
     ngx_http_msgr_ctx_t *ctx);
-static ngx_uint_t ngx_http_msgr_result_ok(ngx_http_request_t *r,
-    ngx_http_msgr_pg_query_t *q);
 
 static void ngx_http_msgr_health(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx);
@@ -51,6 +51,21 @@ static const ngx_http_msgr_route_t  ngx_http_msgr_routes[] = {
     { NGX_HTTP_MSGR_READ, "v1/schools/{}", NGX_HTTP_MSGR_ROLE_ANY,
       ngx_http_msgr_school_by_id },
 
+    { NGX_HTTP_MSGR_READ, "v1/settings", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_settings_get },
+
+    { NGX_HTTP_PATCH, "v1/settings", NGX_HTTP_MSGR_ROLE_ADMIN,
+      ngx_http_msgr_settings_patch },
+
+    { NGX_HTTP_MSGR_READ, "v1/settings/audit", NGX_HTTP_MSGR_ROLE_ADMIN,
+      ngx_http_msgr_settings_audit },
+
+    { NGX_HTTP_MSGR_READ, "v1/settings/{}", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_settings_get },
+
+    { NGX_HTTP_PATCH, "v1/settings/{}", NGX_HTTP_MSGR_ROLE_ADMIN,
+      ngx_http_msgr_settings_patch },
+
     { 0, NULL, 0, NULL }
 };
 
@@ -63,13 +78,6 @@ static const ngx_http_msgr_method_t  ngx_http_msgr_methods[] = {
     { NGX_HTTP_PATCH, "PATCH" },
     { NGX_HTTP_DELETE, "DELETE" },
     { 0, NULL }
-};
-
-
-enum {
-    NGX_HTTP_MSGR_STMT_HEALTH = 0,
-    NGX_HTTP_MSGR_STMT_AUTH,
-    NGX_HTTP_MSGR_STMT_SCHOOL
 };
 
 
@@ -89,7 +97,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_school = {
     NGX_HTTP_MSGR_STMT_SCHOOL, "msgr_school",
     "SELECT school_id, name,"
     " to_char(created_at AT TIME ZONE 'UTC',"
-    " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+    " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), enhanced"
     " FROM msgr_schools WHERE school_id = $1",
     1, 1
 };
@@ -307,9 +315,11 @@ ngx_http_msgr_unauthorized(ngx_http_request_t *r, const char *detail)
 static void
 ngx_http_msgr_dispatch(ngx_http_request_t *r)
 {
-    ngx_str_t                  v;
-    ngx_http_msgr_ctx_t       *ctx;
-    ngx_http_msgr_pg_query_t  *q;
+    ngx_int_t                   rc;
+    ngx_str_t                   v;
+    ngx_http_msgr_ctx_t        *ctx;
+    ngx_http_msgr_pg_query_t   *q;
+    ngx_http_msgr_cache_key_t   ck;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
 
@@ -352,6 +362,28 @@ ngx_http_msgr_dispatch(ngx_http_request_t *r)
         return;
     }
 
+    if (ngx_http_msgr_cache_usable(ctx)) {
+        rc = ngx_http_msgr_cache_key_get(ctx->conf->cache,
+                                         ctx->key.school_id, ctx->key.id,
+                                         &ck);
+
+        if (rc == NGX_OK) {
+            if (!msgr_key_verify(&ctx->key, ck.hash, MSGR_KEY_HASH_LEN)) {
+                ngx_http_msgr_unauthorized(r, "the API key is unknown or "
+                                           "revoked");
+                return;
+            }
+
+            ngx_http_msgr_authorised(r, ctx, ck.role);
+            return;
+        }
+
+        if (rc == NGX_DECLINED) {
+            ngx_http_msgr_unauthorized(r, "the API key is unknown or revoked");
+            return;
+        }
+    }
+
     q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_auth,
                             ngx_http_msgr_auth_done);
     if (q == NULL
@@ -389,11 +421,13 @@ ngx_http_msgr_role(const char *s)
 static void
 ngx_http_msgr_auth_done(ngx_http_msgr_pg_query_t *q)
 {
-    size_t                hlen;
-    const char           *hex;
-    unsigned char         hash[MSGR_KEY_HASH_LEN];
-    ngx_http_request_t   *r;
-    ngx_http_msgr_ctx_t  *ctx;
+    size_t                      hlen;
+    ngx_uint_t                  role;
+    const char                 *hex;
+    unsigned char               hash[MSGR_KEY_HASH_LEN];
+    ngx_http_request_t         *r;
+    ngx_http_msgr_ctx_t        *ctx;
+    ngx_http_msgr_cache_key_t   ck;
 
     r = q->data;
     ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
@@ -419,16 +453,45 @@ ngx_http_msgr_auth_done(ngx_http_msgr_pg_query_t *q)
         return;
     }
 
+    role = ngx_http_msgr_role(PQgetvalue(q->result, 0, 0));
+
+    if (ngx_http_msgr_cache_usable(ctx)) {
+        ck.role = role;
+        ngx_memcpy(ck.hash, hash, MSGR_KEY_HASH_LEN);
+        ngx_http_msgr_cache_key_put(ctx->conf->cache, ctx->key.school_id,
+                                    ctx->key.id, &ck);
+    }
+
+    ngx_http_msgr_authorised(r, ctx, role);
+}
+
+
+static void
+ngx_http_msgr_authorised(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
+    ngx_uint_t role)
+{
     ctx->school_id = ctx->key.school_id;
-    ctx->role = ngx_http_msgr_role(PQgetvalue(q->result, 0, 0));
+    ctx->role = role;
 
     if (!(ctx->role & ctx->route->roles)) {
-        ngx_http_msgr_problem(r, NGX_HTTP_FORBIDDEN, "forbidden",
+        ngx_http_msgr_problem(r, NGX_HTTP_FORBIDDEN, NULL,
                               "this key's role may not do that", NULL);
         return;
     }
 
     ctx->route->handler(r, ctx);
+}
+
+
+/*
+ * The cache is trusted only while this worker LISTENs for the changes
+ * other processes make (docs/architecture.md).
+ */
+
+ngx_uint_t
+ngx_http_msgr_cache_usable(ngx_http_msgr_ctx_t *ctx)
+{
+    return ctx->conf->cache != NULL && ctx->conf->pool->listening;
 }
 
 
@@ -466,7 +529,7 @@ ngx_http_msgr_query_run(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
  * reached and 500 on an SQL error; returns 1 when the result can be used.
  */
 
-static ngx_uint_t
+ngx_uint_t
 ngx_http_msgr_result_ok(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
 {
     ExecStatusType  st;
@@ -485,6 +548,115 @@ ngx_http_msgr_result_ok(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
     }
 
     return 1;
+}
+
+
+/*
+ * The request body as JSON, released with the request; on a malformed body
+ * the client has had its 400 and NULL comes back.
+ */
+
+json_t *
+ngx_http_msgr_read_json(ngx_http_request_t *r)
+{
+    u_char        *p;
+    size_t         len;
+    json_t        *json;
+    ngx_buf_t     *b;
+    ngx_chain_t   *cl;
+    json_error_t   err;
+    u_char         detail[JSON_ERROR_TEXT_LENGTH + 64];
+
+    len = 0;
+
+    if (r->request_body) {
+        for (cl = r->request_body->bufs; cl; cl = cl->next) {
+            if (cl->buf->in_file && !ngx_buf_in_memory(cl->buf)) {
+                /* msgr_max_body keeps bodies in memory */
+                ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+                return NULL;
+            }
+
+            len += cl->buf->last - cl->buf->pos;
+        }
+    }
+
+    p = ngx_pnalloc(r->pool, len ? len : 1);
+    if (p == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NULL;
+    }
+
+    b = NULL;
+    len = 0;
+
+    for (cl = r->request_body ? r->request_body->bufs : NULL;
+         cl;
+         cl = cl->next)
+    {
+        b = cl->buf;
+        ngx_memcpy(p + len, b->pos, b->last - b->pos);
+        len += b->last - b->pos;
+    }
+
+    json = json_loadb((char *) p, len, JSON_REJECT_DUPLICATES, &err);
+
+    if (json == NULL) {
+        ngx_snprintf(detail, sizeof(detail) - 1,
+                     "the body is not valid JSON: %s (line %d, column %d)%Z",
+                     err.text, err.line, err.column);
+        detail[sizeof(detail) - 1] = '\0';
+
+        ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, NULL,
+                              (char *) detail, NULL);
+        return NULL;
+    }
+
+    if (ngx_http_msgr_json_keep(r, json) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NULL;
+    }
+
+    return json;
+}
+
+
+/* "application/json; charset=utf-8" is "application/json" */
+
+ngx_uint_t
+ngx_http_msgr_media_type(ngx_str_t *header, ngx_str_t *type)
+{
+    size_t  len;
+
+    len = 0;
+
+    while (len < header->len && header->data[len] != ';'
+           && header->data[len] != ' ')
+    {
+        len++;
+    }
+
+    return len == type->len
+           && ngx_strncasecmp(header->data, type->data, len) == 0;
+}
+
+
+ngx_int_t
+ngx_http_msgr_param_json(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
+    json_t *json)
+{
+    char       *s;
+    ngx_int_t   rc;
+
+    s = json_dumps(json, JSON_COMPACT);
+    if (s == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_msgr_pg_param(q, i, (u_char *) s, ngx_strlen(s));
+    free(s);
+
+    return rc;
 }
 
 
@@ -595,8 +767,9 @@ ngx_http_msgr_school_done(ngx_http_msgr_pg_query_t *q)
     }
 
     ngx_http_msgr_send_json(r, NGX_HTTP_OK,
-        json_pack("{s:I, s:s, s:s}",
+        json_pack("{s:I, s:s, s:s, s:b}",
                   "id", (json_int_t) strtoll(PQgetvalue(res, 0, 0), NULL, 10),
                   "name", PQgetvalue(res, 0, 1),
-                  "created_at", PQgetvalue(res, 0, 2)));
+                  "created_at", PQgetvalue(res, 0, 2),
+                  "enhanced_messenger", PQgetvalue(res, 0, 3)[0] == 't'));
 }

@@ -37,10 +37,15 @@ struct ngx_http_msgr_pg_conn_s {
     ngx_uint_t                   stmt_id;
     ngx_http_msgr_pg_state_e     state;
     unsigned                     received:1;
+    unsigned                     listener:1;
 };
 
 
-static ngx_int_t ngx_http_msgr_pg_connect(ngx_http_msgr_pg_pool_t *pool);
+static ngx_int_t ngx_http_msgr_pg_connect(ngx_http_msgr_pg_pool_t *pool,
+    ngx_uint_t listener);
+static void ngx_http_msgr_pg_listen_start(ngx_event_t *ev);
+static ngx_int_t ngx_http_msgr_pg_listen_result(ngx_http_msgr_pg_conn_t *pc,
+    PGresult *res);
 static ngx_int_t ngx_http_msgr_pg_attach(ngx_http_msgr_pg_conn_t *pc);
 static void ngx_http_msgr_pg_detach(ngx_http_msgr_pg_conn_t *pc,
     ngx_uint_t closed);
@@ -81,6 +86,71 @@ ngx_http_msgr_pg_init_worker(ngx_http_msgr_pg_pool_t *pool,
     ngx_queue_init(&pool->waiting);
     ngx_queue_init(&pool->all);
 
+    if (pool->listen_sql) {
+        pool->listen_timer.handler = ngx_http_msgr_pg_listen_start;
+        pool->listen_timer.data = pool;
+        pool->listen_timer.log = pool->log;
+        pool->listen_timer.cancelable = 1;
+
+        ngx_http_msgr_pg_listen_start(&pool->listen_timer);
+    }
+
+    return NGX_OK;
+}
+
+
+/* (re)connects the LISTEN connection; failures retry every second */
+
+static void
+ngx_http_msgr_pg_listen_start(ngx_event_t *ev)
+{
+    ngx_http_msgr_pg_pool_t  *pool;
+
+    pool = ev->data;
+
+    if (pool->listener || pool->exiting || ngx_exiting || ngx_terminate) {
+        return;
+    }
+
+    if (ngx_http_msgr_pg_connect(pool, 1) != NGX_OK) {
+        ngx_add_timer(&pool->listen_timer, 1000);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_msgr_pg_listen_result(ngx_http_msgr_pg_conn_t *pc, PGresult *res)
+{
+    ngx_http_msgr_pg_pool_t  *pool;
+
+    pool = pc->pool;
+
+    if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        if (res) {
+            ngx_http_msgr_pg_log(NGX_LOG_ERR, pool->log, "msgr: LISTEN failed",
+                                 PQresultErrorMessage(res));
+            PQclear(res);
+        }
+
+        return NGX_ERROR;
+    }
+
+    PQclear(res);
+
+    pc->state = NGX_HTTP_MSGR_PG_IDLE;
+
+    if (pool->listen_failures) {
+        ngx_log_error(NGX_LOG_NOTICE, pool->log, 0,
+                      "msgr: listening to PostgreSQL again");
+        pool->listen_failures = 0;
+    }
+
+    pool->listening = 1;
+
+    if (pool->listen_up) {
+        pool->listen_up(pool);
+    }
+
     return NGX_OK;
 }
 
@@ -93,6 +163,12 @@ ngx_http_msgr_pg_exit_worker(ngx_http_msgr_pg_pool_t *pool)
 
     if (pool->log == NULL) {
         return;
+    }
+
+    pool->exiting = 1;
+
+    if (pool->listen_timer.timer_set) {
+        ngx_del_timer(&pool->listen_timer);
     }
 
     while (!ngx_queue_empty(&pool->all)) {
@@ -207,10 +283,11 @@ ngx_http_msgr_pg_run(ngx_http_msgr_pg_pool_t *pool,
 
     ngx_http_msgr_pg_enqueue(pool, q, 0);
 
-    if (pool->nconns < pool->size) {
-        if (ngx_http_msgr_pg_connect(pool) != NGX_OK && pool->nconns == 0) {
-            ngx_http_msgr_pg_fail_waiting(pool);
-        }
+    if (pool->nconns < pool->size
+        && ngx_http_msgr_pg_connect(pool, 0) != NGX_OK
+        && pool->nconns == 0)
+    {
+        ngx_http_msgr_pg_fail_waiting(pool);
     }
 }
 
@@ -264,7 +341,7 @@ ngx_http_msgr_pg_fail_waiting(ngx_http_msgr_pg_pool_t *pool)
 
 
 static ngx_int_t
-ngx_http_msgr_pg_connect(ngx_http_msgr_pg_pool_t *pool)
+ngx_http_msgr_pg_connect(ngx_http_msgr_pg_pool_t *pool, ngx_uint_t listener)
 {
     PGconn                   *conn;
     ngx_http_msgr_pg_conn_t  *pc;
@@ -297,6 +374,7 @@ ngx_http_msgr_pg_connect(ngx_http_msgr_pg_pool_t *pool)
     pc->pgconn = conn;
     pc->pool = pool;
     pc->state = NGX_HTTP_MSGR_PG_CONNECTING;
+    pc->listener = listener;
 
     if (ngx_http_msgr_pg_attach(pc) != NGX_OK) {
         PQfinish(conn);
@@ -305,11 +383,18 @@ ngx_http_msgr_pg_connect(ngx_http_msgr_pg_pool_t *pool)
     }
 
     ngx_queue_insert_tail(&pool->all, &pc->all);
-    pool->nconns++;
+
+    if (listener) {
+        pool->listener = pc;
+
+    } else {
+        pool->nconns++;
+    }
 
     pc->connect_timer.handler = ngx_http_msgr_pg_connect_timeout;
     pc->connect_timer.data = pc;
     pc->connect_timer.log = pool->log;
+    pc->connect_timer.cancelable = 1;
     ngx_add_timer(&pc->connect_timer, pool->timeout);
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pool->log, 0,
@@ -695,6 +780,10 @@ ngx_http_msgr_pg_results(ngx_http_msgr_pg_conn_t *pc)
         pc->result = NULL;
         q = pc->query;
 
+        if (pc->listener) {
+            return ngx_http_msgr_pg_listen_result(pc, res);
+        }
+
         if (pc->state == NGX_HTTP_MSGR_PG_PREPARING
             && res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK)
         {
@@ -765,6 +854,19 @@ ngx_http_msgr_pg_ready(ngx_http_msgr_pg_conn_t *pc)
     ngx_http_msgr_pg_query_t  *q;
 
     pool = pc->pool;
+
+    if (pc->listener) {
+        /* connected: LISTEN, and nothing else ever */
+        pc->state = NGX_HTTP_MSGR_PG_QUERYING;
+
+        if (!PQsendQuery(pc->pgconn, pool->listen_sql)
+            || ngx_http_msgr_pg_flush(pc) == NGX_ERROR)
+        {
+            ngx_http_msgr_pg_close(pc, 0);
+        }
+
+        return;
+    }
 
     while ((q = ngx_http_msgr_pg_dequeue(pool)) != NULL) {
         if (ngx_http_msgr_pg_send(pc, q) == NGX_OK) {
@@ -844,12 +946,11 @@ ngx_http_msgr_pg_close(ngx_http_msgr_pg_conn_t *pc, ngx_uint_t connect_failed)
     pool = pc->pool;
     q = pc->query;
 
-    if (pc->state == NGX_HTTP_MSGR_PG_IDLE) {
+    if (pc->state == NGX_HTTP_MSGR_PG_IDLE && !pc->listener) {
         ngx_queue_remove(&pc->idle);
     }
 
     ngx_queue_remove(&pc->all);
-    pool->nconns--;
 
     if (pc->connect_timer.timer_set) {
         ngx_del_timer(&pc->connect_timer);
@@ -863,7 +964,35 @@ ngx_http_msgr_pg_close(ngx_http_msgr_pg_conn_t *pc, ngx_uint_t connect_failed)
     }
 
     PQfinish(pc->pgconn);
+
+    if (pc->listener) {
+        ngx_free(pc);
+        pool->listener = NULL;
+
+        if (pool->listening) {
+            pool->listening = 0;
+
+            ngx_log_error(NGX_LOG_WARN, pool->log, 0,
+                          "msgr: LISTEN connection lost, caches bypassed "
+                          "until it is back");
+
+            if (pool->listen_down) {
+                pool->listen_down(pool);
+            }
+        }
+
+        pool->listen_failures++;
+
+        if (!pool->exiting && !ngx_exiting && !ngx_terminate) {
+            ngx_add_timer(&pool->listen_timer,
+                          pool->listen_failures > 1 ? 1000 : 10);
+        }
+
+        return;
+    }
+
     ngx_free(pc);
+    pool->nconns--;
 
     if (q) {
         q->conn = NULL;
@@ -893,7 +1022,7 @@ ngx_http_msgr_pg_close(ngx_http_msgr_pg_conn_t *pc, ngx_uint_t connect_failed)
     }
 
     if (pool->nconns < pool->size
-        && ngx_http_msgr_pg_connect(pool) != NGX_OK
+        && ngx_http_msgr_pg_connect(pool, 0) != NGX_OK
         && pool->nconns == 0)
     {
         ngx_http_msgr_pg_fail_waiting(pool);

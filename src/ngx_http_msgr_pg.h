@@ -28,6 +28,7 @@ typedef struct ngx_http_msgr_pg_query_s  ngx_http_msgr_pg_query_t;
 typedef void (*ngx_http_msgr_pg_handler_pt)(ngx_http_msgr_pg_query_t *q);
 typedef void (*ngx_http_msgr_pg_notify_pt)(ngx_http_msgr_pg_pool_t *pool,
     PGnotify *n);
+typedef void (*ngx_http_msgr_pg_listen_pt)(ngx_http_msgr_pg_pool_t *pool);
 
 
 /* a statement, prepared once per connection under the name "msgr_<id>" */
@@ -56,6 +57,19 @@ struct ngx_http_msgr_pg_pool_s {
     ngx_uint_t                    nwaiting;
     ngx_http_msgr_pg_notify_pt    notify;
     void                         *notify_data;
+
+    /*
+     * A connection of its own LISTENs (listen_sql); listen_up is called
+     * each time the LISTEN is in place, listen_down when it is lost.
+     */
+    const char                   *listen_sql;
+    ngx_http_msgr_pg_listen_pt    listen_up;
+    ngx_http_msgr_pg_listen_pt    listen_down;
+    ngx_http_msgr_pg_conn_t      *listener;
+    ngx_event_t                   listen_timer;
+    ngx_uint_t                    listen_failures;
+    unsigned                      listening:1;
+    unsigned                      exiting:1;
 };
 
 

@@ -132,6 +132,12 @@ ngx_http_msgr_send_raw(ngx_http_request_t *r, ngx_uint_t status,
     }
 
     r->headers_out.status = status;
+
+    if (status == 422) {
+        /* nginx has no reason phrase of its own for it */
+        ngx_str_set(&r->headers_out.status_line, "422 Unprocessable Content");
+    }
+
     r->headers_out.content_type = *type;
     r->headers_out.content_type_len = type->len;
     r->headers_out.content_length_n = len;

@@ -1,0 +1,70 @@
+/*
+ * msgr: the read cache, in shared memory across the host's workers.
+ *
+ * It holds API keys (school, role, secret hash) and each school's settings
+ * response body with its version.  The consistency rule, in full in
+ * docs/architecture.md:
+ *
+ *   - a worker writes what it committed into the cache before it answers;
+ *   - other hosts and msgrctl announce changes with NOTIFY, and a worker
+ *     applies them to the cache as they arrive: a revoked key and a settings
+ *     version newer than the cached one leave a tombstone that an older
+ *     read cannot overwrite;
+ *   - a worker uses the cache only while its LISTEN connection is up, and
+ *     the cache is emptied whenever a LISTEN connection (re)starts, since
+ *     notifications may have been missed while it was down;
+ *   - every entry also expires after a while, as a last resort.
+ */
+
+#ifndef _NGX_HTTP_MSGR_CACHE_H_INCLUDED_
+#define _NGX_HTTP_MSGR_CACHE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "msgr_key.h"
+
+
+#define NGX_HTTP_MSGR_CACHE_VALID  60000
+
+
+typedef struct ngx_http_msgr_cache_s  ngx_http_msgr_cache_t;
+
+
+typedef struct {
+    ngx_uint_t       role;
+    u_char           hash[MSGR_KEY_HASH_LEN];
+} ngx_http_msgr_cache_key_t;
+
+
+typedef struct {
+    int64_t          version;
+    ngx_uint_t       enhanced;
+    ngx_str_t        body;          /* copied into the caller's pool */
+} ngx_http_msgr_cache_settings_t;
+
+
+ngx_http_msgr_cache_t *ngx_http_msgr_cache_add(ngx_conf_t *cf,
+    ngx_str_t *name, size_t size, void *tag);
+
+/* NGX_OK: found; NGX_DECLINED: known revoked; NGX_DONE: not cached */
+ngx_int_t ngx_http_msgr_cache_key_get(ngx_http_msgr_cache_t *cache,
+    int64_t school_id, const char *key_id, ngx_http_msgr_cache_key_t *out);
+void ngx_http_msgr_cache_key_put(ngx_http_msgr_cache_t *cache,
+    int64_t school_id, const char *key_id, ngx_http_msgr_cache_key_t *key);
+void ngx_http_msgr_cache_key_revoke(ngx_http_msgr_cache_t *cache,
+    int64_t school_id, const char *key_id);
+
+/* NGX_OK: found (body copied from pool); NGX_DONE: not cached */
+ngx_int_t ngx_http_msgr_cache_settings_get(ngx_http_msgr_cache_t *cache,
+    int64_t school_id, ngx_pool_t *pool, ngx_http_msgr_cache_settings_t *out);
+void ngx_http_msgr_cache_settings_put(ngx_http_msgr_cache_t *cache,
+    int64_t school_id, ngx_http_msgr_cache_settings_t *s);
+void ngx_http_msgr_cache_settings_changed(ngx_http_msgr_cache_t *cache,
+    int64_t school_id, int64_t version);
+
+void ngx_http_msgr_cache_flush(ngx_http_msgr_cache_t *cache);
+
+
+#endif /* _NGX_HTTP_MSGR_CACHE_H_INCLUDED_ */
