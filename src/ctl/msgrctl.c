@@ -1,5 +1,6 @@
 /*
- * msgrctl: the operator CLI of msgr (migrations, schools, API keys).
+ * msgrctl: the operator CLI of msgr (migrations, schools, settings, API
+ * keys).
  *
  * Blocking libpq is fine here.  Every value an operator typed reaches the
  * server as a $n parameter; only migration files, which ship with msgr, are
@@ -20,6 +21,7 @@
 #include <sodium.h>
 
 #include "msgr_key.h"
+#include "msgr_settings.h"
 
 
 #ifndef MSGR_SQL_DIR
@@ -33,6 +35,7 @@
 #define MSGRCTL_NAME_MAX       200
 #define MSGRCTL_KEY_ATTEMPTS   3
 #define MSGRCTL_ID_BUF         24
+#define MSGRCTL_SET_MAX        64
 
 #define MSGRCTL_SQLSTATE_FK      "23503"
 #define MSGRCTL_SQLSTATE_UNIQUE  "23505"
@@ -65,6 +68,7 @@ typedef struct {
 static int msgrctl_migrate(msgrctl_ctx_t *ctx, int argc, char **argv);
 static int msgrctl_school_create(msgrctl_ctx_t *ctx, int argc, char **argv);
 static int msgrctl_school_list(msgrctl_ctx_t *ctx, int argc, char **argv);
+static int msgrctl_school_set(msgrctl_ctx_t *ctx, int argc, char **argv);
 static int msgrctl_key_create(msgrctl_ctx_t *ctx, int argc, char **argv);
 static int msgrctl_key_list(msgrctl_ctx_t *ctx, int argc, char **argv);
 static int msgrctl_key_revoke(msgrctl_ctx_t *ctx, int argc, char **argv);
@@ -83,6 +87,11 @@ static const msgrctl_cmd_t  msgrctl_cmds[] = {
     { "school", "list", "",
       "list schools: id, name, created_at",
       msgrctl_school_list },
+
+    { "school", "set", "ID TAB.FIELD=VALUE... | enhanced_messenger=BOOL",
+      "change settings as the operator, the read-only mis tab included\n"
+      "      (VALUE is JSON: true, 90, \"text\"; a bare word is a string)",
+      msgrctl_school_set },
 
     { "key", "create", "--school ID --role ROLE",
       "make an API key and print it once (ROLE: admin, staff, integrator)",
@@ -965,6 +974,297 @@ msgrctl_school_list(msgrctl_ctx_t *ctx, int argc, char **argv)
     PQclear(res);
 
     return msgrctl_flush();
+}
+
+
+/*
+ * school set ID TAB.FIELD=VALUE...: the operator's changes, the read-only
+ * mis tab and the Enhanced Messenger flag included.  The same table and
+ * rules as the API; one transaction; the version bump NOTIFYs nginx.
+ */
+
+static int
+msgrctl_school_set_parse(json_t *patch, const char *arg, int *enhanced)
+{
+    char          tab[64];
+    size_t        len;
+    json_t       *value, *obj;
+    const char   *eq, *dot;
+    json_error_t  err;
+
+    eq = strchr(arg, '=');
+    if (eq == NULL || eq == arg) {
+        msgrctl_error("\"%s\": expected TAB.FIELD=VALUE", arg);
+        return -1;
+    }
+
+    value = json_loads(eq + 1, JSON_DECODE_ANY, &err);
+    if (value == NULL) {
+        value = json_string(eq + 1);
+        if (value == NULL) {
+            msgrctl_error("\"%s\": the value is not valid UTF-8", arg);
+            return -1;
+        }
+    }
+
+    len = eq - arg;
+
+    if (len == sizeof("enhanced_messenger") - 1
+        && strncmp(arg, "enhanced_messenger", len) == 0)
+    {
+        if (!json_is_boolean(value)) {
+            json_decref(value);
+            msgrctl_error("enhanced_messenger: must be true or false");
+            return -1;
+        }
+
+        *enhanced = json_is_true(value);
+        json_decref(value);
+        return 0;
+    }
+
+    dot = memchr(arg, '.', len);
+    if (dot == NULL || dot == arg || (size_t) (dot - arg) >= sizeof(tab)) {
+        json_decref(value);
+        msgrctl_error("\"%s\": expected TAB.FIELD=VALUE, e.g. "
+                      "mis.leavers_included=true", arg);
+        return -1;
+    }
+
+    memcpy(tab, arg, dot - arg);
+    tab[dot - arg] = '\0';
+
+    obj = json_object_get(patch, tab);
+    if (obj == NULL) {
+        obj = json_object();
+        if (obj == NULL || json_object_set_new(patch, tab, obj) != 0) {
+            json_decref(value);
+            return -1;
+        }
+    }
+
+    if (json_object_setn_new(obj, dot + 1, eq - dot - 1, value) != 0) {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static void
+msgrctl_print_errors(json_t *errors)
+{
+    size_t   i;
+    json_t  *e;
+
+    json_array_foreach(errors, i, e) {
+        msgrctl_error("%s: %s",
+                      json_string_value(json_object_get(e, "field")),
+                      json_string_value(json_object_get(e, "message")));
+    }
+}
+
+
+static int
+msgrctl_school_set(msgrctl_ctx_t *ctx, int argc, char **argv)
+{
+    int                    i, rc, enhanced, was;
+    char                   id[MSGRCTL_ID_BUF], *doc, *ch, *text, *o, *n;
+    json_t                *patch, *stored, *next, *changes, *resolved;
+    json_t                *errors, *c;
+    size_t                 k;
+    PGresult              *res;
+    const char            *pos[MSGRCTL_SET_MAX], *values[4];
+    json_error_t           err;
+    msgr_settings_caps_t   caps;
+
+    for (i = 0; i < MSGRCTL_SET_MAX; i++) {
+        pos[i] = NULL;
+    }
+
+    rc = msgrctl_args(ctx, argc, argv, NULL, pos, 2, MSGRCTL_SET_MAX);
+    if (rc != MSGRCTL_OK) {
+        return rc;
+    }
+
+    if (msgrctl_parse_id(pos[0], id) != 0) {
+        msgrctl_error("invalid school id \"%s\": expected a positive integer",
+                      pos[0]);
+        return MSGRCTL_ERROR;
+    }
+
+    patch = json_object();
+    if (patch == NULL) {
+        return MSGRCTL_ERROR;
+    }
+
+    enhanced = -1;
+    stored = NULL;
+    next = NULL;
+    changes = NULL;
+    resolved = NULL;
+    errors = NULL;
+    rc = MSGRCTL_ERROR;
+
+    for (i = 1; i < MSGRCTL_SET_MAX && pos[i]; i++) {
+        if (msgrctl_school_set_parse(patch, pos[i], &enhanced) != 0) {
+            goto done;
+        }
+    }
+
+    if (msgrctl_connect(ctx) == NULL
+        || msgrctl_command(ctx, "cannot begin", "BEGIN") != MSGRCTL_OK)
+    {
+        goto done;
+    }
+
+    values[0] = id;
+
+    res = msgrctl_query(ctx, "cannot read the settings",
+                        "SELECT s.doc::text, c.name, c.enhanced"
+                        " FROM msgr_settings s JOIN msgr_schools c"
+                        " USING (school_id) WHERE s.school_id = $1"
+                        " FOR UPDATE",
+                        1, values, PGRES_TUPLES_OK);
+    if (res == NULL) {
+        goto rollback;
+    }
+
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        msgrctl_error("school %s does not exist (see \"msgrctl school list\")",
+                      id);
+        goto rollback;
+    }
+
+    stored = json_loads(PQgetvalue(res, 0, 0), 0, &err);
+    was = PQgetvalue(res, 0, 2)[0] == 't';
+
+    if (enhanced == -1) {
+        enhanced = was;
+    }
+
+    memset(&caps, 0, sizeof(caps));
+    caps.operator = 1;
+    caps.enhanced = enhanced ? 1 : 0;
+
+    rc = msgr_settings_patch(stored, PQgetvalue(res, 0, 1), NULL, patch,
+                             caps, &next, &changes, &resolved, &errors);
+    PQclear(res);
+
+    if (rc != MSGR_SETTINGS_OK) {
+        if (errors) {
+            msgrctl_print_errors(errors);
+        }
+
+        rc = MSGRCTL_ERROR;
+        goto rollback;
+    }
+
+    rc = MSGRCTL_ERROR;
+
+    if (enhanced != was) {
+        c = json_pack("{s:s, s:s, s:b, s:b}", "tab", "sending",
+                      "field", "enhanced_messenger", "old", was,
+                      "new", enhanced);
+        if (c == NULL || json_array_append_new(changes, c) != 0) {
+            goto rollback;
+        }
+    }
+
+    if (json_array_size(changes) == 0) {
+        printf("nothing to change\n");
+        msgrctl_rollback(ctx);
+        rc = msgrctl_flush();
+        goto done;
+    }
+
+    doc = json_dumps(next, JSON_COMPACT);
+    ch = json_dumps(changes, JSON_COMPACT);
+
+    values[1] = doc;
+    values[2] = enhanced ? "true" : "false";
+    values[3] = json_string_value(
+                    json_object_get(json_object_get(resolved, "school"),
+                                    "name"));
+
+    res = (doc && ch && values[3])
+          ? msgrctl_query(ctx, "cannot change the settings",
+                          "WITH sch AS ("
+                          "  UPDATE msgr_schools SET enhanced = $3,"
+                          "         name = $4 WHERE school_id = $1)"
+                          " UPDATE msgr_settings SET doc = $2::jsonb,"
+                          "        version = version + 1, updated_at = now()"
+                          "  WHERE school_id = $1 RETURNING version",
+                          4, values, PGRES_TUPLES_OK)
+          : NULL;
+
+    free(doc);
+
+    if (res == NULL) {
+        free(ch);
+        goto rollback;
+    }
+
+    text = strdup(PQgetvalue(res, 0, 0));
+    PQclear(res);
+
+    values[1] = ch;
+
+    res = msgrctl_query(ctx, "cannot write the audit trail",
+                        "INSERT INTO msgr_settings_audit"
+                        " (school_id, actor, tab, field, old_value, new_value)"
+                        " SELECT $1, 'operator', c->>'tab', c->>'field',"
+                        " c->'old', c->'new'"
+                        " FROM jsonb_array_elements($2::jsonb) AS c",
+                        2, values, PGRES_COMMAND_OK);
+    free(ch);
+
+    if (res == NULL || text == NULL) {
+        free(text);
+        goto rollback;
+    }
+
+    PQclear(res);
+
+    if (msgrctl_command(ctx, "cannot commit", "COMMIT") != MSGRCTL_OK) {
+        free(text);
+        goto done;
+    }
+
+    json_array_foreach(changes, k, c) {
+        o = json_dumps(json_object_get(c, "old"), JSON_ENCODE_ANY);
+        n = json_dumps(json_object_get(c, "new"), JSON_ENCODE_ANY);
+
+        printf("%s.%s: %s -> %s\n",
+               json_string_value(json_object_get(c, "tab")),
+               json_string_value(json_object_get(c, "field")),
+               o ? o : "?", n ? n : "?");
+
+        free(o);
+        free(n);
+    }
+
+    printf("settings version %s\n", text);
+    free(text);
+
+    rc = msgrctl_flush();
+    goto done;
+
+rollback:
+
+    msgrctl_rollback(ctx);
+
+done:
+
+    json_decref(patch);
+    json_decref(stored);
+    json_decref(next);
+    json_decref(changes);
+    json_decref(resolved);
+    json_decref(errors);
+
+    return rc;
 }
 
 
