@@ -17,6 +17,7 @@
 #define NGX_HTTP_MSGR_DEFAULT_TIMEOUT  5000
 #define NGX_HTTP_MSGR_DEFAULT_BODY     (1024 * 1024)
 #define NGX_HTTP_MSGR_DEFAULT_CACHE    (10 * 1024 * 1024)
+#define NGX_HTTP_MSGR_DEFAULT_APP_RATE 10
 
 
 static void *ngx_http_msgr_create_main_conf(ngx_conf_t *cf);
@@ -45,6 +46,10 @@ static ngx_conf_num_bounds_t  ngx_http_msgr_pool_bounds = {
 
 static ngx_conf_num_bounds_t  ngx_http_msgr_queue_bounds = {
     ngx_conf_check_num_bounds, 0, 1000000
+};
+
+static ngx_conf_num_bounds_t  ngx_http_msgr_rate_bounds = {
+    ngx_conf_check_num_bounds, 1, 60000
 };
 
 
@@ -98,6 +103,13 @@ static ngx_command_t  ngx_http_msgr_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_msgr_loc_conf_t, max_body),
       NULL },
+
+    { ngx_string("msgr_app_rate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_msgr_loc_conf_t, app_rate),
+      &ngx_http_msgr_rate_bounds },
 
       ngx_null_command
 };
@@ -276,14 +288,18 @@ ngx_http_msgr_pool_cache(ngx_conf_t *cf, ngx_http_msgr_pg_pool_t *pool,
     }
 
     pool->notify = ngx_http_msgr_notify;
-    pool->listen_sql = "LISTEN msgr_keys; LISTEN msgr_settings";
+    pool->listen_sql = "LISTEN msgr_keys; LISTEN msgr_app_tokens;"
+                       " LISTEN msgr_settings";
     pool->listen_up = ngx_http_msgr_listen_up;
 
     return NGX_OK;
 }
 
 
-/* "msgr_keys": "school:key_id" revoked; "msgr_settings": "school:version" */
+/*
+ * "msgr_keys" and "msgr_app_tokens": "school:id" revoked;
+ * "msgr_settings": "school:version"
+ */
 
 static void
 ngx_http_msgr_notify(ngx_http_msgr_pg_pool_t *pool, PGnotify *n)
@@ -309,7 +325,16 @@ ngx_http_msgr_notify(ngx_http_msgr_pg_pool_t *pool, PGnotify *n)
             goto bad;
         }
 
-        ngx_http_msgr_cache_key_revoke(cache, school, colon + 1);
+        ngx_http_msgr_cache_key_revoke(cache, 0, school, colon + 1);
+        return;
+    }
+
+    if (ngx_strcmp(n->relname, "msgr_app_tokens") == 0) {
+        if (ngx_strlen(colon + 1) != MSGR_KEY_ID_LEN) {
+            goto bad;
+        }
+
+        ngx_http_msgr_cache_key_revoke(cache, 1, school, colon + 1);
         return;
     }
 
@@ -352,6 +377,7 @@ ngx_http_msgr_create_loc_conf(ngx_conf_t *cf)
 
     conf->api = NGX_CONF_UNSET;
     conf->max_body = NGX_CONF_UNSET_SIZE;
+    conf->app_rate = NGX_CONF_UNSET_UINT;
 
     return conf;
 }
@@ -369,6 +395,8 @@ ngx_http_msgr_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->api, prev->api, 0);
     ngx_conf_merge_size_value(conf->max_body, prev->max_body,
                               NGX_HTTP_MSGR_DEFAULT_BODY);
+    ngx_conf_merge_uint_value(conf->app_rate, prev->app_rate,
+                              NGX_HTTP_MSGR_DEFAULT_APP_RATE);
 
     if (!conf->api) {
         return NGX_CONF_OK;

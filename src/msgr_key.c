@@ -25,9 +25,48 @@ msgr_key_hash(const char *secret, size_t len,
 }
 
 
+static int msgr_key_generate_prefixed(const char *prefix, int64_t school_id,
+    char *buf, size_t size, msgr_key_t *key,
+    unsigned char hash[MSGR_KEY_HASH_LEN]);
+static int msgr_key_parse_prefixed(const char *prefix, const char *s,
+    size_t len, msgr_key_t *key);
+
+
 int
 msgr_key_generate(int64_t school_id, char *buf, size_t size,
     msgr_key_t *key, unsigned char hash[MSGR_KEY_HASH_LEN])
+{
+    return msgr_key_generate_prefixed(MSGR_KEY_PREFIX, school_id, buf, size,
+                                      key, hash);
+}
+
+
+int
+msgr_app_token_generate(int64_t school_id, char *buf, size_t size,
+    msgr_key_t *key, unsigned char hash[MSGR_KEY_HASH_LEN])
+{
+    return msgr_key_generate_prefixed(MSGR_APP_PREFIX, school_id, buf, size,
+                                      key, hash);
+}
+
+
+int
+msgr_key_parse(const char *s, size_t len, msgr_key_t *key)
+{
+    return msgr_key_parse_prefixed(MSGR_KEY_PREFIX, s, len, key);
+}
+
+
+int
+msgr_app_token_parse(const char *s, size_t len, msgr_key_t *key)
+{
+    return msgr_key_parse_prefixed(MSGR_APP_PREFIX, s, len, key);
+}
+
+
+static int
+msgr_key_generate_prefixed(const char *prefix, int64_t school_id, char *buf,
+    size_t size, msgr_key_t *key, unsigned char hash[MSGR_KEY_HASH_LEN])
 {
     int            n;
     char           secret[MSGR_KEY_SECRET_LEN + 1];
@@ -45,7 +84,7 @@ msgr_key_generate(int64_t school_id, char *buf, size_t size,
                       sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     sodium_memzero(raw, sizeof(raw));
 
-    n = snprintf(buf, size, MSGR_KEY_PREFIX "%lld_%s_%s",
+    n = snprintf(buf, size, "%s%lld_%s_%s", prefix,
                  (long long) school_id, key->id, secret);
     if (n < 0 || (size_t) n >= size) {
         sodium_memzero(secret, sizeof(secret));
@@ -63,17 +102,18 @@ msgr_key_generate(int64_t school_id, char *buf, size_t size,
 }
 
 
-int
-msgr_key_parse(const char *s, size_t len, msgr_key_t *key)
+static int
+msgr_key_parse_prefixed(const char *prefix, const char *s, size_t len,
+    msgr_key_t *key)
 {
     char     ch;
     size_t   i, k, plen;
     int64_t  school;
 
-    plen = sizeof(MSGR_KEY_PREFIX) - 1;
+    plen = strlen(prefix);
 
     if (len > MSGR_KEY_MAX_LEN || len <= plen
-        || memcmp(s, MSGR_KEY_PREFIX, plen) != 0)
+        || memcmp(s, prefix, plen) != 0)
     {
         return -1;
     }

@@ -17,11 +17,12 @@
 
 
 #define MSGR_KEY_PREFIX       "msgr_"
+#define MSGR_APP_PREFIX       "msgrapp_"
 #define MSGR_KEY_ID_LEN       16
 #define MSGR_KEY_SECRET_BYTES 32
 #define MSGR_KEY_SECRET_LEN   43
 #define MSGR_KEY_HASH_LEN     32
-#define MSGR_KEY_MAX_LEN      (sizeof(MSGR_KEY_PREFIX) - 1 + 20 + 1       \
+#define MSGR_KEY_MAX_LEN      (sizeof(MSGR_APP_PREFIX) - 1 + 20 + 1       \
                                + MSGR_KEY_ID_LEN + 1 + MSGR_KEY_SECRET_LEN)
 
 
@@ -45,6 +46,14 @@ int msgr_key_generate(int64_t school_id, char *buf, size_t size,
 
 /* Splits a presented key; 0 when well-formed, -1 otherwise */
 int msgr_key_parse(const char *s, size_t len, msgr_key_t *key);
+
+/*
+ * The same for the parents' app tokens, "msgrapp_<school>_<id>_<secret>",
+ * which answer for one parental contact.
+ */
+int msgr_app_token_generate(int64_t school_id, char *buf, size_t size,
+    msgr_key_t *key, unsigned char hash[MSGR_KEY_HASH_LEN]);
+int msgr_app_token_parse(const char *s, size_t len, msgr_key_t *key);
 
 void msgr_key_hash(const char *secret, size_t len,
     unsigned char hash[MSGR_KEY_HASH_LEN]);

@@ -62,7 +62,6 @@ typedef struct {
 } msgr_settings_ctx_t;
 
 
-static int msgr_settings_email(const char *s, size_t len);
 static int msgr_settings_url(const char *s, size_t len);
 static int msgr_settings_phone(const char *s, size_t len);
 
@@ -289,7 +288,7 @@ const msgr_setting_t  msgr_settings[] = {
 
 static const msgr_settings_format_t  msgr_settings_formats[] = {
 
-    { MSGR_SETTING_EMAIL, msgr_settings_email,
+    { MSGR_SETTING_EMAIL, msgr_email_valid,
       "must be an email address such as office@school.example, or empty",
       "an email address (one `@`, a local part of at most 64 characters, "
       "a domain with a dot, no spaces)" },
@@ -321,8 +320,10 @@ static const msgr_settings_fixed_t  msgr_settings_fixed[] = {
 
     { "sending", "enhanced_messenger",
       "read-only: Enhanced Messenger is changed by your operator",
-      "a boolean, whether the school has Enhanced Messenger, which the "
-      "fields marked so need; read-only, changed by your operator." },
+      "whether the school has Enhanced Messenger, which the fields marked "
+      "so need. `GET /v1/school` shows it; the operator changes it with "
+      "`msgrctl school set ID enhanced_messenger=true`, and a patch that "
+      "names it is refused." },
 
     { NULL, NULL, NULL, NULL }
 };
@@ -342,8 +343,8 @@ static const msgr_settings_tab_doc_t  msgr_settings_tab_docs[] = {
 
 /* helpers */
 
-static size_t
-msgr_settings_chars(const char *s, size_t len)
+size_t
+msgr_utf8_chars(const char *s, size_t len)
 {
     size_t  i, n;
 
@@ -387,8 +388,8 @@ msgr_settings_has_space(const char *s, size_t len)
 }
 
 
-static int
-msgr_settings_email(const char *s, size_t len)
+int
+msgr_email_valid(const char *s, size_t len)
 {
     size_t       i, at, dlen;
     const char  *domain;
@@ -412,7 +413,7 @@ msgr_settings_email(const char *s, size_t len)
         return 0;
     }
 
-    if (msgr_settings_chars(s, at) > 64) {
+    if (msgr_utf8_chars(s, at) > 64) {
         return 0;
     }
 
@@ -726,7 +727,7 @@ msgr_settings_check(const msgr_setting_t *s, json_t *v, char *msg,
             return -1;
         }
 
-        chars = msgr_settings_chars(str, len);
+        chars = msgr_utf8_chars(str, len);
 
         if (chars == 0 && s->min > 0) {
             snprintf(msg, size, "must not be empty");
@@ -1516,7 +1517,7 @@ msgr_settings_doc(FILE *f)
 
         for (x = msgr_settings_fixed; x->tab != NULL; x++) {
             if (strcmp(x->tab, *t) == 0) {
-                fprintf(f, "\n`%s` is shown with this tab but is not a "
+                fprintf(f, "\n`%s` belongs with this tab but is not a "
                         "setting: %s\n", x->name, x->doc);
             }
         }

@@ -115,6 +115,15 @@ int msgr_settings_patch(json_t *stored, const char *school_name,
     json_t **new_stored, json_t **changes, json_t **resolved,
     json_t **errors);
 
+/*
+ * 1 when s (len bytes) is a plausible email address: one @, a local part of
+ * 1 to 64 characters, a domain with a dot, no spaces, at most 254 in all
+ */
+int msgr_email_valid(const char *s, size_t len);
+
+/* the characters (code points) of valid UTF-8 text of len bytes */
+size_t msgr_utf8_chars(const char *s, size_t len);
+
 /* Writes docs/settings.md (markdown, one table per tab) to f */
 void msgr_settings_doc(FILE *f);
 

@@ -24,7 +24,8 @@ typedef enum {
     NGX_HTTP_MSGR_ROLE_NONE = 0,
     NGX_HTTP_MSGR_ROLE_ADMIN = 0x01,
     NGX_HTTP_MSGR_ROLE_STAFF = 0x02,
-    NGX_HTTP_MSGR_ROLE_INTEGRATOR = 0x04
+    NGX_HTTP_MSGR_ROLE_INTEGRATOR = 0x04,
+    NGX_HTTP_MSGR_ROLE_APP = 0x08          /* a parent, with an app token */
 } ngx_http_msgr_role_e;
 
 #define NGX_HTTP_MSGR_ROLE_ANY  (NGX_HTTP_MSGR_ROLE_ADMIN                  \
@@ -49,6 +50,7 @@ typedef struct {
 typedef struct {
     ngx_flag_t                    api;
     size_t                        max_body;
+    ngx_uint_t                    app_rate;
     ngx_http_msgr_pg_pool_t      *pool;
     ngx_http_msgr_cache_t        *cache;
 } ngx_http_msgr_loc_conf_t;
@@ -64,26 +66,62 @@ enum {
     NGX_HTTP_MSGR_STMT_SCHOOL,
     NGX_HTTP_MSGR_STMT_SETTINGS,
     NGX_HTTP_MSGR_STMT_SETTINGS_WRITE,
-    NGX_HTTP_MSGR_STMT_SETTINGS_AUDIT
+    NGX_HTTP_MSGR_STMT_SETTINGS_AUDIT,
+    NGX_HTTP_MSGR_STMT_STUDENTS,
+    NGX_HTTP_MSGR_STMT_CONTACTS,
+    NGX_HTTP_MSGR_STMT_STAFF,
+    NGX_HTTP_MSGR_STMT_GROUPS,
+    NGX_HTTP_MSGR_STMT_MEMBERS,
+    NGX_HTTP_MSGR_STMT_CONTACT,
+    NGX_HTTP_MSGR_STMT_CONTACT_EDIT,
+    NGX_HTTP_MSGR_STMT_RECIPIENTS,
+    NGX_HTTP_MSGR_STMT_MIS_SYNC,
+    NGX_HTTP_MSGR_STMT_ATTRIBUTES,
+    NGX_HTTP_MSGR_STMT_ATTRIBUTE_ADD,
+    NGX_HTTP_MSGR_STMT_ATTRIBUTE_EDIT,
+    NGX_HTTP_MSGR_STMT_ATTRIBUTE_DEL,
+    NGX_HTTP_MSGR_STMT_ATTRIBUTE_VALUE,
+    NGX_HTTP_MSGR_STMT_TOKENS,
+    NGX_HTTP_MSGR_STMT_AUTH_APP,
+    NGX_HTTP_MSGR_STMT_APP_TOKEN_ADD,
+    NGX_HTTP_MSGR_STMT_APP_TOKENS,
+    NGX_HTTP_MSGR_STMT_APP_TOKEN_REVOKE,
+    NGX_HTTP_MSGR_STMT_DEVICE_PUT,
+    NGX_HTTP_MSGR_STMT_DEVICE_DELETE,
+    NGX_HTTP_MSGR_STMT_TOPICS,
+    NGX_HTTP_MSGR_STMT_TOPICS_PUT,
+    NGX_HTTP_MSGR_STMT_INCOMING_ADD,
+    NGX_HTTP_MSGR_STMT_APP_MESSAGES,
+    NGX_HTTP_MSGR_STMT_INCOMING,
+    NGX_HTTP_MSGR_STMT_INCOMING_MARK
 };
 
 typedef struct ngx_http_msgr_route_s  ngx_http_msgr_route_t;
 
-typedef struct {
+typedef struct ngx_http_msgr_ctx_s {
     ngx_http_msgr_loc_conf_t     *conf;
     const ngx_http_msgr_route_t  *route;
     ngx_str_t                     path;
     ngx_str_t                     args[NGX_HTTP_MSGR_MAX_ARGS];
     ngx_uint_t                    nargs;
 
-    /* the credential's school and role */
+    /* the credential's school and role; an app token's contact */
     int64_t                       school_id;
     ngx_uint_t                    role;
     msgr_key_t                    key;
+    int64_t                       contact_id;
+    unsigned                      app:1;
 
     /* the route's own state */
     void                         *data;
     ngx_int_t                     limit;
+
+    /* the school's settings, once loaded */
+    void                         *settings_ctx;
+    json_t                       *settings;
+    void                        (*on_settings)(ngx_http_request_t *r,
+                                     struct ngx_http_msgr_ctx_s *ctx,
+                                     json_t *settings);
 
     /* a problem+json body in place of an nginx error page */
     ngx_str_t                     replacement;
@@ -132,8 +170,62 @@ ngx_int_t ngx_http_msgr_json_keep(ngx_http_request_t *r, json_t *json);
 ngx_uint_t ngx_http_msgr_media_type(ngx_str_t *header, ngx_str_t *type);
 ngx_int_t ngx_http_msgr_param_json(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
     json_t *json);
+ngx_int_t ngx_http_msgr_param_text_array(ngx_http_msgr_pg_query_t *q,
+    ngx_uint_t i, json_t *strings);
 ngx_uint_t ngx_http_msgr_result_ok(ngx_http_request_t *r,
     ngx_http_msgr_pg_query_t *q);
+int64_t ngx_http_msgr_id(ngx_str_t *s);
+ngx_int_t ngx_http_msgr_ids_arg(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_array_t *ids, json_t *errors);
+ngx_int_t ngx_http_msgr_param_ids(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
+    ngx_array_t *ids);
+ngx_int_t ngx_http_msgr_arg(ngx_http_request_t *r, const char *name,
+    ngx_str_t *value);
+
+void ngx_http_msgr_students(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx);
+void ngx_http_msgr_contacts(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx);
+void ngx_http_msgr_staff(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx);
+void ngx_http_msgr_groups(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx);
+void ngx_http_msgr_group_members(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+void ngx_http_msgr_contact(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx);
+void ngx_http_msgr_contact_patch(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+void ngx_http_msgr_recipients(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+void ngx_http_msgr_mis_sync(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx);
+
+void ngx_http_msgr_attributes(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+void ngx_http_msgr_attribute_add(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+void ngx_http_msgr_attribute_edit(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+void ngx_http_msgr_attribute_delete(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+void ngx_http_msgr_contact_attribute(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+void ngx_http_msgr_contact_tokens(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+
+void ngx_http_msgr_app_token_add(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+void ngx_http_msgr_app_tokens(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+void ngx_http_msgr_app_token_revoke(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+void ngx_http_msgr_app_device(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+void ngx_http_msgr_topics(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx);
+void ngx_http_msgr_topics_put(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+void ngx_http_msgr_app_message(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+void ngx_http_msgr_app_messages(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+void ngx_http_msgr_incoming(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx);
+void ngx_http_msgr_incoming_mark(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
 
 void ngx_http_msgr_settings_get(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx);
@@ -141,6 +233,14 @@ void ngx_http_msgr_settings_patch(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx);
 void ngx_http_msgr_settings_audit(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx);
+
+typedef void (*ngx_http_msgr_settings_pt)(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx, json_t *settings);
+
+void ngx_http_msgr_settings_load(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx, ngx_http_msgr_settings_pt handler);
+json_t *ngx_http_msgr_setting(json_t *settings, const char *tab,
+    const char *name);
 
 ngx_http_msgr_pg_query_t *ngx_http_msgr_query(ngx_http_request_t *r,
     const ngx_http_msgr_pg_stmt_t *stmt, ngx_http_msgr_pg_handler_pt h);

@@ -24,6 +24,8 @@ static void ngx_http_msgr_dispatch(ngx_http_request_t *r);
 static void ngx_http_msgr_auth_done(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_authorised(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx, ngx_uint_t role);
+static void ngx_http_msgr_unknown_key(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
 static ngx_int_t ngx_http_msgr_match(const char *pattern, ngx_str_t *path,
     ngx_http_msgr_ctx_t *ctx);
 
@@ -66,6 +68,91 @@ static const ngx_http_msgr_route_t  ngx_http_msgr_routes[] = {
     { NGX_HTTP_PATCH, "v1/settings/{}", NGX_HTTP_MSGR_ROLE_ADMIN,
       ngx_http_msgr_settings_patch },
 
+    { NGX_HTTP_POST, "v1/mis/sync",
+      NGX_HTTP_MSGR_ROLE_ADMIN|NGX_HTTP_MSGR_ROLE_INTEGRATOR,
+      ngx_http_msgr_mis_sync },
+
+    { NGX_HTTP_MSGR_READ, "v1/students", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_students },
+
+    { NGX_HTTP_MSGR_READ, "v1/contacts", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_contacts },
+
+    { NGX_HTTP_MSGR_READ, "v1/contacts/{}", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_contact },
+
+    { NGX_HTTP_PATCH, "v1/contacts/{}",
+      NGX_HTTP_MSGR_ROLE_ADMIN|NGX_HTTP_MSGR_ROLE_STAFF,
+      ngx_http_msgr_contact_patch },
+
+    { NGX_HTTP_MSGR_READ, "v1/staff", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_staff },
+
+    { NGX_HTTP_MSGR_READ, "v1/groups", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_groups },
+
+    { NGX_HTTP_MSGR_READ, "v1/groups/{}/members", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_group_members },
+
+    { NGX_HTTP_MSGR_READ, "v1/recipients", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_recipients },
+
+    { NGX_HTTP_MSGR_READ, "v1/contact-attributes", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_attributes },
+
+    { NGX_HTTP_POST, "v1/contact-attributes", NGX_HTTP_MSGR_ROLE_ADMIN,
+      ngx_http_msgr_attribute_add },
+
+    { NGX_HTTP_DELETE, "v1/contact-attributes", NGX_HTTP_MSGR_ROLE_ADMIN,
+      ngx_http_msgr_attribute_delete },
+
+    { NGX_HTTP_PATCH, "v1/contact-attributes/{}", NGX_HTTP_MSGR_ROLE_ADMIN,
+      ngx_http_msgr_attribute_edit },
+
+    { NGX_HTTP_DELETE, "v1/contact-attributes/{}", NGX_HTTP_MSGR_ROLE_ADMIN,
+      ngx_http_msgr_attribute_delete },
+
+    { NGX_HTTP_PUT|NGX_HTTP_DELETE, "v1/contacts/{}/attributes/{}",
+      NGX_HTTP_MSGR_ROLE_ADMIN|NGX_HTTP_MSGR_ROLE_STAFF,
+      ngx_http_msgr_contact_attribute },
+
+    { NGX_HTTP_MSGR_READ, "v1/contacts/{}/tokens", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_contact_tokens },
+
+    { NGX_HTTP_POST, "v1/contacts/{}/app-tokens",
+      NGX_HTTP_MSGR_ROLE_ADMIN|NGX_HTTP_MSGR_ROLE_INTEGRATOR,
+      ngx_http_msgr_app_token_add },
+
+    { NGX_HTTP_MSGR_READ, "v1/contacts/{}/app-tokens",
+      NGX_HTTP_MSGR_ROLE_ADMIN|NGX_HTTP_MSGR_ROLE_INTEGRATOR,
+      ngx_http_msgr_app_tokens },
+
+    { NGX_HTTP_DELETE, "v1/contacts/{}/app-tokens/{}",
+      NGX_HTTP_MSGR_ROLE_ADMIN|NGX_HTTP_MSGR_ROLE_INTEGRATOR,
+      ngx_http_msgr_app_token_revoke },
+
+    { NGX_HTTP_MSGR_READ, "v1/xpressions/topics",
+      NGX_HTTP_MSGR_ROLE_ANY|NGX_HTTP_MSGR_ROLE_APP,
+      ngx_http_msgr_topics },
+
+    { NGX_HTTP_PUT, "v1/xpressions/topics", NGX_HTTP_MSGR_ROLE_ADMIN,
+      ngx_http_msgr_topics_put },
+
+    { NGX_HTTP_MSGR_READ, "v1/incoming", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_incoming },
+
+    { NGX_HTTP_PATCH, "v1/incoming/{}", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_incoming_mark },
+
+    { NGX_HTTP_PUT|NGX_HTTP_DELETE, "v1/app/device", NGX_HTTP_MSGR_ROLE_APP,
+      ngx_http_msgr_app_device },
+
+    { NGX_HTTP_POST, "v1/app/messages", NGX_HTTP_MSGR_ROLE_APP,
+      ngx_http_msgr_app_message },
+
+    { NGX_HTTP_MSGR_READ, "v1/app/messages", NGX_HTTP_MSGR_ROLE_APP,
+      ngx_http_msgr_app_messages },
+
     { 0, NULL, 0, NULL }
 };
 
@@ -90,6 +177,16 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_auth = {
     NGX_HTTP_MSGR_STMT_AUTH, "msgr_auth",
     "SELECT role, secret_hash FROM msgr_api_keys"
     " WHERE school_id = $1 AND key_id = $2 AND revoked_at IS NULL",
+    2, 1
+};
+
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_auth_app = {
+    NGX_HTTP_MSGR_STMT_AUTH_APP, "msgr_auth_app",
+    "SELECT t.contact_id, t.secret_hash FROM msgr_app_tokens t"
+    " JOIN msgr_contacts c"
+    "   ON c.school_id = t.school_id AND c.contact_id = t.contact_id"
+    " WHERE t.school_id = $1 AND t.token_id = $2 AND t.revoked_at IS NULL"
+    "   AND c.retired_at IS NULL",
     2, 1
 };
 
@@ -357,34 +454,48 @@ ngx_http_msgr_dispatch(ngx_http_request_t *r)
         v.len--;
     }
 
-    if (msgr_key_parse((const char *) v.data, v.len, &ctx->key) != 0) {
-        ngx_http_msgr_unauthorized(r, "the API key is not valid");
+    /* an API key, or a parents' app token */
+
+    ctx->app = (v.len > sizeof(MSGR_APP_PREFIX) - 1
+                && ngx_strncmp(v.data, MSGR_APP_PREFIX,
+                               sizeof(MSGR_APP_PREFIX) - 1) == 0);
+
+    if ((ctx->app ? msgr_app_token_parse((const char *) v.data, v.len,
+                                         &ctx->key)
+                  : msgr_key_parse((const char *) v.data, v.len, &ctx->key))
+        != 0)
+    {
+        ngx_http_msgr_unauthorized(r, ctx->app ? "the app token is not valid"
+                                               : "the API key is not valid");
         return;
     }
 
     if (ngx_http_msgr_cache_usable(ctx)) {
+        ck.app = ctx->app;
+
         rc = ngx_http_msgr_cache_key_get(ctx->conf->cache,
                                          ctx->key.school_id, ctx->key.id,
                                          &ck);
 
         if (rc == NGX_OK) {
             if (!msgr_key_verify(&ctx->key, ck.hash, MSGR_KEY_HASH_LEN)) {
-                ngx_http_msgr_unauthorized(r, "the API key is unknown or "
-                                           "revoked");
+                ngx_http_msgr_unknown_key(r, ctx);
                 return;
             }
 
+            ctx->contact_id = ck.contact_id;
             ngx_http_msgr_authorised(r, ctx, ck.role);
             return;
         }
 
         if (rc == NGX_DECLINED) {
-            ngx_http_msgr_unauthorized(r, "the API key is unknown or revoked");
+            ngx_http_msgr_unknown_key(r, ctx);
             return;
         }
     }
 
-    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_auth,
+    q = ngx_http_msgr_query(r, ctx->app ? &ngx_http_msgr_stmt_auth_app
+                                        : &ngx_http_msgr_stmt_auth,
                             ngx_http_msgr_auth_done);
     if (q == NULL
         || ngx_http_msgr_pg_param_int(q, 0, ctx->key.school_id) != NGX_OK
@@ -396,6 +507,15 @@ ngx_http_msgr_dispatch(ngx_http_request_t *r)
     }
 
     ngx_http_msgr_query_run(r, q);
+}
+
+
+static void
+ngx_http_msgr_unknown_key(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+    ngx_http_msgr_unauthorized(r, ctx->app
+                                  ? "the app token is unknown or revoked"
+                                  : "the API key is unknown or revoked");
 }
 
 
@@ -418,11 +538,12 @@ ngx_http_msgr_role(const char *s)
 }
 
 
+/* a key's row: its role and hash; an app token's: its contact and hash */
+
 static void
 ngx_http_msgr_auth_done(ngx_http_msgr_pg_query_t *q)
 {
     size_t                      hlen;
-    ngx_uint_t                  role;
     const char                 *hex;
     unsigned char               hash[MSGR_KEY_HASH_LEN];
     ngx_http_request_t         *r;
@@ -437,7 +558,7 @@ ngx_http_msgr_auth_done(ngx_http_msgr_pg_query_t *q)
     }
 
     if (PQntuples(q->result) != 1) {
-        ngx_http_msgr_unauthorized(r, "the API key is unknown or revoked");
+        ngx_http_msgr_unknown_key(r, ctx);
         return;
     }
 
@@ -449,20 +570,29 @@ ngx_http_msgr_auth_done(ngx_http_msgr_pg_query_t *q)
                           2 * MSGR_KEY_HASH_LEN, NULL, &hlen, NULL) != 0
         || !msgr_key_verify(&ctx->key, hash, hlen))
     {
-        ngx_http_msgr_unauthorized(r, "the API key is unknown or revoked");
+        ngx_http_msgr_unknown_key(r, ctx);
         return;
     }
 
-    role = ngx_http_msgr_role(PQgetvalue(q->result, 0, 0));
+    ngx_memzero(&ck, sizeof(ngx_http_msgr_cache_key_t));
+    ck.app = ctx->app;
+
+    if (ctx->app) {
+        ck.role = NGX_HTTP_MSGR_ROLE_APP;
+        ck.contact_id = strtoll(PQgetvalue(q->result, 0, 0), NULL, 10);
+
+    } else {
+        ck.role = ngx_http_msgr_role(PQgetvalue(q->result, 0, 0));
+    }
 
     if (ngx_http_msgr_cache_usable(ctx)) {
-        ck.role = role;
         ngx_memcpy(ck.hash, hash, MSGR_KEY_HASH_LEN);
         ngx_http_msgr_cache_key_put(ctx->conf->cache, ctx->key.school_id,
                                     ctx->key.id, &ck);
     }
 
-    ngx_http_msgr_authorised(r, ctx, role);
+    ctx->contact_id = ck.contact_id;
+    ngx_http_msgr_authorised(r, ctx, ck.role);
 }
 
 
@@ -470,16 +600,31 @@ static void
 ngx_http_msgr_authorised(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     ngx_uint_t role)
 {
+    const char  *detail;
+
     ctx->school_id = ctx->key.school_id;
     ctx->role = role;
 
-    if (!(ctx->role & ctx->route->roles)) {
-        ngx_http_msgr_problem(r, NGX_HTTP_FORBIDDEN, NULL,
-                              "this key's role may not do that", NULL);
+    if (ctx->role & ctx->route->roles) {
+        ctx->route->handler(r, ctx);
         return;
     }
 
-    ctx->route->handler(r, ctx);
+    if (ctx->role == NGX_HTTP_MSGR_ROLE_APP) {
+        detail = "an app token may only be used by the parents' app";
+
+    } else if (ctx->route->roles == NGX_HTTP_MSGR_ROLE_APP) {
+        detail = "this is a route of the parents' app: it takes an app "
+                 "token, not an API key";
+
+    } else if (ctx->route->roles == NGX_HTTP_MSGR_ROLE_ADMIN) {
+        detail = "this needs an admin key";
+
+    } else {
+        detail = "this key's role may not do that";
+    }
+
+    ngx_http_msgr_problem(r, NGX_HTTP_FORBIDDEN, NULL, detail, NULL);
 }
 
 
@@ -657,6 +802,55 @@ ngx_http_msgr_param_json(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
     free(s);
 
     return rc;
+}
+
+
+/* a text[] parameter from a JSON array of strings: {"a","b"} */
+
+ngx_int_t
+ngx_http_msgr_param_text_array(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
+    json_t *strings)
+{
+    u_char      *buf, *p;
+    size_t       len, k;
+    json_t      *v;
+    const char  *s;
+
+    len = 2;
+
+    json_array_foreach(strings, k, v) {
+        len += 3 + 2 * json_string_length(v);
+    }
+
+    buf = ngx_pnalloc(q->pool, len);
+    if (buf == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = buf;
+    *p++ = '{';
+
+    json_array_foreach(strings, k, v) {
+        if (k) {
+            *p++ = ',';
+        }
+
+        *p++ = '"';
+
+        for (s = json_string_value(v); s && *s; s++) {
+            if (*s == '"' || *s == '\\') {
+                *p++ = '\\';
+            }
+
+            *p++ = *s;
+        }
+
+        *p++ = '"';
+    }
+
+    *p++ = '}';
+
+    return ngx_http_msgr_pg_param(q, i, buf, p - buf);
 }
 
 

@@ -14,6 +14,8 @@
 
 #define NGX_HTTP_MSGR_CACHE_KEY       1
 #define NGX_HTTP_MSGR_CACHE_SETTINGS  2
+#define NGX_HTTP_MSGR_CACHE_APP       3
+#define NGX_HTTP_MSGR_CACHE_RATE      4
 
 
 typedef struct {
@@ -42,7 +44,7 @@ typedef struct {
     ngx_queue_t                   queue;
     ngx_msec_t                    expires;
     ngx_http_msgr_cache_id_t      ident;
-    int64_t                       version;
+    int64_t                       version;    /* settings; app: contact */
     u_char                        gone;
     u_char                        role;
     u_char                        enhanced;
@@ -306,7 +308,9 @@ ngx_http_msgr_cache_key_get(ngx_http_msgr_cache_t *cache, int64_t school_id,
     ngx_http_msgr_cache_id_t     ident;
     ngx_http_msgr_cache_node_t  *cn;
 
-    hash = ngx_http_msgr_cache_ident(&ident, NGX_HTTP_MSGR_CACHE_KEY,
+    hash = ngx_http_msgr_cache_ident(&ident,
+                                     out->app ? NGX_HTTP_MSGR_CACHE_APP
+                                              : NGX_HTTP_MSGR_CACHE_KEY,
                                      school_id, key_id);
 
     ngx_shmtx_lock(&cache->shpool->mutex);
@@ -321,6 +325,7 @@ ngx_http_msgr_cache_key_get(ngx_http_msgr_cache_t *cache, int64_t school_id,
 
     } else {
         out->role = cn->role;
+        out->contact_id = cn->version;
         ngx_memcpy(out->hash, cn->hash, MSGR_KEY_HASH_LEN);
 
         ngx_queue_remove(&cn->queue);
@@ -342,7 +347,9 @@ ngx_http_msgr_cache_key_put(ngx_http_msgr_cache_t *cache, int64_t school_id,
     ngx_http_msgr_cache_id_t     ident;
     ngx_http_msgr_cache_node_t  *cn;
 
-    hash = ngx_http_msgr_cache_ident(&ident, NGX_HTTP_MSGR_CACHE_KEY,
+    hash = ngx_http_msgr_cache_ident(&ident,
+                                     key->app ? NGX_HTTP_MSGR_CACHE_APP
+                                              : NGX_HTTP_MSGR_CACHE_KEY,
                                      school_id, key_id);
 
     ngx_shmtx_lock(&cache->shpool->mutex);
@@ -355,6 +362,7 @@ ngx_http_msgr_cache_key_put(ngx_http_msgr_cache_t *cache, int64_t school_id,
 
         if (cn) {
             cn->role = (u_char) key->role;
+            cn->version = key->contact_id;
             ngx_memcpy(cn->hash, key->hash, MSGR_KEY_HASH_LEN);
         }
     }
@@ -364,14 +372,16 @@ ngx_http_msgr_cache_key_put(ngx_http_msgr_cache_t *cache, int64_t school_id,
 
 
 void
-ngx_http_msgr_cache_key_revoke(ngx_http_msgr_cache_t *cache,
+ngx_http_msgr_cache_key_revoke(ngx_http_msgr_cache_t *cache, ngx_uint_t app,
     int64_t school_id, const char *key_id)
 {
     ngx_uint_t                   hash;
     ngx_http_msgr_cache_id_t     ident;
     ngx_http_msgr_cache_node_t  *cn;
 
-    hash = ngx_http_msgr_cache_ident(&ident, NGX_HTTP_MSGR_CACHE_KEY,
+    hash = ngx_http_msgr_cache_ident(&ident,
+                                     app ? NGX_HTTP_MSGR_CACHE_APP
+                                         : NGX_HTTP_MSGR_CACHE_KEY,
                                      school_id, key_id);
 
     ngx_shmtx_lock(&cache->shpool->mutex);
@@ -507,6 +517,59 @@ ngx_http_msgr_cache_settings_changed(ngx_http_msgr_cache_t *cache,
 done:
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
+}
+
+
+ngx_int_t
+ngx_http_msgr_cache_rate(ngx_http_msgr_cache_t *cache, int64_t school_id,
+    const char *token_id, ngx_uint_t limit, time_t *retry_after)
+{
+    int64_t                      now, tat, interval, burst;
+    ngx_int_t                    rc;
+    ngx_uint_t                   hash;
+    ngx_http_msgr_cache_id_t     ident;
+    ngx_http_msgr_cache_node_t  *cn;
+
+    /* the "theoretical arrival time" of the next event, in ms */
+
+    interval = 60000 / (int64_t) limit;
+    burst = 60000 - interval;
+    now = (int64_t) ngx_current_msec;
+
+    hash = ngx_http_msgr_cache_ident(&ident, NGX_HTTP_MSGR_CACHE_RATE,
+                                     school_id, token_id);
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    cn = ngx_http_msgr_cache_lookup(cache, &ident, hash);
+
+    if (cn == NULL) {
+        cn = ngx_http_msgr_cache_alloc(cache, &ident, hash, 0);
+
+        if (cn == NULL) {
+            /* no memory at all: let it through rather than lock parents out */
+            ngx_shmtx_unlock(&cache->shpool->mutex);
+            return NGX_OK;
+        }
+
+        cn->version = now;
+    }
+
+    tat = ngx_max(cn->version, now);
+
+    if (tat - now > burst) {
+        *retry_after = (time_t) ((tat - now - burst + 999) / 1000);
+        rc = NGX_BUSY;
+
+    } else {
+        cn->version = tat + interval;
+        cn->expires = ngx_current_msec + 60000 + NGX_HTTP_MSGR_CACHE_VALID;
+        rc = NGX_OK;
+    }
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    return rc;
 }
 
 

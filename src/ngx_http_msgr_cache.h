@@ -32,8 +32,11 @@
 typedef struct ngx_http_msgr_cache_s  ngx_http_msgr_cache_t;
 
 
+/* an API key (app 0) or a parents' app token (app 1) */
 typedef struct {
+    ngx_uint_t       app;
     ngx_uint_t       role;
+    int64_t          contact_id;
     u_char           hash[MSGR_KEY_HASH_LEN];
 } ngx_http_msgr_cache_key_t;
 
@@ -48,13 +51,25 @@ typedef struct {
 ngx_http_msgr_cache_t *ngx_http_msgr_cache_add(ngx_conf_t *cf,
     ngx_str_t *name, size_t size, void *tag);
 
-/* NGX_OK: found; NGX_DECLINED: known revoked; NGX_DONE: not cached */
+/*
+ * out->app says which kind to look for.  NGX_OK: found; NGX_DECLINED: known
+ * revoked; NGX_DONE: not cached.
+ */
 ngx_int_t ngx_http_msgr_cache_key_get(ngx_http_msgr_cache_t *cache,
     int64_t school_id, const char *key_id, ngx_http_msgr_cache_key_t *out);
 void ngx_http_msgr_cache_key_put(ngx_http_msgr_cache_t *cache,
     int64_t school_id, const char *key_id, ngx_http_msgr_cache_key_t *key);
 void ngx_http_msgr_cache_key_revoke(ngx_http_msgr_cache_t *cache,
-    int64_t school_id, const char *key_id);
+    ngx_uint_t app, int64_t school_id, const char *key_id);
+
+/*
+ * Counts one event of an app token against "limit a minute", for every
+ * worker of the host (GCRA: a burst of limit, then one per 60/limit s).
+ * NGX_OK, or NGX_BUSY with *retry_after in seconds.
+ */
+ngx_int_t ngx_http_msgr_cache_rate(ngx_http_msgr_cache_t *cache,
+    int64_t school_id, const char *token_id, ngx_uint_t limit,
+    time_t *retry_after);
 
 /* NGX_OK: found (body copied from pool); NGX_DONE: not cached */
 ngx_int_t ngx_http_msgr_cache_settings_get(ngx_http_msgr_cache_t *cache,

@@ -48,6 +48,8 @@ static const ngx_http_msgr_status_t  ngx_http_msgr_statuses[] = {
       "this resource does not support that method" },
     { NGX_HTTP_REQUEST_TIME_OUT, "Request Timeout", "timeout",
       "the request was not received in time" },
+    { NGX_HTTP_CONFLICT, "Conflict", "conflict",
+      "the request conflicts with the resource's current state" },
     { NGX_HTTP_PRECONDITION_FAILED, "Precondition Failed",
       "precondition-failed", "the resource has changed" },
     { NGX_HTTP_LENGTH_REQUIRED, "Length Required", "length-required",

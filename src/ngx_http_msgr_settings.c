@@ -22,7 +22,7 @@
 #include "msgr_settings.h"
 
 
-#define NGX_HTTP_MSGR_SETTINGS_ATTEMPTS  5
+#define NGX_HTTP_MSGR_SETTINGS_ATTEMPTS  12
 #define NGX_HTTP_MSGR_AUDIT_LIMIT        50
 #define NGX_HTTP_MSGR_AUDIT_MAX          200
 
@@ -34,6 +34,8 @@ typedef struct {
     json_t                          *resolved;
     ngx_str_t                        if_match;
     ngx_uint_t                       attempts;
+    ngx_event_t                      backoff;
+    ngx_http_request_t              *request;
     ngx_http_msgr_cache_settings_t   cs;
 } ngx_http_msgr_settings_ctx_t;
 
@@ -47,10 +49,16 @@ static ngx_int_t ngx_http_msgr_settings_row(ngx_http_request_t *r,
     PGresult *res, json_t **stored, int64_t *version, ngx_uint_t *enhanced);
 static void ngx_http_msgr_settings_respond(ngx_http_request_t *r,
     ngx_http_msgr_settings_ctx_t *sctx, ngx_uint_t write);
+static void ngx_http_msgr_settings_loaded(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx, ngx_str_t *body);
 static void ngx_http_msgr_settings_patch_read(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_settings_patch_done(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_settings_audit_done(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_json_cleanup(void *data);
+static void ngx_http_msgr_settings_wait(ngx_http_request_t *r,
+    ngx_http_msgr_settings_ctx_t *sctx);
+static void ngx_http_msgr_settings_retry(ngx_event_t *ev);
+static void ngx_http_msgr_settings_backoff_cleanup(void *data);
 
 
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_settings = {
@@ -136,7 +144,7 @@ ngx_http_msgr_settings_ctx(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
         *ngx_cpymem(sctx->tab_name, sctx->tab.data, sctx->tab.len) = '\0';
     }
 
-    ctx->data = sctx;
+    ctx->settings_ctx = sctx;
 
     return sctx;
 }
@@ -260,7 +268,7 @@ ngx_http_msgr_settings_read_done(ngx_http_msgr_pg_query_t *q)
 
     r = q->data;
     ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
-    sctx = ctx->data;
+    sctx = ctx->settings_ctx;
 
     if (!ngx_http_msgr_result_ok(r, q)) {
         return;
@@ -287,7 +295,74 @@ ngx_http_msgr_settings_read_done(ngx_http_msgr_pg_query_t *q)
                                          &sctx->cs);
     }
 
+    if (ctx->on_settings) {
+        ngx_http_msgr_settings_loaded(r, ctx, &sctx->cs.body);
+        return;
+    }
+
     ngx_http_msgr_settings_respond(r, sctx, 0);
+}
+
+
+/*
+ * For other routes: the school's resolved settings, from the cache when it
+ * can be trusted, else from PostgreSQL; then handler(r, ctx, settings).
+ */
+
+void
+ngx_http_msgr_settings_load(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
+    ngx_http_msgr_settings_pt handler)
+{
+    ngx_http_msgr_settings_ctx_t  *sctx;
+
+    ctx->on_settings = handler;
+
+    sctx = ngx_pcalloc(r->pool, sizeof(ngx_http_msgr_settings_ctx_t));
+    if (sctx == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ctx->settings_ctx = sctx;
+
+    if (ngx_http_msgr_cache_usable(ctx)
+        && ngx_http_msgr_cache_settings_get(ctx->conf->cache, ctx->school_id,
+                                            r->pool, &sctx->cs)
+           == NGX_OK)
+    {
+        ngx_http_msgr_settings_loaded(r, ctx, &sctx->cs.body);
+        return;
+    }
+
+    ngx_http_msgr_settings_read(r, ngx_http_msgr_settings_read_done);
+}
+
+
+static void
+ngx_http_msgr_settings_loaded(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
+    ngx_str_t *body)
+{
+    json_t        *settings;
+    json_error_t   err;
+
+    settings = json_loadb((char *) body->data, body->len, 0, &err);
+
+    if (ngx_http_msgr_json_keep(r, settings) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ctx->settings = settings;
+    ctx->on_settings(r, ctx, settings);
+}
+
+
+/* a setting from a resolved settings object: "contacts", "auto_sync_..." */
+
+json_t *
+ngx_http_msgr_setting(json_t *settings, const char *tab, const char *name)
+{
+    return json_object_get(json_object_get(settings, tab), name);
 }
 
 
@@ -465,7 +540,7 @@ ngx_http_msgr_settings_patch_read(ngx_http_msgr_pg_query_t *q)
 
     r = q->data;
     ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
-    sctx = ctx->data;
+    sctx = ctx->settings_ctx;
 
     if (!ngx_http_msgr_result_ok(r, q)) {
         return;
@@ -587,7 +662,7 @@ ngx_http_msgr_settings_patch_done(ngx_http_msgr_pg_query_t *q)
 
     r = q->data;
     ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
-    sctx = ctx->data;
+    sctx = ctx->settings_ctx;
 
     if (!ngx_http_msgr_result_ok(r, q)) {
         return;
@@ -605,8 +680,7 @@ ngx_http_msgr_settings_patch_done(ngx_http_msgr_pg_query_t *q)
         }
 
         if (++sctx->attempts < NGX_HTTP_MSGR_SETTINGS_ATTEMPTS) {
-            ngx_http_msgr_settings_read(r,
-                                        ngx_http_msgr_settings_patch_read);
+            ngx_http_msgr_settings_wait(r, sctx);
             return;
         }
 
@@ -633,6 +707,64 @@ ngx_http_msgr_settings_patch_done(ngx_http_msgr_pg_query_t *q)
     }
 
     ngx_http_msgr_settings_respond(r, sctx, 1);
+}
+
+
+/*
+ * Writers that collide try again after a random pause that grows with each
+ * attempt (1 ms, then up to 2, 4 ... 64 ms), so that they fall out of step.
+ */
+
+static void
+ngx_http_msgr_settings_wait(ngx_http_request_t *r,
+    ngx_http_msgr_settings_ctx_t *sctx)
+{
+    ngx_msec_t           delay;
+    ngx_pool_cleanup_t  *cln;
+
+    if (sctx->request == NULL) {
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        cln->handler = ngx_http_msgr_settings_backoff_cleanup;
+        cln->data = sctx;
+
+        sctx->request = r;
+        sctx->backoff.handler = ngx_http_msgr_settings_retry;
+        sctx->backoff.data = sctx;
+        sctx->backoff.log = r->connection->log;
+    }
+
+    delay = 1 + (ngx_msec_t) ngx_random()
+                % ((ngx_msec_t) 1 << ngx_min(sctx->attempts, 6));
+
+    ngx_add_timer(&sctx->backoff, delay);
+}
+
+
+static void
+ngx_http_msgr_settings_retry(ngx_event_t *ev)
+{
+    ngx_http_msgr_settings_ctx_t  *sctx;
+
+    sctx = ev->data;
+
+    ngx_http_msgr_settings_read(sctx->request,
+                                ngx_http_msgr_settings_patch_read);
+}
+
+
+static void
+ngx_http_msgr_settings_backoff_cleanup(void *data)
+{
+    ngx_http_msgr_settings_ctx_t  *sctx = data;
+
+    if (sctx->backoff.timer_set) {
+        ngx_del_timer(&sctx->backoff);
+    }
 }
 
 

@@ -1,0 +1,803 @@
+/*
+ * msgr: contact attributes, the school's custom merge tokens.
+ *
+ *   GET    /v1/contact-attributes
+ *   POST   /v1/contact-attributes             {"name", "default_value"}
+ *   PATCH  /v1/contact-attributes/{id}
+ *   DELETE /v1/contact-attributes/{id}
+ *   DELETE /v1/contact-attributes?id=1&id=2    all or nothing
+ *   PUT    /v1/contacts/{id}/attributes/{id}   {"value"}: the contact's own
+ *   DELETE /v1/contacts/{id}/attributes/{id}   back to the default
+ *   GET    /v1/contacts/{id}/tokens            what a message merges
+ *
+ * Names are unique per school, whatever their case.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_msgr.h"
+
+
+#define NGX_HTTP_MSGR_ATTR_NAME_MAX   100
+#define NGX_HTTP_MSGR_ATTR_VALUE_MAX  1000
+
+#define NGX_HTTP_MSGR_SQLSTATE_UNIQUE  "23505"
+
+
+static void ngx_http_msgr_attribute_done(ngx_http_msgr_pg_query_t *q);
+static void ngx_http_msgr_attributes_done(ngx_http_msgr_pg_query_t *q);
+static void ngx_http_msgr_attributes_deleted(ngx_http_msgr_pg_query_t *q);
+static void ngx_http_msgr_no_content_done(ngx_http_msgr_pg_query_t *q);
+static void ngx_http_msgr_tokens_done(ngx_http_msgr_pg_query_t *q);
+
+
+#define NGX_HTTP_MSGR_ATTR_JSON                                              \
+    "jsonb_build_object('id', a.attribute_id, 'name', a.name,"               \
+    " 'default_value', a.default_value, 'created_at',"                       \
+    " to_char(a.created_at AT TIME ZONE 'UTC',"                              \
+    " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))::text"
+
+
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attributes = {
+    NGX_HTTP_MSGR_STMT_ATTRIBUTES, "msgr_attributes",
+    "SELECT coalesce(jsonb_agg(jsonb_build_object('id', a.attribute_id,"
+    " 'name', a.name, 'default_value', a.default_value, 'created_at',"
+    " to_char(a.created_at AT TIME ZONE 'UTC',"
+    " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))"
+    " ORDER BY lower(a.name)), '[]')::text"
+    " FROM msgr_contact_attributes a WHERE a.school_id = $1",
+    1, 1
+};
+
+/* no row back: the name is taken */
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute_add = {
+    NGX_HTTP_MSGR_STMT_ATTRIBUTE_ADD, "msgr_attribute_add",
+    "INSERT INTO msgr_contact_attributes AS a"
+    " (school_id, name, default_value) VALUES ($1, $2, $3)"
+    " ON CONFLICT (school_id, lower(name)) DO NOTHING"
+    " RETURNING " NGX_HTTP_MSGR_ATTR_JSON,
+    3, 0
+};
+
+/* $3, $4: the new name and default, NULL to keep */
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute_edit = {
+    NGX_HTTP_MSGR_STMT_ATTRIBUTE_EDIT, "msgr_attribute_edit",
+    "UPDATE msgr_contact_attributes AS a"
+    "   SET name = coalesce($3, a.name),"
+    "       default_value = coalesce($4, a.default_value)"
+    " WHERE a.school_id = $1 AND a.attribute_id = $2"
+    " RETURNING " NGX_HTTP_MSGR_ATTR_JSON,
+    4, 0
+};
+
+/*
+ * Deletes all of $2 or none: one row, the ids that are not this school's
+ * (NULL when there are none and all went).
+ */
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute_del = {
+    NGX_HTTP_MSGR_STMT_ATTRIBUTE_DEL, "msgr_attribute_del",
+    "WITH want AS (SELECT DISTINCT unnest($2::bigint[]) AS id),"
+    " missing AS (SELECT id FROM want WHERE id NOT IN"
+    "   (SELECT attribute_id FROM msgr_contact_attributes"
+    "     WHERE school_id = $1)),"
+    " gone AS (DELETE FROM msgr_contact_attributes"
+    "   WHERE school_id = $1 AND attribute_id IN (SELECT id FROM want)"
+    "     AND NOT EXISTS (SELECT 1 FROM missing) RETURNING 1)"
+    " SELECT (SELECT jsonb_agg(id ORDER BY id) FROM missing)::text,"
+    "        (SELECT count(*) FROM gone)",
+    2, 0
+};
+
+/* $4 NULL: back to the default.  No row: no such contact or attribute */
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute_value = {
+    NGX_HTTP_MSGR_STMT_ATTRIBUTE_VALUE, "msgr_attribute_value",
+    "WITH ok AS ("
+    "  SELECT 1 FROM msgr_contact_attributes a, msgr_contacts c"
+    "   WHERE a.school_id = $1 AND a.attribute_id = $2"
+    "     AND c.school_id = $1 AND c.contact_id = $3"
+    "     AND c.retired_at IS NULL),"
+    " del AS ("
+    "  DELETE FROM msgr_contact_attribute_values"
+    "   WHERE $4::text IS NULL AND school_id = $1 AND attribute_id = $2"
+    "     AND contact_id = $3 AND EXISTS (SELECT 1 FROM ok)),"
+    " ins AS ("
+    "  INSERT INTO msgr_contact_attribute_values"
+    "         (school_id, attribute_id, contact_id, value)"
+    "  SELECT $1, $2, $3, $4 FROM ok WHERE $4::text IS NOT NULL"
+    "  ON CONFLICT (school_id, attribute_id, contact_id)"
+    "  DO UPDATE SET value = excluded.value)"
+    " SELECT 1 FROM ok",
+    4, 0
+};
+
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_tokens = {
+    NGX_HTTP_MSGR_STMT_TOKENS, "msgr_tokens",
+    "SELECT jsonb_build_object("
+    "  'contact', msgr_contact_json(c),"
+    "  'attributes', (SELECT coalesce(jsonb_object_agg(a.name,"
+    "     coalesce(v.value, a.default_value)), '{}')"
+    "     FROM msgr_contact_attributes a"
+    "     LEFT JOIN msgr_contact_attribute_values v"
+    "       ON v.school_id = a.school_id"
+    "      AND v.attribute_id = a.attribute_id"
+    "      AND v.contact_id = c.contact_id"
+    "    WHERE a.school_id = c.school_id))::text"
+    " FROM msgr_contacts c"
+    " WHERE c.school_id = $1 AND c.contact_id = $2 AND c.retired_at IS NULL",
+    2, 1
+};
+
+
+/* the tokens every contact has; attributes may not take these names */
+static const char *const  ngx_http_msgr_tokens[] = {
+    "title", "first_name", "last_name", "name", "student_names",
+    "student_first_names", NULL
+};
+
+
+static ngx_uint_t
+ngx_http_msgr_sqlstate_is(ngx_http_msgr_pg_query_t *q, const char *state)
+{
+    const char  *s;
+
+    s = q->result ? PQresultErrorField(q->result, PG_DIAG_SQLSTATE) : NULL;
+
+    return s && ngx_strcmp(s, state) == 0;
+}
+
+
+static void
+ngx_http_msgr_field_error(json_t *errors, const char *field,
+    const char *message)
+{
+    json_array_append_new(errors, json_pack("{s:s, s:s}", "field", field,
+                                            "message", message));
+}
+
+
+static void
+ngx_http_msgr_check_name(json_t *v, json_t *errors)
+{
+    size_t             len;
+    const char        *s;
+    const char *const *t;
+
+    if (!json_is_string(v)) {
+        ngx_http_msgr_field_error(errors, "name", "must be a string");
+        return;
+    }
+
+    s = json_string_value(v);
+    len = json_string_length(v);
+
+    if (len == 0 || len > NGX_HTTP_MSGR_ATTR_NAME_MAX
+        || s[0] == ' ' || s[len - 1] == ' ')
+    {
+        ngx_http_msgr_field_error(errors, "name", "must be 1 to 100 "
+                                  "characters, without spaces at the ends");
+        return;
+    }
+
+    if (strpbrk(s, "{}") || strlen(s) != len) {
+        ngx_http_msgr_field_error(errors, "name",
+                                  "must not contain { or }");
+        return;
+    }
+
+    for (t = ngx_http_msgr_tokens; *t; t++) {
+        if (ngx_strcasecmp((u_char *) s, (u_char *) *t) == 0) {
+            ngx_http_msgr_field_error(errors, "name",
+                                      "is a token every contact has; "
+                                      "choose another name");
+            return;
+        }
+    }
+}
+
+
+static void
+ngx_http_msgr_check_value(json_t *v, const char *field, json_t *errors)
+{
+    if (!json_is_string(v)) {
+        ngx_http_msgr_field_error(errors, field, "must be a string");
+        return;
+    }
+
+    if (json_string_length(v) > NGX_HTTP_MSGR_ATTR_VALUE_MAX
+        || strlen(json_string_value(v)) != json_string_length(v))
+    {
+        ngx_http_msgr_field_error(errors, field,
+                                  "must be at most 1000 characters");
+    }
+}
+
+
+/*
+ * The body as an object whose keys are all among allowed (NULL-ended);
+ * answers 422 itself and returns NULL otherwise.
+ */
+
+static json_t *
+ngx_http_msgr_body_object(ngx_http_request_t *r, const char *const *allowed,
+    json_t **errors)
+{
+    json_t             *body, *v;
+    const char         *key;
+    const char *const  *a;
+
+    body = ngx_http_msgr_read_json(r);
+    if (body == NULL) {
+        return NULL;
+    }
+
+    *errors = json_array();
+
+    if (ngx_http_msgr_json_keep(r, *errors) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NULL;
+    }
+
+    if (!json_is_object(body)) {
+        ngx_http_msgr_problem(r, 422, NULL, "the body must be a JSON object",
+                              NULL);
+        return NULL;
+    }
+
+    json_object_foreach(body, key, v) {
+        for (a = allowed; *a; a++) {
+            if (ngx_strcmp(*a, key) == 0) {
+                break;
+            }
+        }
+
+        if (*a == NULL) {
+            ngx_http_msgr_field_error(*errors, key, "unknown field");
+        }
+    }
+
+    return body;
+}
+
+
+static void
+ngx_http_msgr_invalid(ngx_http_request_t *r, json_t *errors)
+{
+    ngx_http_msgr_problem(r, 422, NULL, "the request has invalid fields; "
+                          "nothing was changed", json_incref(errors));
+}
+
+
+/* GET /v1/contact-attributes */
+
+void
+ngx_http_msgr_attributes(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+    ngx_http_msgr_pg_query_t  *q;
+
+    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_attributes,
+                            ngx_http_msgr_attributes_done);
+
+    if (q == NULL
+        || ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_msgr_query_run(r, q);
+}
+
+
+static void
+ngx_http_msgr_attributes_done(ngx_http_msgr_pg_query_t *q)
+{
+    json_t              *items;
+    json_error_t         err;
+    ngx_http_request_t  *r;
+
+    r = q->data;
+
+    if (!ngx_http_msgr_result_ok(r, q)) {
+        return;
+    }
+
+    items = json_loads(PQgetvalue(q->result, 0, 0), 0, &err);
+
+    ngx_http_msgr_send_json(r, NGX_HTTP_OK,
+                            items ? json_pack("{s:o}", "items", items)
+                                  : NULL);
+}
+
+
+/* POST /v1/contact-attributes */
+
+void
+ngx_http_msgr_attribute_add(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+    json_t                    *body, *errors, *name, *def;
+    ngx_http_msgr_pg_query_t  *q;
+
+    static const char *const  allowed[] = { "name", "default_value", NULL };
+
+    body = ngx_http_msgr_body_object(r, allowed, &errors);
+    if (body == NULL) {
+        return;
+    }
+
+    name = json_object_get(body, "name");
+    def = json_object_get(body, "default_value");
+
+    if (name == NULL) {
+        ngx_http_msgr_field_error(errors, "name", "is required");
+
+    } else {
+        ngx_http_msgr_check_name(name, errors);
+    }
+
+    if (def) {
+        ngx_http_msgr_check_value(def, "default_value", errors);
+    }
+
+    if (json_array_size(errors)) {
+        ngx_http_msgr_invalid(r, errors);
+        return;
+    }
+
+    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_attribute_add,
+                            ngx_http_msgr_attribute_done);
+
+    if (q == NULL
+        || ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
+        || ngx_http_msgr_pg_param(q, 1, (u_char *) json_string_value(name),
+                                  json_string_length(name)) != NGX_OK
+        || ngx_http_msgr_pg_param(q, 2,
+                                  (u_char *) (def ? json_string_value(def)
+                                                  : ""),
+                                  def ? json_string_length(def) : 0)
+           != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_msgr_query_run(r, q);
+}
+
+
+/* PATCH /v1/contact-attributes/{id} */
+
+void
+ngx_http_msgr_attribute_edit(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+    int64_t                    id;
+    json_t                    *body, *errors, *name, *def;
+    ngx_http_msgr_pg_query_t  *q;
+
+    static const char *const  allowed[] = { "name", "default_value", NULL };
+
+    id = ngx_http_msgr_id(&ctx->args[0]);
+
+    if (id == 0) {
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
+                              "no such contact attribute", NULL);
+        return;
+    }
+
+    body = ngx_http_msgr_body_object(r, allowed, &errors);
+    if (body == NULL) {
+        return;
+    }
+
+    name = json_object_get(body, "name");
+    def = json_object_get(body, "default_value");
+
+    if (name) {
+        ngx_http_msgr_check_name(name, errors);
+    }
+
+    if (def) {
+        ngx_http_msgr_check_value(def, "default_value", errors);
+    }
+
+    if (name == NULL && def == NULL && json_array_size(errors) == 0) {
+        ngx_http_msgr_field_error(errors, "name",
+                                  "give name, default_value or both");
+    }
+
+    if (json_array_size(errors)) {
+        ngx_http_msgr_invalid(r, errors);
+        return;
+    }
+
+    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_attribute_edit,
+                            ngx_http_msgr_attribute_done);
+
+    if (q == NULL
+        || ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
+        || ngx_http_msgr_pg_param_int(q, 1, id) != NGX_OK
+        || (name && ngx_http_msgr_pg_param(q, 2,
+                        (u_char *) json_string_value(name),
+                        json_string_length(name)) != NGX_OK)
+        || (def && ngx_http_msgr_pg_param(q, 3,
+                        (u_char *) json_string_value(def),
+                        json_string_length(def)) != NGX_OK))
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_msgr_query_run(r, q);
+}
+
+
+static void
+ngx_http_msgr_attribute_done(ngx_http_msgr_pg_query_t *q)
+{
+    json_t              *item;
+    json_error_t         err;
+    ngx_http_request_t  *r;
+
+    r = q->data;
+
+    if (q->status == NGX_OK
+        && ngx_http_msgr_sqlstate_is(q, NGX_HTTP_MSGR_SQLSTATE_UNIQUE))
+    {
+        goto taken;
+    }
+
+    if (!ngx_http_msgr_result_ok(r, q)) {
+        return;
+    }
+
+    if (PQntuples(q->result) == 0) {
+        if (r->method == NGX_HTTP_POST) {
+            goto taken;
+        }
+
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
+                              "no such contact attribute", NULL);
+        return;
+    }
+
+    item = json_loads(PQgetvalue(q->result, 0, 0), 0, &err);
+
+    ngx_http_msgr_send_json(r, r->method == NGX_HTTP_POST
+                               ? NGX_HTTP_CREATED : NGX_HTTP_OK, item);
+    return;
+
+taken:
+
+    ngx_http_msgr_problem(r, NGX_HTTP_CONFLICT, "conflict",
+                          "the school has a contact attribute of that name "
+                          "already (names are compared without case)",
+                          json_pack("[{s:s, s:s}]", "field", "name",
+                                    "message", "is taken"));
+}
+
+
+/* DELETE /v1/contact-attributes/{id} and /v1/contact-attributes?id=... */
+
+void
+ngx_http_msgr_attribute_delete(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx)
+{
+    json_t                    *errors;
+    int64_t                   *id;
+    ngx_array_t                ids;
+    ngx_http_msgr_pg_query_t  *q;
+
+    static ngx_str_t  name = ngx_string("id");
+
+    errors = json_array();
+
+    if (ngx_http_msgr_json_keep(r, errors) != NGX_OK
+        || ngx_array_init(&ids, r->pool, 4, sizeof(int64_t)) != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (ctx->nargs) {
+        id = ngx_array_push(&ids);
+        if (id == NULL) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        *id = ngx_http_msgr_id(&ctx->args[0]);
+
+        if (*id == 0) {
+            ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
+                                  "no such contact attribute", NULL);
+            return;
+        }
+
+    } else if (ngx_http_msgr_ids_arg(r, &name, &ids, errors) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (ids.nelts == 0 && json_array_size(errors) == 0) {
+        ngx_http_msgr_field_error(errors, "id", "name the attributes to "
+                                  "delete: ?id=1&id=2 or ?id=1,2");
+    }
+
+    if (json_array_size(errors)) {
+        ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
+                              "the query parameters are invalid",
+                              json_incref(errors));
+        return;
+    }
+
+    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_attribute_del,
+                            ngx_http_msgr_attributes_deleted);
+
+    if (q == NULL
+        || ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
+        || ngx_http_msgr_param_ids(q, 1, &ids) != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_msgr_query_run(r, q);
+}
+
+
+static void
+ngx_http_msgr_attributes_deleted(ngx_http_msgr_pg_query_t *q)
+{
+    u_char               detail[256];
+    ngx_http_request_t  *r;
+
+    r = q->data;
+
+    if (!ngx_http_msgr_result_ok(r, q)) {
+        return;
+    }
+
+    if (!PQgetisnull(q->result, 0, 0)) {
+        ngx_snprintf(detail, sizeof(detail) - 1,
+                     "no such contact attribute: %s; nothing was deleted%Z",
+                     PQgetvalue(q->result, 0, 0));
+        detail[sizeof(detail) - 1] = '\0';
+
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL, (char *) detail,
+                              NULL);
+        return;
+    }
+
+    ngx_http_msgr_send_raw(r, NGX_HTTP_NO_CONTENT, &ngx_http_msgr_json_type,
+                           NULL, 0);
+}
+
+
+/* PUT and DELETE /v1/contacts/{id}/attributes/{attribute} */
+
+void
+ngx_http_msgr_contact_attribute(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx)
+{
+    int64_t                    contact, attr;
+    json_t                    *body, *errors, *value;
+    ngx_http_msgr_pg_query_t  *q;
+
+    static const char *const  allowed[] = { "value", NULL };
+
+    contact = ngx_http_msgr_id(&ctx->args[0]);
+    attr = ngx_http_msgr_id(&ctx->args[1]);
+
+    if (contact == 0 || attr == 0) {
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
+                              "no such contact or contact attribute", NULL);
+        return;
+    }
+
+    value = NULL;
+
+    if (r->method == NGX_HTTP_PUT) {
+        body = ngx_http_msgr_body_object(r, allowed, &errors);
+        if (body == NULL) {
+            return;
+        }
+
+        value = json_object_get(body, "value");
+
+        if (value == NULL) {
+            ngx_http_msgr_field_error(errors, "value", "is required");
+
+        } else {
+            ngx_http_msgr_check_value(value, "value", errors);
+        }
+
+        if (json_array_size(errors)) {
+            ngx_http_msgr_invalid(r, errors);
+            return;
+        }
+    }
+
+    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_attribute_value,
+                            ngx_http_msgr_no_content_done);
+
+    if (q == NULL
+        || ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
+        || ngx_http_msgr_pg_param_int(q, 1, attr) != NGX_OK
+        || ngx_http_msgr_pg_param_int(q, 2, contact) != NGX_OK
+        || (value && ngx_http_msgr_pg_param(q, 3,
+                        (u_char *) json_string_value(value),
+                        json_string_length(value)) != NGX_OK))
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_msgr_query_run(r, q);
+}
+
+
+static void
+ngx_http_msgr_no_content_done(ngx_http_msgr_pg_query_t *q)
+{
+    ngx_http_request_t  *r;
+
+    r = q->data;
+
+    if (!ngx_http_msgr_result_ok(r, q)) {
+        return;
+    }
+
+    if (PQntuples(q->result) == 0) {
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
+                              "no such contact or contact attribute", NULL);
+        return;
+    }
+
+    ngx_http_msgr_send_raw(r, NGX_HTTP_NO_CONTENT, &ngx_http_msgr_json_type,
+                           NULL, 0);
+}
+
+
+/* GET /v1/contacts/{id}/tokens */
+
+void
+ngx_http_msgr_contact_tokens(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+    int64_t                    contact;
+    ngx_http_msgr_pg_query_t  *q;
+
+    contact = ngx_http_msgr_id(&ctx->args[0]);
+
+    if (contact == 0) {
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL, "no such contact",
+                              NULL);
+        return;
+    }
+
+    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_tokens,
+                            ngx_http_msgr_tokens_done);
+
+    if (q == NULL
+        || ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
+        || ngx_http_msgr_pg_param_int(q, 1, contact) != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_msgr_query_run(r, q);
+}
+
+
+/* "Amy", "Amy and Ben", "Amy, Ben and Cal" */
+
+static json_t *
+ngx_http_msgr_join_names(json_t *students, ngx_uint_t full)
+{
+    size_t       i, n, len;
+    char        *buf, *p;
+    json_t      *s, *out;
+    const char  *first, *last;
+
+    n = json_array_size(students);
+    len = 1;
+
+    json_array_foreach(students, i, s) {
+        len += json_string_length(json_object_get(s, "first_name"))
+               + json_string_length(json_object_get(s, "last_name")) + 8;
+    }
+
+    buf = malloc(len);
+    if (buf == NULL) {
+        return NULL;
+    }
+
+    p = buf;
+    *p = '\0';
+
+    json_array_foreach(students, i, s) {
+        first = json_string_value(json_object_get(s, "first_name"));
+        last = json_string_value(json_object_get(s, "last_name"));
+
+        p += sprintf(p, "%s%s%s%s",
+                     i == 0 ? "" : (i == n - 1 ? " and " : ", "),
+                     first ? first : "", full ? " " : "",
+                     full && last ? last : "");
+    }
+
+    out = json_string(buf);
+    free(buf);
+
+    return out;
+}
+
+
+static void
+ngx_http_msgr_tokens_done(ngx_http_msgr_pg_query_t *q)
+{
+    u_char               name[512], *p, *last;
+    json_t              *doc, *contact, *tokens, *students;
+    const char          *key, *part;
+    ngx_uint_t           i;
+    json_error_t         err;
+    ngx_http_request_t  *r;
+
+    static const char *const  parts[] = { "title", "first_name",
+                                          "last_name", NULL };
+
+    r = q->data;
+
+    if (!ngx_http_msgr_result_ok(r, q)) {
+        return;
+    }
+
+    if (PQntuples(q->result) != 1) {
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL, "no such contact",
+                              NULL);
+        return;
+    }
+
+    doc = json_loads(PQgetvalue(q->result, 0, 0), 0, &err);
+
+    if (ngx_http_msgr_json_keep(r, doc) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    contact = json_object_get(doc, "contact");
+    students = json_object_get(contact, "students");
+
+    /* the school's attributes first; the built-in tokens cannot clash */
+    tokens = json_deep_copy(json_object_get(doc, "attributes"));
+    if (tokens == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    p = name;
+    last = name + sizeof(name) - 1;
+
+    for (i = 0; parts[i]; i++) {
+        key = parts[i];
+        part = json_string_value(json_object_get(contact, key));
+        part = part ? part : "";
+
+        json_object_set_new(tokens, key, json_string(part));
+
+        if (*part) {
+            p = ngx_slprintf(p, last, "%s%s", p == name ? "" : " ", part);
+        }
+    }
+
+    json_object_set_new(tokens, "name",
+                        json_stringn((char *) name, p - name));
+    json_object_set_new(tokens, "student_names",
+                        ngx_http_msgr_join_names(students, 1));
+    json_object_set_new(tokens, "student_first_names",
+                        ngx_http_msgr_join_names(students, 0));
+
+    ngx_http_msgr_send_json(r, NGX_HTTP_OK,
+        json_pack("{s:O, s:o}", "contact_id",
+                  json_object_get(contact, "id"), "tokens", tokens));
+}

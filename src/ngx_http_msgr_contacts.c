@@ -1,0 +1,1270 @@
+/*
+ * msgr: the people of a school's MIS as the API shows them.
+ *
+ *   GET   /v1/students, /v1/contacts, /v1/staff, /v1/groups
+ *   GET   /v1/groups/{id}/members
+ *   GET   /v1/contacts/{id}, PATCH /v1/contacts/{id}
+ *   GET   /v1/recipients?group=&student=&send_to=
+ *
+ * Lists take q (a piece of the name), after (the cursor of the previous
+ * page's next_after) and limit.  The records' JSON is built by SQL functions
+ * (sql/0004_mis.sql); the contact rules of the settings are applied here:
+ * registration groups in student names, staff details masked for every key
+ * but admin, local edits only when the school allows them.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_msgr.h"
+#include "msgr_phone.h"
+#include "msgr_recipients.h"
+#include "msgr_settings.h"
+
+
+#define NGX_HTTP_MSGR_LIST_LIMIT  50
+#define NGX_HTTP_MSGR_LIST_MAX    200
+#define NGX_HTTP_MSGR_SEND_MAX    500
+
+
+typedef void (*ngx_http_msgr_decorate_pt)(ngx_http_msgr_ctx_t *ctx,
+    json_t *item);
+
+
+typedef struct {
+    const ngx_http_msgr_pg_stmt_t  *stmt;
+    ngx_http_msgr_decorate_pt       decorate;
+    const char                     *missing;   /* 404 when the SQL says so */
+} ngx_http_msgr_list_t;
+
+
+typedef struct {
+    const ngx_http_msgr_list_t     *list;
+    ngx_str_t                       q;
+    int64_t                         after;
+    int64_t                         id;
+    ngx_int_t                       limit;
+} ngx_http_msgr_list_ctx_t;
+
+
+typedef struct {
+    ngx_array_t                     groups;     /* int64_t */
+    ngx_array_t                     students;   /* int64_t */
+    msgr_send_to_e                  send_to;
+    ngx_uint_t                      send_to_given;
+} ngx_http_msgr_recipients_ctx_t;
+
+
+static void ngx_http_msgr_list(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx, const ngx_http_msgr_list_t *list);
+static void ngx_http_msgr_list_query(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx, json_t *settings);
+static void ngx_http_msgr_list_done(ngx_http_msgr_pg_query_t *q);
+static void ngx_http_msgr_decorate_student(ngx_http_msgr_ctx_t *ctx,
+    json_t *item);
+static void ngx_http_msgr_decorate_contact(ngx_http_msgr_ctx_t *ctx,
+    json_t *item);
+static void ngx_http_msgr_decorate_staff(ngx_http_msgr_ctx_t *ctx,
+    json_t *item);
+static void ngx_http_msgr_decorate_member(ngx_http_msgr_ctx_t *ctx,
+    json_t *item);
+static void ngx_http_msgr_contact_read(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx, json_t *settings);
+static void ngx_http_msgr_contact_done(ngx_http_msgr_pg_query_t *q);
+static void ngx_http_msgr_contact_edit(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx, json_t *settings);
+static void ngx_http_msgr_recipients_query(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx, json_t *settings);
+static void ngx_http_msgr_recipients_done(ngx_http_msgr_pg_query_t *q);
+static json_int_t ngx_http_msgr_member_key(json_t *item);
+
+
+/* $1 school, $2 q, $3 after, $4 limit; one row: a JSON array */
+
+#define NGX_HTTP_MSGR_LIST_SQL(json, table, key)                             \
+    "SELECT coalesce(jsonb_agg(j ORDER BY k), '[]')::text"                   \
+    " FROM (SELECT " json "(t) AS j, t." key " AS k FROM " table " t"        \
+    "  WHERE t.school_id = $1 AND t.retired_at IS NULL"                      \
+    "    AND ($2::text IS NULL OR strpos(lower(t.first_name || ' '"          \
+    "         || t.last_name), lower($2)) > 0)"                              \
+    "    AND ($3::bigint IS NULL OR t." key " > $3)"                         \
+    "  ORDER BY t." key " LIMIT $4) x"
+
+
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_students = {
+    NGX_HTTP_MSGR_STMT_STUDENTS, "msgr_students",
+    NGX_HTTP_MSGR_LIST_SQL("msgr_student_json", "msgr_students",
+                           "student_id"),
+    4, 1
+};
+
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contacts = {
+    NGX_HTTP_MSGR_STMT_CONTACTS, "msgr_contacts",
+    NGX_HTTP_MSGR_LIST_SQL("msgr_contact_json", "msgr_contacts",
+                           "contact_id"),
+    4, 1
+};
+
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_staff = {
+    NGX_HTTP_MSGR_STMT_STAFF, "msgr_staff",
+    NGX_HTTP_MSGR_LIST_SQL("msgr_staff_json", "msgr_staff", "staff_id"),
+    4, 1
+};
+
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_groups = {
+    NGX_HTTP_MSGR_STMT_GROUPS, "msgr_groups",
+    "SELECT coalesce(jsonb_agg(j ORDER BY k), '[]')::text"
+    " FROM (SELECT msgr_group_json(t) AS j, t.group_id AS k"
+    "  FROM msgr_groups t"
+    "  WHERE t.school_id = $1 AND t.retired_at IS NULL"
+    "    AND ($2::text IS NULL OR strpos(lower(t.name), lower($2)) > 0)"
+    "    AND ($3::bigint IS NULL OR t.group_id > $3)"
+    "  ORDER BY t.group_id LIMIT $4) x",
+    4, 1
+};
+
+/*
+ * Members: students first, then staff and teachers; the cursor is the
+ * kind in the high bits and the id in the low ones.  NULL: no such group.
+ */
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_members = {
+    NGX_HTTP_MSGR_STMT_MEMBERS, "msgr_members",
+    "SELECT CASE WHEN EXISTS (SELECT 1 FROM msgr_groups"
+    "   WHERE school_id = $1 AND group_id = $5 AND retired_at IS NULL)"
+    " THEN (SELECT coalesce(jsonb_agg(j ORDER BY k), '[]')::text FROM ("
+    "  SELECT k, j FROM ("
+    "   SELECT s.student_id AS k, msgr_student_json(s)"
+    "          || '{\"type\":\"student\"}' AS j,"
+    "          s.first_name, s.last_name"
+    "     FROM msgr_group_students m JOIN msgr_students s"
+    "       ON s.school_id = m.school_id AND s.student_id = m.student_id"
+    "    WHERE m.school_id = $1 AND m.group_id = $5"
+    "      AND m.retired_at IS NULL AND s.retired_at IS NULL"
+    "   UNION ALL"
+    "   SELECT (1::bigint << 48) + (m.teacher::int::bigint << 47)"
+    "          + t.staff_id, msgr_staff_json(t)"
+    "          || jsonb_build_object('type', CASE WHEN m.teacher"
+    "             THEN 'teacher' ELSE 'staff' END),"
+    "          t.first_name, t.last_name"
+    "     FROM msgr_group_staff m JOIN msgr_staff t"
+    "       ON t.school_id = m.school_id AND t.staff_id = m.staff_id"
+    "    WHERE m.school_id = $1 AND m.group_id = $5"
+    "      AND m.retired_at IS NULL AND t.retired_at IS NULL) u"
+    "  WHERE ($2::text IS NULL OR strpos(lower(u.first_name || ' '"
+    "         || u.last_name), lower($2)) > 0)"
+    "    AND ($3::bigint IS NULL OR u.k > $3)"
+    "  ORDER BY k LIMIT $4) v) END",
+    5, 1
+};
+
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contact = {
+    NGX_HTTP_MSGR_STMT_CONTACT, "msgr_contact",
+    "SELECT msgr_contact_json(c)::text FROM msgr_contacts c"
+    " WHERE c.school_id = $1 AND c.contact_id = $2 AND c.retired_at IS NULL",
+    2, 1
+};
+
+/* $3: the edits to keep, $4: the fields going back to the MIS's value */
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contact_edit = {
+    NGX_HTTP_MSGR_STMT_CONTACT_EDIT, "msgr_contact_edit",
+    "UPDATE msgr_contacts c"
+    "   SET overrides = (c.overrides || $3::jsonb) - $4::text[],"
+    "       updated_at = now()"
+    " WHERE c.school_id = $1 AND c.contact_id = $2 AND c.retired_at IS NULL"
+    " RETURNING msgr_contact_json(c)::text",
+    4, 0
+};
+
+/*
+ * Everything recipient resolution needs for a send, as one JSON document
+ * (src/msgr_recipients.h): $2 group ids, $3 student ids.
+ */
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_recipients = {
+    NGX_HTTP_MSGR_STMT_RECIPIENTS, "msgr_recipients",
+    "WITH sg AS ("
+    "  SELECT g.group_id, g.name, g.type FROM msgr_groups g"
+    "   WHERE g.school_id = $1 AND g.group_id = ANY ($2::bigint[])"
+    "     AND g.retired_at IS NULL),"
+    " gs AS ("
+    "  SELECT m.group_id, m.student_id FROM msgr_group_students m"
+    "    JOIN sg USING (group_id)"
+    "    JOIN msgr_students s"
+    "      ON s.school_id = m.school_id AND s.student_id = m.student_id"
+    "   WHERE m.school_id = $1 AND m.retired_at IS NULL"
+    "     AND s.retired_at IS NULL),"
+    " gt AS ("
+    "  SELECT m.group_id, m.staff_id, m.teacher FROM msgr_group_staff m"
+    "    JOIN sg USING (group_id)"
+    "    JOIN msgr_staff t"
+    "      ON t.school_id = m.school_id AND t.staff_id = m.staff_id"
+    "   WHERE m.school_id = $1 AND m.retired_at IS NULL"
+    "     AND t.retired_at IS NULL),"
+    " ss AS ("
+    "  SELECT s.student_id FROM msgr_students s"
+    "   WHERE s.school_id = $1 AND s.student_id = ANY ($3::bigint[])"
+    "     AND s.retired_at IS NULL),"
+    " st AS ("
+    "  SELECT s.* FROM msgr_students s"
+    "   WHERE s.school_id = $1 AND s.retired_at IS NULL"
+    "     AND s.student_id IN (SELECT student_id FROM gs"
+    "                          UNION SELECT student_id FROM ss)),"
+    " li AS ("
+    "  SELECT l.* FROM msgr_student_contacts l"
+    "   WHERE l.school_id = $1 AND l.retired_at IS NULL"
+    "     AND l.student_id IN (SELECT student_id FROM st)),"
+    " co AS ("
+    "  SELECT c.*, msgr_contact_json(c) AS j FROM msgr_contacts c"
+    "   WHERE c.school_id = $1 AND c.retired_at IS NULL"
+    "     AND c.contact_id IN (SELECT contact_id FROM li))"
+    " SELECT jsonb_build_object("
+    "  'selected_groups', (SELECT coalesce(jsonb_agg(jsonb_build_object("
+    "     'id', g.group_id, 'name', g.name, 'type', g.type,"
+    "     'students', (SELECT coalesce(jsonb_agg(gs.student_id"
+    "                  ORDER BY gs.student_id), '[]') FROM gs"
+    "                  WHERE gs.group_id = g.group_id),"
+    "     'staff', (SELECT coalesce(jsonb_agg(gt.staff_id"
+    "               ORDER BY gt.staff_id), '[]') FROM gt"
+    "               WHERE gt.group_id = g.group_id AND NOT gt.teacher),"
+    "     'teachers', (SELECT coalesce(jsonb_agg(gt.staff_id"
+    "                  ORDER BY gt.staff_id), '[]') FROM gt"
+    "                  WHERE gt.group_id = g.group_id AND gt.teacher))"
+    "     ORDER BY array_position($2::bigint[], g.group_id)), '[]')"
+    "     FROM sg g),"
+    "  'selected_students', (SELECT coalesce(jsonb_agg(student_id"
+    "     ORDER BY array_position($3::bigint[], student_id)), '[]')"
+    "     FROM ss),"
+    "  'students', (SELECT coalesce(jsonb_object_agg(s.student_id,"
+    "     msgr_student_json(s) || jsonb_build_object('contacts',"
+    "      (SELECT coalesce(jsonb_agg(jsonb_build_object("
+    "        'id', li.contact_id, 'priority', li.priority,"
+    "        'correspondence', li.correspondence,"
+    "        'relationship', li.relationship)"
+    "        ORDER BY li.priority, li.contact_id), '[]')"
+    "        FROM li JOIN co USING (contact_id)"
+    "       WHERE li.student_id = s.student_id))), '{}') FROM st s),"
+    "  'contacts', (SELECT coalesce(jsonb_object_agg(co.contact_id,"
+    "     (co.j - 'students' - 'mis_values' - 'overridden')"
+    "     || jsonb_build_object('devices', msgr_contact_devices("
+    "        co.school_id, co.contact_id))), '{}') FROM co),"
+    "  'staff', (SELECT coalesce(jsonb_object_agg(t.staff_id,"
+    "     msgr_staff_json(t)), '{}') FROM msgr_staff t"
+    "     WHERE t.school_id = $1 AND t.retired_at IS NULL"
+    "       AND t.staff_id IN (SELECT staff_id FROM gt)),"
+    "  'missing_groups', (SELECT coalesce(jsonb_agg(x), '[]')"
+    "     FROM unnest($2::bigint[]) AS x"
+    "     WHERE x NOT IN (SELECT group_id FROM sg)),"
+    "  'missing_students', (SELECT coalesce(jsonb_agg(x), '[]')"
+    "     FROM unnest($3::bigint[]) AS x"
+    "     WHERE x NOT IN (SELECT student_id FROM ss)))::text",
+    3, 1
+};
+
+
+static const ngx_http_msgr_list_t  ngx_http_msgr_list_students = {
+    &ngx_http_msgr_stmt_students, ngx_http_msgr_decorate_student, NULL
+};
+
+static const ngx_http_msgr_list_t  ngx_http_msgr_list_contacts = {
+    &ngx_http_msgr_stmt_contacts, ngx_http_msgr_decorate_contact, NULL
+};
+
+static const ngx_http_msgr_list_t  ngx_http_msgr_list_staff = {
+    &ngx_http_msgr_stmt_staff, ngx_http_msgr_decorate_staff, NULL
+};
+
+static const ngx_http_msgr_list_t  ngx_http_msgr_list_groups = {
+    &ngx_http_msgr_stmt_groups, NULL, NULL
+};
+
+static const ngx_http_msgr_list_t  ngx_http_msgr_list_members = {
+    &ngx_http_msgr_stmt_members, ngx_http_msgr_decorate_member,
+    "no such group"
+};
+
+
+void
+ngx_http_msgr_students(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+    ngx_http_msgr_list(r, ctx, &ngx_http_msgr_list_students);
+}
+
+
+void
+ngx_http_msgr_contacts(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+    ngx_http_msgr_list(r, ctx, &ngx_http_msgr_list_contacts);
+}
+
+
+void
+ngx_http_msgr_staff(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+    ngx_http_msgr_list(r, ctx, &ngx_http_msgr_list_staff);
+}
+
+
+void
+ngx_http_msgr_groups(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+    ngx_http_msgr_list(r, ctx, &ngx_http_msgr_list_groups);
+}
+
+
+void
+ngx_http_msgr_group_members(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+    ngx_http_msgr_list(r, ctx, &ngx_http_msgr_list_members);
+}
+
+
+/* a positive id from a path segment or a query argument; 0 when not one */
+
+int64_t
+ngx_http_msgr_id(ngx_str_t *s)
+{
+    off_t  n;
+
+    if (s->len == 0 || s->len > 18) {
+        return 0;
+    }
+
+    n = ngx_atoof(s->data, s->len);
+
+    return n > 0 ? (int64_t) n : 0;
+}
+
+
+/*
+ * Query argument name: its URL-decoded value in the request pool, or
+ * NGX_DECLINED when absent.
+ */
+
+ngx_int_t
+ngx_http_msgr_arg(ngx_http_request_t *r, const char *name, ngx_str_t *value)
+{
+    u_char     *dst, *src;
+    ngx_str_t   raw;
+
+    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &raw) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    dst = ngx_pnalloc(r->pool, raw.len + 1);
+    if (dst == NULL) {
+        return NGX_ERROR;
+    }
+
+    value->data = dst;
+    src = raw.data;
+
+    ngx_unescape_uri(&dst, &src, raw.len, NGX_UNESCAPE_URI);
+
+    /* "+" is a space in a query string */
+    for (src = value->data; src < dst; src++) {
+        if (*src == '+') {
+            *src = ' ';
+        }
+    }
+
+    value->len = dst - value->data;
+    *dst = '\0';
+
+    return NGX_OK;
+}
+
+
+static json_t *
+ngx_http_msgr_param_error(const char *field, const char *message)
+{
+    return json_pack("[{s:s, s:s}]", "field", field, "message", message);
+}
+
+
+static void
+ngx_http_msgr_list(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
+    const ngx_http_msgr_list_t *list)
+{
+    ngx_str_t                  v;
+    ngx_http_msgr_list_ctx_t  *lctx;
+
+    lctx = ngx_pcalloc(r->pool, sizeof(ngx_http_msgr_list_ctx_t));
+    if (lctx == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    lctx->list = list;
+    lctx->limit = NGX_HTTP_MSGR_LIST_LIMIT;
+    ctx->data = lctx;
+
+    if (ctx->nargs) {
+        lctx->id = ngx_http_msgr_id(&ctx->args[0]);
+
+        if (lctx->id == 0) {
+            ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
+                                  list->missing, NULL);
+            return;
+        }
+    }
+
+    if (ngx_http_msgr_arg(r, "q", &lctx->q) == NGX_OK
+        && (lctx->q.len == 0 || lctx->q.len > 100))
+    {
+        ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
+                              "the query parameters are invalid",
+                              ngx_http_msgr_param_error("q",
+                                  "must be 1 to 100 characters of a name"));
+        return;
+    }
+
+    if (ngx_http_msgr_arg(r, "after", &v) == NGX_OK) {
+        lctx->after = ngx_http_msgr_id(&v);
+
+        if (lctx->after == 0) {
+            ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
+                                  "the query parameters are invalid",
+                                  ngx_http_msgr_param_error("after",
+                                      "must be the next_after of the "
+                                      "previous page"));
+            return;
+        }
+    }
+
+    if (ngx_http_msgr_arg(r, "limit", &v) == NGX_OK) {
+        lctx->limit = ngx_atoi(v.data, v.len);
+
+        if (lctx->limit < 1 || lctx->limit > NGX_HTTP_MSGR_LIST_MAX) {
+            ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
+                                  "the query parameters are invalid",
+                                  ngx_http_msgr_param_error("limit",
+                                      "must be an integer from 1 to 200"));
+            return;
+        }
+    }
+
+    ngx_http_msgr_settings_load(r, ctx, ngx_http_msgr_list_query);
+}
+
+
+static void
+ngx_http_msgr_list_query(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
+    json_t *settings)
+{
+    ngx_http_msgr_pg_query_t  *q;
+    ngx_http_msgr_list_ctx_t  *lctx;
+
+    lctx = ctx->data;
+
+    q = ngx_http_msgr_query(r, lctx->list->stmt, ngx_http_msgr_list_done);
+
+    if (q == NULL
+        || ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
+        || (lctx->q.len
+            && ngx_http_msgr_pg_param(q, 1, lctx->q.data, lctx->q.len)
+               != NGX_OK)
+        || (lctx->after
+            && ngx_http_msgr_pg_param_int(q, 2, lctx->after) != NGX_OK)
+        || ngx_http_msgr_pg_param_int(q, 3, lctx->limit) != NGX_OK
+        || (lctx->id
+            && ngx_http_msgr_pg_param_int(q, 4, lctx->id) != NGX_OK))
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_msgr_query_run(r, q);
+}
+
+
+static void
+ngx_http_msgr_list_done(ngx_http_msgr_pg_query_t *q)
+{
+    size_t                     i, n;
+    json_t                    *items, *item, *next;
+    json_error_t               err;
+    ngx_http_request_t        *r;
+    ngx_http_msgr_ctx_t       *ctx;
+    ngx_http_msgr_list_ctx_t  *lctx;
+
+    r = q->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+    lctx = ctx->data;
+
+    if (!ngx_http_msgr_result_ok(r, q)) {
+        return;
+    }
+
+    if (PQgetisnull(q->result, 0, 0)) {
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
+                              lctx->list->missing, NULL);
+        return;
+    }
+
+    items = json_loads(PQgetvalue(q->result, 0, 0), 0, &err);
+    if (items == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    n = json_array_size(items);
+
+    /* the cursor of a members page is the row's sort key */
+    next = json_null();
+
+    if (n == (size_t) lctx->limit) {
+        item = json_array_get(items, n - 1);
+        next = json_incref(json_object_get(item, "id"));
+
+        if (lctx->list == &ngx_http_msgr_list_members) {
+            json_decref(next);
+            next = json_integer(ngx_http_msgr_member_key(item));
+        }
+    }
+
+    if (lctx->list->decorate) {
+        json_array_foreach(items, i, item) {
+            lctx->list->decorate(ctx, item);
+        }
+    }
+
+    ngx_http_msgr_send_json(r, NGX_HTTP_OK,
+                            json_pack("{s:o, s:o}", "items", items,
+                                      "next_after", next ? next
+                                                         : json_null()));
+}
+
+
+static json_int_t
+ngx_http_msgr_member_key(json_t *item)
+{
+    const char  *type;
+    json_int_t   id;
+
+    type = json_string_value(json_object_get(item, "type"));
+    id = json_integer_value(json_object_get(item, "id"));
+
+    if (type == NULL || ngx_strcmp(type, "student") == 0) {
+        return id;
+    }
+
+    return ((json_int_t) 1 << 48)
+           + (ngx_strcmp(type, "teacher") == 0 ? (json_int_t) 1 << 47 : 0)
+           + id;
+}
+
+
+static const char *
+ngx_http_msgr_str(json_t *item, const char *key)
+{
+    const char  *s;
+
+    s = json_string_value(json_object_get(item, key));
+
+    return s ? s : "";
+}
+
+
+/* "Mrs Jane Jones", without empty parts */
+
+static void
+ngx_http_msgr_person_name(json_t *item)
+{
+    u_char       buf[512], *p, *last;
+    const char  *part[3];
+    ngx_uint_t   i;
+
+    part[0] = ngx_http_msgr_str(item, "title");
+    part[1] = ngx_http_msgr_str(item, "first_name");
+    part[2] = ngx_http_msgr_str(item, "last_name");
+
+    p = buf;
+    last = buf + sizeof(buf) - 1;
+
+    for (i = 0; i < 3; i++) {
+        if (part[i][0] == '\0') {
+            continue;
+        }
+
+        p = ngx_slprintf(p, last, "%s%s", p == buf ? "" : " ", part[i]);
+    }
+
+    json_object_set_new(item, "name", json_stringn((char *) buf, p - buf));
+}
+
+
+static void
+ngx_http_msgr_student_name(ngx_http_msgr_ctx_t *ctx, json_t *item)
+{
+    int    with_reg;
+    char  *name;
+
+    with_reg = json_is_true(ngx_http_msgr_setting(ctx->settings,
+                                "contacts", "show_registration_in_names"));
+
+    name = msgr_student_display_name(ngx_http_msgr_str(item, "first_name"),
+                                     ngx_http_msgr_str(item, "last_name"),
+                                     ngx_http_msgr_str(item, "reg_group"),
+                                     with_reg);
+    if (name) {
+        json_object_set_new(item, "name", json_string(name));
+        free(name);
+    }
+}
+
+
+static void
+ngx_http_msgr_decorate_student(ngx_http_msgr_ctx_t *ctx, json_t *item)
+{
+    ngx_http_msgr_student_name(ctx, item);
+}
+
+
+static void
+ngx_http_msgr_decorate_contact(ngx_http_msgr_ctx_t *ctx, json_t *item)
+{
+    size_t   i;
+    json_t  *student;
+
+    ngx_http_msgr_person_name(item);
+
+    json_array_foreach(json_object_get(item, "students"), i, student) {
+        ngx_http_msgr_student_name(ctx, student);
+    }
+}
+
+
+/* "+447700900456" as "*********456", "t.smith@x.org" as "t***@x.org" */
+
+static void
+ngx_http_msgr_mask(json_t *item, const char *key)
+{
+    char        *m;
+    size_t       len, i;
+    const char  *s, *at;
+
+    s = json_string_value(json_object_get(item, key));
+    if (s == NULL || *s == '\0') {
+        return;
+    }
+
+    len = ngx_strlen(s);
+
+    m = malloc(len + 4);
+    if (m == NULL) {
+        json_object_set_new(item, key, json_null());
+        return;
+    }
+
+    at = strchr(s, '@');
+
+    if (at) {
+        ngx_sprintf((u_char *) m, "%c***%s%Z", s[0], at);
+
+    } else {
+        for (i = 0; i < len; i++) {
+            m[i] = (i + 3 < len) ? '*' : s[i];
+        }
+
+        m[len] = '\0';
+    }
+
+    json_object_set_new(item, key, json_string(m));
+    free(m);
+}
+
+
+static void
+ngx_http_msgr_decorate_staff(ngx_http_msgr_ctx_t *ctx, json_t *item)
+{
+    ngx_http_msgr_person_name(item);
+
+    if (ctx->role != NGX_HTTP_MSGR_ROLE_ADMIN
+        && json_is_true(ngx_http_msgr_setting(ctx->settings, "contacts",
+                                              "hide_staff_contact_details")))
+    {
+        ngx_http_msgr_mask(item, "work_phone");
+        ngx_http_msgr_mask(item, "mobile_phone");
+        ngx_http_msgr_mask(item, "email");
+        json_object_set_new(item, "phone_problems", json_object());
+        json_object_set_new(item, "masked", json_true());
+    }
+}
+
+
+static void
+ngx_http_msgr_decorate_member(ngx_http_msgr_ctx_t *ctx, json_t *item)
+{
+    if (ngx_strcmp(ngx_http_msgr_str(item, "type"), "student") == 0) {
+        ngx_http_msgr_decorate_student(ctx, item);
+
+    } else {
+        ngx_http_msgr_decorate_staff(ctx, item);
+    }
+}
+
+
+/* GET /v1/contacts/{id} */
+
+void
+ngx_http_msgr_contact(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+    if (ngx_http_msgr_id(&ctx->args[0]) == 0) {
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL, "no such contact",
+                              NULL);
+        return;
+    }
+
+    ngx_http_msgr_settings_load(r, ctx, ngx_http_msgr_contact_read);
+}
+
+
+static void
+ngx_http_msgr_contact_read(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
+    json_t *settings)
+{
+    ngx_http_msgr_pg_query_t  *q;
+
+    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_contact,
+                            ngx_http_msgr_contact_done);
+
+    if (q == NULL
+        || ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
+        || ngx_http_msgr_pg_param_int(q, 1, ngx_http_msgr_id(&ctx->args[0]))
+           != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_msgr_query_run(r, q);
+}
+
+
+static void
+ngx_http_msgr_contact_done(ngx_http_msgr_pg_query_t *q)
+{
+    json_t               *contact;
+    json_error_t          err;
+    ngx_http_request_t   *r;
+    ngx_http_msgr_ctx_t  *ctx;
+
+    r = q->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+
+    if (!ngx_http_msgr_result_ok(r, q)) {
+        return;
+    }
+
+    if (PQntuples(q->result) != 1) {
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL, "no such contact",
+                              NULL);
+        return;
+    }
+
+    contact = json_loads(PQgetvalue(q->result, 0, 0), 0, &err);
+    if (contact == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_msgr_decorate_contact(ctx, contact);
+    ngx_http_msgr_send_json(r, NGX_HTTP_OK, contact);
+}
+
+
+/* PATCH /v1/contacts/{id}: local edits, when the school allows them */
+
+void
+ngx_http_msgr_contact_patch(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+    json_t  *body;
+
+    if (ngx_http_msgr_id(&ctx->args[0]) == 0) {
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL, "no such contact",
+                              NULL);
+        return;
+    }
+
+    body = ngx_http_msgr_read_json(r);
+    if (body == NULL) {
+        return;
+    }
+
+    ctx->data = body;
+
+    ngx_http_msgr_settings_load(r, ctx, ngx_http_msgr_contact_edit);
+}
+
+
+typedef enum {
+    NGX_HTTP_MSGR_EDIT_NAME,
+    NGX_HTTP_MSGR_EDIT_TEXT,
+    NGX_HTTP_MSGR_EDIT_PHONE,
+    NGX_HTTP_MSGR_EDIT_EMAIL,
+    NGX_HTTP_MSGR_EDIT_LANGUAGE
+} ngx_http_msgr_edit_e;
+
+
+typedef struct {
+    const char             *name;
+    ngx_http_msgr_edit_e    type;
+} ngx_http_msgr_edit_field_t;
+
+
+static const ngx_http_msgr_edit_field_t  ngx_http_msgr_edit_fields[] = {
+    { "title", NGX_HTTP_MSGR_EDIT_TEXT },
+    { "first_name", NGX_HTTP_MSGR_EDIT_NAME },
+    { "last_name", NGX_HTTP_MSGR_EDIT_NAME },
+    { "home_phone", NGX_HTTP_MSGR_EDIT_PHONE },
+    { "work_phone", NGX_HTTP_MSGR_EDIT_PHONE },
+    { "mobile_phone", NGX_HTTP_MSGR_EDIT_PHONE },
+    { "email", NGX_HTTP_MSGR_EDIT_EMAIL },
+    { "language", NGX_HTTP_MSGR_EDIT_LANGUAGE },
+    { NULL, 0 }
+};
+
+
+/*
+ * Checks one edit; returns the value to keep (new reference) or NULL with
+ * *message set.
+ */
+
+static json_t *
+ngx_http_msgr_edit_value(const ngx_http_msgr_edit_field_t *f, json_t *v,
+    const char **message)
+{
+    char         e164[32];
+    size_t       len, i;
+    const char  *s, *why;
+
+    if (!json_is_string(v)) {
+        *message = "must be a string, or null to go back to the MIS value";
+        return NULL;
+    }
+
+    s = json_string_value(v);
+    len = json_string_length(v);
+
+    switch (f->type) {
+
+    case NGX_HTTP_MSGR_EDIT_NAME:
+        if (len < 1 || len > 100) {
+            *message = "must be 1 to 100 characters";
+            return NULL;
+        }
+
+        break;
+
+    case NGX_HTTP_MSGR_EDIT_TEXT:
+        if (len > 50) {
+            *message = "must be at most 50 characters";
+            return NULL;
+        }
+
+        break;
+
+    case NGX_HTTP_MSGR_EDIT_PHONE:
+        if (len == 0) {
+            /* no number here, whatever the MIS says */
+            break;
+        }
+
+        if (msgr_phone_e164(s, "GB", e164, sizeof(e164), &why) != 0) {
+            *message = "must be a phone number (UK numbers may be written "
+                       "nationally, others with +country code), or \"\"";
+            return NULL;
+        }
+
+        return json_string(e164);
+
+    case NGX_HTTP_MSGR_EDIT_EMAIL:
+        if (len && !msgr_email_valid(s, len)) {
+            *message = "must be an email address, or \"\"";
+            return NULL;
+        }
+
+        break;
+
+    case NGX_HTTP_MSGR_EDIT_LANGUAGE:
+        if (len < 2 || len > 8) {
+            *message = "must be a language code such as \"en\" or \"pl\"";
+            return NULL;
+        }
+
+        for (i = 0; i < len; i++) {
+            if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')
+                  || s[i] == '-'))
+            {
+                *message = "must be a language code such as \"en\" or \"pl\"";
+                return NULL;
+            }
+        }
+
+        break;
+    }
+
+    return json_incref(v);
+}
+
+
+static void
+ngx_http_msgr_contact_edit(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
+    json_t *settings)
+{
+    json_t                            *body, *value, *keep, *drop, *errors;
+    json_t                            *good;
+    const char                        *key, *message;
+    ngx_http_msgr_pg_query_t          *q;
+    const ngx_http_msgr_edit_field_t  *f;
+
+    if (!json_is_true(ngx_http_msgr_setting(settings, "contacts",
+                                            "can_edit_imported_contacts")))
+    {
+        ngx_http_msgr_problem(r, NGX_HTTP_FORBIDDEN, NULL,
+                              "imported contacts cannot be edited: the "
+                              "setting contacts.can_edit_imported_contacts "
+                              "is off", NULL);
+        return;
+    }
+
+    body = ctx->data;
+
+    if (!json_is_object(body) || json_object_size(body) == 0) {
+        ngx_http_msgr_problem(r, 422, NULL, "the body must be an object of "
+                              "the fields to edit", NULL);
+        return;
+    }
+
+    keep = json_object();
+    drop = json_array();
+    errors = json_array();
+
+    if (ngx_http_msgr_json_keep(r, keep) != NGX_OK
+        || ngx_http_msgr_json_keep(r, drop) != NGX_OK
+        || ngx_http_msgr_json_keep(r, errors) != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    json_object_foreach(body, key, value) {
+
+        for (f = ngx_http_msgr_edit_fields; f->name; f++) {
+            if (ngx_strcmp(f->name, key) == 0) {
+                break;
+            }
+        }
+
+        if (f->name == NULL) {
+            json_array_append_new(errors, json_pack("{s:s, s:s}",
+                "field", key,
+                "message", "unknown field; the fields are title, "
+                           "first_name, last_name, home_phone, work_phone, "
+                           "mobile_phone, email, language"));
+            continue;
+        }
+
+        if (json_is_null(value)) {
+            json_array_append_new(drop, json_string(key));
+            continue;
+        }
+
+        message = NULL;
+        good = ngx_http_msgr_edit_value(f, value, &message);
+
+        if (good == NULL) {
+            json_array_append_new(errors, json_pack("{s:s, s:s}",
+                                  "field", key, "message", message));
+            continue;
+        }
+
+        json_object_set_new(keep, key, good);
+    }
+
+    if (json_array_size(errors)) {
+        ngx_http_msgr_problem(r, 422, NULL, "the edit has invalid fields; "
+                              "nothing was changed", json_incref(errors));
+        return;
+    }
+
+    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_contact_edit,
+                            ngx_http_msgr_contact_done);
+
+    if (q == NULL
+        || ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
+        || ngx_http_msgr_pg_param_int(q, 1, ngx_http_msgr_id(&ctx->args[0]))
+           != NGX_OK
+        || ngx_http_msgr_param_json(q, 2, keep) != NGX_OK
+        || ngx_http_msgr_param_text_array(q, 3, drop) != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_msgr_query_run(r, q);
+}
+
+
+/*
+ * Every "name=" of the query string, each a comma-separated list of ids,
+ * into ids; a bad one goes into errors.
+ */
+
+ngx_int_t
+ngx_http_msgr_ids_arg(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_array_t *ids, json_t *errors)
+{
+    u_char     *p, *last, *start, *end;
+    int64_t    *id;
+    ngx_str_t   v;
+
+    p = r->args.data;
+    last = p + r->args.len;
+
+    while (p < last) {
+        start = p;
+        end = ngx_strlchr(p, last, '&');
+        if (end == NULL) {
+            end = last;
+        }
+
+        p = end + 1;
+
+        if ((size_t) (end - start) <= name->len
+            || ngx_strncmp(start, name->data, name->len) != 0
+            || start[name->len] != '=')
+        {
+            continue;
+        }
+
+        start += name->len + 1;
+
+        while (start < end) {
+            v.data = start;
+            while (start < end && *start != ',') {
+                start++;
+            }
+
+            v.len = start - v.data;
+            start++;
+
+            if (ngx_http_msgr_id(&v) == 0) {
+                json_array_append_new(errors, json_pack("{s:s, s:s}",
+                    "field", (char *) name->data,
+                    "message", "must be ids (positive integers), "
+                               "repeated or comma-separated"));
+                return NGX_OK;
+            }
+
+            if (ids->nelts == NGX_HTTP_MSGR_SEND_MAX) {
+                json_array_append_new(errors, json_pack("{s:s, s:s}",
+                    "field", (char *) name->data,
+                    "message", "at most 500 ids"));
+                return NGX_OK;
+            }
+
+            id = ngx_array_push(ids);
+            if (id == NULL) {
+                return NGX_ERROR;
+            }
+
+            *id = ngx_http_msgr_id(&v);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* GET /v1/recipients?group=1&group=2&student=3&send_to=primary_contact */
+
+void
+ngx_http_msgr_recipients(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+    json_t                          *errors;
+    ngx_str_t                        v;
+    ngx_http_msgr_recipients_ctx_t  *rctx;
+
+    static ngx_str_t  group = ngx_string("group");
+    static ngx_str_t  student = ngx_string("student");
+
+    rctx = ngx_pcalloc(r->pool, sizeof(ngx_http_msgr_recipients_ctx_t));
+    errors = json_array();
+
+    if (rctx == NULL
+        || ngx_http_msgr_json_keep(r, errors) != NGX_OK
+        || ngx_array_init(&rctx->groups, r->pool, 4, sizeof(int64_t))
+           != NGX_OK
+        || ngx_array_init(&rctx->students, r->pool, 4, sizeof(int64_t))
+           != NGX_OK
+        || ngx_http_msgr_ids_arg(r, &group, &rctx->groups, errors) != NGX_OK
+        || ngx_http_msgr_ids_arg(r, &student, &rctx->students, errors)
+           != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ctx->data = rctx;
+
+    if (ngx_http_msgr_arg(r, "send_to", &v) == NGX_OK) {
+        rctx->send_to_given = 1;
+
+        if (msgr_send_to_parse((char *) v.data, &rctx->send_to) != 0) {
+            json_array_append_new(errors, json_pack("{s:s, s:s}",
+                "field", "send_to",
+                "message", "must be one of: primary_contact, all_contacts, "
+                           "staff"));
+        }
+    }
+
+    if (rctx->groups.nelts == 0 && rctx->students.nelts == 0
+        && json_array_size(errors) == 0)
+    {
+        json_array_append_new(errors, json_pack("{s:s, s:s}",
+            "field", "group",
+            "message", "name at least one group or student"));
+    }
+
+    if (json_array_size(errors)) {
+        ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
+                              "the query parameters are invalid",
+                              json_incref(errors));
+        return;
+    }
+
+    ngx_http_msgr_settings_load(r, ctx, ngx_http_msgr_recipients_query);
+}
+
+
+ngx_int_t
+ngx_http_msgr_param_ids(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
+    ngx_array_t *ids)
+{
+    u_char      *buf, *p;
+    int64_t     *id;
+    ngx_uint_t   k;
+
+    buf = ngx_pnalloc(q->pool, 2 + ids->nelts * (NGX_INT64_LEN + 1));
+    if (buf == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = buf;
+    *p++ = '{';
+    id = ids->elts;
+
+    for (k = 0; k < ids->nelts; k++) {
+        p = ngx_sprintf(p, "%s%L", k ? "," : "", id[k]);
+    }
+
+    *p++ = '}';
+
+    return ngx_http_msgr_pg_param(q, i, buf, p - buf);
+}
+
+
+static void
+ngx_http_msgr_recipients_query(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx, json_t *settings)
+{
+    ngx_http_msgr_pg_query_t        *q;
+    ngx_http_msgr_recipients_ctx_t  *rctx;
+
+    rctx = ctx->data;
+
+    if (!rctx->send_to_given) {
+        /*
+         * sending.default_send_to is primary_contact or last_chosen, and
+         * an API call has made no earlier choice: the primary contact
+         */
+        rctx->send_to = MSGR_SEND_PRIMARY_CONTACT;
+    }
+
+    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_recipients,
+                            ngx_http_msgr_recipients_done);
+
+    if (q == NULL
+        || ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
+        || ngx_http_msgr_param_ids(q, 1, &rctx->groups) != NGX_OK
+        || ngx_http_msgr_param_ids(q, 2, &rctx->students) != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_msgr_query_run(r, q);
+}
+
+
+static void
+ngx_http_msgr_recipients_done(ngx_http_msgr_pg_query_t *q)
+{
+    u_char                           today[16], detail[128];
+    json_t                          *data, *result, *missing;
+    ngx_tm_t                         tm;
+    const char                      *why;
+    json_error_t                     err;
+    ngx_http_request_t              *r;
+    ngx_http_msgr_ctx_t             *ctx;
+    msgr_recipient_rules_t           rules;
+    ngx_http_msgr_recipients_ctx_t  *rctx;
+
+    r = q->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+    rctx = ctx->data;
+
+    if (!ngx_http_msgr_result_ok(r, q)) {
+        return;
+    }
+
+    data = json_loads(PQgetvalue(q->result, 0, 0), 0, &err);
+
+    if (ngx_http_msgr_json_keep(r, data) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    /* another school's ids, or retired ones, are not found */
+
+    missing = json_object_get(data, "missing_groups");
+
+    if (json_array_size(missing)) {
+        ngx_snprintf(detail, sizeof(detail) - 1, "no group %L%Z",
+                     (int64_t) json_integer_value(json_array_get(missing, 0)));
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL, (char *) detail,
+                              NULL);
+        return;
+    }
+
+    missing = json_object_get(data, "missing_students");
+
+    if (json_array_size(missing)) {
+        ngx_snprintf(detail, sizeof(detail) - 1, "no student %L%Z",
+                     (int64_t) json_integer_value(json_array_get(missing, 0)));
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL, (char *) detail,
+                              NULL);
+        return;
+    }
+
+    ngx_gmtime(ngx_time(), &tm);
+    ngx_sprintf(today, "%4d-%02d-%02d%Z", tm.ngx_tm_year, tm.ngx_tm_mon,
+                tm.ngx_tm_mday);
+
+    msgr_recipient_rules_from_settings(ctx->settings, &rules);
+
+    why = NULL;
+    result = msgr_recipients_resolve(data, rctx->send_to, &rules,
+                                     (char *) today, &why);
+
+    if (result == NULL) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "msgr: recipient resolution failed: %s",
+                      why ? why : "out of memory");
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_msgr_send_json(r, NGX_HTTP_OK, result);
+}

@@ -1,0 +1,1241 @@
+/*
+ * msgr: Xpressions, the parents' app.
+ *
+ * School side (API keys):
+ *   POST   /v1/contacts/{id}/app-tokens         issue one, shown once
+ *   GET    /v1/contacts/{id}/app-tokens         list, no secrets
+ *   DELETE /v1/contacts/{id}/app-tokens/{token} revoke, at once everywhere
+ *   GET    /v1/xpressions/topics                (app tokens too)
+ *   PUT    /v1/xpressions/topics                admin; audited
+ *   GET    /v1/incoming?topic=&unread=&before=  the school's inbox
+ *   PATCH  /v1/incoming/{id}                    {"read": true|false}
+ *
+ * Parents' app side (app tokens only):
+ *   PUT    /v1/app/device                       {"platform", "push_token"}
+ *   DELETE /v1/app/device                       signing out
+ *   POST   /v1/app/messages                     {"topic", "body", "student_id"}
+ *   GET    /v1/app/messages                     the parent's own
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <sodium.h>
+
+#include "ngx_http_msgr.h"
+#include "msgr_settings.h"
+
+
+#define NGX_HTTP_MSGR_TOPICS_MAX      50
+#define NGX_HTTP_MSGR_TOPIC_LEN       100
+#define NGX_HTTP_MSGR_BODY_LEN        2000
+#define NGX_HTTP_MSGR_LABEL_LEN       100
+#define NGX_HTTP_MSGR_PUSH_TOKEN_LEN  4096
+#define NGX_HTTP_MSGR_PAGE_LIMIT      50
+#define NGX_HTTP_MSGR_PAGE_MAX        200
+
+
+static void ngx_http_msgr_json_done(ngx_http_msgr_pg_query_t *q);
+static void ngx_http_msgr_gone_done(ngx_http_msgr_pg_query_t *q);
+static void ngx_http_msgr_app_token_done(ngx_http_msgr_pg_query_t *q);
+static void ngx_http_msgr_app_revoke_done(ngx_http_msgr_pg_query_t *q);
+static void ngx_http_msgr_app_post(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx, json_t *settings);
+static void ngx_http_msgr_app_post_done(ngx_http_msgr_pg_query_t *q);
+static void ngx_http_msgr_page_done(ngx_http_msgr_pg_query_t *q);
+
+
+#define NGX_HTTP_MSGR_TIME(col)                                              \
+    "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+
+/* $3 contact, $4 token id, $5 hash (hex), $6 label, $7 the key that asks */
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_app_token_add = {
+    NGX_HTTP_MSGR_STMT_APP_TOKEN_ADD, "msgr_app_token_add",
+    "INSERT INTO msgr_app_tokens AS t"
+    " (school_id, token_id, contact_id, secret_hash, label, created_by)"
+    " SELECT $1, $2, c.contact_id, decode($4, 'hex'), $5, $6"
+    "   FROM msgr_contacts c"
+    "  WHERE c.school_id = $1 AND c.contact_id = $3 AND c.retired_at IS NULL"
+    " RETURNING jsonb_build_object('id', t.token_id,"
+    "  'contact_id', t.contact_id, 'label', t.label,"
+    "  'created_at', " NGX_HTTP_MSGR_TIME("t.created_at") ")::text",
+    6, 0
+};
+
+/* NULL: no such contact */
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_app_tokens = {
+    NGX_HTTP_MSGR_STMT_APP_TOKENS, "msgr_app_tokens",
+    "SELECT CASE WHEN EXISTS (SELECT 1 FROM msgr_contacts"
+    "   WHERE school_id = $1 AND contact_id = $2 AND retired_at IS NULL)"
+    " THEN jsonb_build_object('items', (SELECT coalesce(jsonb_agg("
+    "  jsonb_build_object('id', t.token_id, 'label', t.label,"
+    "   'created_at', " NGX_HTTP_MSGR_TIME("t.created_at") ","
+    "   'revoked_at', " NGX_HTTP_MSGR_TIME("t.revoked_at") ","
+    "   'device', (SELECT jsonb_build_object('platform', d.platform,"
+    "      'updated_at', " NGX_HTTP_MSGR_TIME("d.updated_at") ")"
+    "      FROM msgr_app_devices d"
+    "     WHERE d.school_id = t.school_id AND d.token_id = t.token_id))"
+    "  ORDER BY t.created_at, t.token_id), '[]')"
+    "  FROM msgr_app_tokens t"
+    "  WHERE t.school_id = $1 AND t.contact_id = $2))::text END",
+    2, 1
+};
+
+/* revoked with its device gone; no row: no such live token */
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_app_token_revoke = {
+    NGX_HTTP_MSGR_STMT_APP_TOKEN_REVOKE, "msgr_app_token_revoke",
+    "WITH t AS ("
+    "  UPDATE msgr_app_tokens SET revoked_at = now()"
+    "   WHERE school_id = $1 AND contact_id = $2 AND token_id = $3"
+    "     AND revoked_at IS NULL RETURNING token_id),"
+    " d AS ("
+    "  DELETE FROM msgr_app_devices"
+    "   WHERE school_id = $1 AND token_id IN (SELECT token_id FROM t))"
+    " SELECT token_id FROM t",
+    3, 0
+};
+
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_device_put = {
+    NGX_HTTP_MSGR_STMT_DEVICE_PUT, "msgr_device_put",
+    "INSERT INTO msgr_app_devices AS d"
+    " (school_id, token_id, contact_id, platform, push_token)"
+    " VALUES ($1, $2, $3, $4, $5)"
+    " ON CONFLICT (school_id, token_id) DO UPDATE"
+    "   SET platform = excluded.platform, push_token = excluded.push_token,"
+    "       updated_at = now()"
+    " RETURNING jsonb_build_object('platform', d.platform,"
+    "  'push_token', d.push_token,"
+    "  'updated_at', " NGX_HTTP_MSGR_TIME("d.updated_at") ")::text",
+    5, 0
+};
+
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_device_delete = {
+    NGX_HTTP_MSGR_STMT_DEVICE_DELETE, "msgr_device_delete",
+    "DELETE FROM msgr_app_devices WHERE school_id = $1 AND token_id = $2"
+    " RETURNING 1",
+    2, 0
+};
+
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_topics = {
+    NGX_HTTP_MSGR_STMT_TOPICS, "msgr_topics",
+    "SELECT jsonb_build_object('topics', coalesce((SELECT topics"
+    " FROM msgr_xpressions_topics WHERE school_id = $1), '[]'))::text",
+    1, 1
+};
+
+/* $2 the topics, $3 who; the change, if any, goes to the audit trail */
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_topics_put = {
+    NGX_HTTP_MSGR_STMT_TOPICS_PUT, "msgr_topics_put",
+    "WITH old AS ("
+    "  SELECT coalesce((SELECT topics FROM msgr_xpressions_topics"
+    "   WHERE school_id = $1), '[]') AS topics),"
+    " up AS ("
+    "  INSERT INTO msgr_xpressions_topics (school_id, topics)"
+    "  VALUES ($1, $2::jsonb)"
+    "  ON CONFLICT (school_id) DO UPDATE"
+    "    SET topics = excluded.topics, updated_at = now()"
+    "  RETURNING topics),"
+    " aud AS ("
+    "  INSERT INTO msgr_settings_audit"
+    "         (school_id, actor, tab, field, old_value, new_value)"
+    "  SELECT $1, $3, 'xpressions', 'topics', old.topics, $2::jsonb"
+    "    FROM old WHERE old.topics IS DISTINCT FROM $2::jsonb)"
+    " SELECT jsonb_build_object('topics', topics)::text FROM up",
+    3, 0
+};
+
+/*
+ * A parent's message: one row of three columns, whether the topic is one
+ * of the school's, whether the student is the contact's, and the message
+ * when both are.
+ */
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_incoming_add = {
+    NGX_HTTP_MSGR_STMT_INCOMING_ADD, "msgr_incoming_add",
+    "WITH tp AS ("
+    "  SELECT EXISTS (SELECT 1 FROM msgr_xpressions_topics x,"
+    "   jsonb_array_elements_text(x.topics) AS t(name)"
+    "   WHERE x.school_id = $1 AND t.name = $5) AS ok),"
+    " st AS ("
+    "  SELECT EXISTS (SELECT 1 FROM msgr_student_contacts l"
+    "   JOIN msgr_students s"
+    "     ON s.school_id = l.school_id AND s.student_id = l.student_id"
+    "   WHERE l.school_id = $1 AND l.contact_id = $2 AND l.student_id = $4"
+    "     AND l.retired_at IS NULL AND s.retired_at IS NULL) AS ok),"
+    " ins AS ("
+    "  INSERT INTO msgr_incoming AS m"
+    "         (school_id, contact_id, student_id, token_id, topic, body)"
+    "  SELECT $1, $2, $4, $3, $5, $6 FROM tp, st WHERE tp.ok AND st.ok"
+    "  RETURNING jsonb_build_object('id', m.message_id, 'topic', m.topic,"
+    "   'body', m.body, 'student_id', m.student_id, 'status', 'unread',"
+    "   'created_at', " NGX_HTTP_MSGR_TIME("m.created_at") ") AS j)"
+    " SELECT tp.ok, st.ok, (SELECT jsonb_agg(ins.j) FROM ins)::text"
+    "   FROM tp, st",
+    6, 0
+};
+
+/* the parent's own: $2 contact, $3 before, $4 limit */
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_app_messages = {
+    NGX_HTTP_MSGR_STMT_APP_MESSAGES, "msgr_app_messages",
+    "SELECT coalesce(jsonb_agg(j ORDER BY k DESC), '[]')::text FROM ("
+    " SELECT m.message_id AS k, jsonb_build_object('id', m.message_id,"
+    "  'topic', m.topic, 'body', m.body,"
+    "  'student', jsonb_build_object('id', s.student_id,"
+    "     'first_name', s.first_name, 'last_name', s.last_name),"
+    "  'status', CASE WHEN m.read_at IS NULL THEN 'unread' ELSE 'read' END,"
+    "  'created_at', " NGX_HTTP_MSGR_TIME("m.created_at") ","
+    "  'read_at', " NGX_HTTP_MSGR_TIME("m.read_at") ") AS j"
+    "  FROM msgr_incoming m JOIN msgr_students s"
+    "    ON s.school_id = m.school_id AND s.student_id = m.student_id"
+    " WHERE m.school_id = $1 AND m.contact_id = $2"
+    "   AND ($3::bigint IS NULL OR m.message_id < $3)"
+    " ORDER BY m.message_id DESC LIMIT $4) x",
+    4, 1
+};
+
+#define NGX_HTTP_MSGR_INCOMING_JSON                                          \
+    "jsonb_build_object('id', m.message_id, 'topic', m.topic,"               \
+    " 'body', m.body,"                                                       \
+    " 'contact', jsonb_build_object('id', c.contact_id, 'title', c.title,"   \
+    "   'first_name', c.first_name, 'last_name', c.last_name),"              \
+    " 'student', jsonb_build_object('id', s.student_id,"                     \
+    "   'first_name', s.first_name, 'last_name', s.last_name,"               \
+    "   'reg_group', s.reg_group),"                                          \
+    " 'created_at', " NGX_HTTP_MSGR_TIME("m.created_at") ","                 \
+    " 'read', m.read_at IS NOT NULL,"                                        \
+    " 'read_at', " NGX_HTTP_MSGR_TIME("m.read_at") ","                       \
+    " 'read_by', m.read_by)"
+
+#define NGX_HTTP_MSGR_INCOMING_JOIN                                          \
+    " FROM msgr_incoming m"                                                  \
+    " JOIN msgr_contacts c"                                                  \
+    "   ON c.school_id = m.school_id AND c.contact_id = m.contact_id"        \
+    " JOIN msgr_students s"                                                  \
+    "   ON s.school_id = m.school_id AND s.student_id = m.student_id"
+
+/* the inbox: $2 topic, $3 unread only, $4 before, $5 limit */
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_incoming = {
+    NGX_HTTP_MSGR_STMT_INCOMING, "msgr_incoming",
+    "SELECT coalesce(jsonb_agg(j ORDER BY k DESC), '[]')::text FROM ("
+    " SELECT m.message_id AS k, " NGX_HTTP_MSGR_INCOMING_JSON " AS j"
+    NGX_HTTP_MSGR_INCOMING_JOIN
+    " WHERE m.school_id = $1"
+    "   AND ($2::text IS NULL OR m.topic = $2)"
+    "   AND ($3::boolean IS NULL OR (m.read_at IS NULL) = $3)"
+    "   AND ($4::bigint IS NULL OR m.message_id < $4)"
+    " ORDER BY m.message_id DESC LIMIT $5) x",
+    5, 1
+};
+
+/* $3: read or not, $4: who */
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_incoming_mark = {
+    NGX_HTTP_MSGR_STMT_INCOMING_MARK, "msgr_incoming_mark",
+    "WITH u AS ("
+    "  UPDATE msgr_incoming"
+    "     SET read_at = CASE WHEN $3 THEN coalesce(read_at, now()) END,"
+    "         read_by = CASE WHEN $3 THEN coalesce(read_by, $4) END"
+    "   WHERE school_id = $1 AND message_id = $2"
+    "  RETURNING *)"
+    " SELECT " NGX_HTTP_MSGR_INCOMING_JSON "::text"
+    " FROM u AS m"
+    " JOIN msgr_contacts c"
+    "   ON c.school_id = m.school_id AND c.contact_id = m.contact_id"
+    " JOIN msgr_students s"
+    "   ON s.school_id = m.school_id AND s.student_id = m.student_id",
+    4, 0
+};
+
+
+static void
+ngx_http_msgr_field_error(json_t *errors, const char *field,
+    const char *message)
+{
+    json_array_append_new(errors, json_pack("{s:s, s:s}", "field", field,
+                                            "message", message));
+}
+
+
+/*
+ * The body as an object with only the allowed keys; answers itself (400,
+ * 422) and returns NULL otherwise.  *errors is a fresh list for the caller.
+ */
+
+static json_t *
+ngx_http_msgr_body_fields(ngx_http_request_t *r, const char *const *allowed,
+    json_t **errors)
+{
+    json_t             *body, *v;
+    const char         *key;
+    const char *const  *a;
+
+    body = ngx_http_msgr_read_json(r);
+    if (body == NULL) {
+        return NULL;
+    }
+
+    *errors = json_array();
+
+    if (ngx_http_msgr_json_keep(r, *errors) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NULL;
+    }
+
+    if (!json_is_object(body)) {
+        ngx_http_msgr_problem(r, 422, NULL, "the body must be a JSON object",
+                              NULL);
+        return NULL;
+    }
+
+    json_object_foreach(body, key, v) {
+        for (a = allowed; *a; a++) {
+            if (ngx_strcmp(*a, key) == 0) {
+                break;
+            }
+        }
+
+        if (*a == NULL) {
+            ngx_http_msgr_field_error(*errors, key, "unknown field");
+        }
+    }
+
+    return body;
+}
+
+
+static void
+ngx_http_msgr_invalid_fields(ngx_http_request_t *r, json_t *errors)
+{
+    ngx_http_msgr_problem(r, 422, NULL, "the request has invalid fields; "
+                          "nothing was changed", json_incref(errors));
+}
+
+
+/* a string of 1 to max characters after trimming; NULL otherwise */
+
+static json_t *
+ngx_http_msgr_trimmed(json_t *v, size_t max)
+{
+    size_t       len;
+    const char  *s;
+
+    if (!json_is_string(v)) {
+        return NULL;
+    }
+
+    s = json_string_value(v);
+    len = json_string_length(v);
+
+    while (len && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')) {
+        s++;
+        len--;
+    }
+
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'
+                   || s[len - 1] == '\n' || s[len - 1] == '\r'))
+    {
+        len--;
+    }
+
+    if (len == 0 || memchr(s, '\0', len)) {
+        return NULL;
+    }
+
+    v = json_stringn(s, len);
+
+    if (v && msgr_utf8_chars(s, len) > max) {
+        json_decref(v);
+        return NULL;
+    }
+
+    return v;
+}
+
+
+static ngx_int_t
+ngx_http_msgr_run(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
+{
+    if (q == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NGX_ERROR;
+    }
+
+    ngx_http_msgr_query_run(r, q);
+
+    return NGX_OK;
+}
+
+
+/* a query whose one column is the JSON to answer with, or no row: 404 */
+
+static void
+ngx_http_msgr_json_done(ngx_http_msgr_pg_query_t *q)
+{
+    json_t              *body;
+    json_error_t         err;
+    ngx_http_request_t  *r;
+    ngx_http_msgr_ctx_t *ctx;
+
+    r = q->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+
+    if (!ngx_http_msgr_result_ok(r, q)) {
+        return;
+    }
+
+    if (PQntuples(q->result) == 0 || PQgetisnull(q->result, 0, 0)) {
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
+                              ctx->data ? ctx->data : "not found", NULL);
+        return;
+    }
+
+    body = json_loads(PQgetvalue(q->result, 0, 0), 0, &err);
+
+    ngx_http_msgr_send_json(r, NGX_HTTP_OK, body);
+}
+
+
+/* 204 when a row came back, 404 otherwise */
+
+static void
+ngx_http_msgr_gone_done(ngx_http_msgr_pg_query_t *q)
+{
+    ngx_http_request_t   *r;
+    ngx_http_msgr_ctx_t  *ctx;
+
+    r = q->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+
+    if (!ngx_http_msgr_result_ok(r, q)) {
+        return;
+    }
+
+    if (PQntuples(q->result) == 0) {
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
+                              ctx->data ? ctx->data : "not found", NULL);
+        return;
+    }
+
+    ngx_http_msgr_send_raw(r, NGX_HTTP_NO_CONTENT, &ngx_http_msgr_json_type,
+                           NULL, 0);
+}
+
+
+/* POST /v1/contacts/{id}/app-tokens */
+
+void
+ngx_http_msgr_app_token_add(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+    char                       buf[MSGR_KEY_MAX_LEN + 1];
+    char                       hex[2 * MSGR_KEY_HASH_LEN + 1];
+    u_char                    *token;
+    json_t                    *body, *errors, *label;
+    int64_t                    contact;
+    msgr_key_t                 key;
+    unsigned char              hash[MSGR_KEY_HASH_LEN];
+    ngx_http_msgr_pg_query_t  *q;
+
+    static const char *const  allowed[] = { "label", NULL };
+
+    contact = ngx_http_msgr_id(&ctx->args[0]);
+
+    if (contact == 0) {
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL, "no such contact",
+                              NULL);
+        return;
+    }
+
+    label = NULL;
+
+    if (r->headers_in.content_length_n > 0 || r->headers_in.chunked) {
+        body = ngx_http_msgr_body_fields(r, allowed, &errors);
+        if (body == NULL) {
+            return;
+        }
+
+        label = json_object_get(body, "label");
+
+        if (label && (!json_is_string(label)
+                      || msgr_utf8_chars(json_string_value(label),
+                                         json_string_length(label))
+                         > NGX_HTTP_MSGR_LABEL_LEN))
+        {
+            ngx_http_msgr_field_error(errors, "label",
+                                      "must be a string of at most 100 "
+                                      "characters, e.g. \"Mum's phone\"");
+        }
+
+        if (json_array_size(errors)) {
+            ngx_http_msgr_invalid_fields(r, errors);
+            return;
+        }
+    }
+
+    if (msgr_app_token_generate(ctx->school_id, buf, sizeof(buf), &key,
+                                hash) != 0)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
+
+    /* the token goes out once, in the response, and is kept nowhere */
+    token = ngx_pnalloc(r->pool, ngx_strlen(buf) + 1);
+    if (token == NULL) {
+        sodium_memzero(buf, sizeof(buf));
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_cpystrn(token, (u_char *) buf, ngx_strlen(buf) + 1);
+    sodium_memzero(buf, sizeof(buf));
+
+    ctx->data = token;
+
+    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_app_token_add,
+                            ngx_http_msgr_app_token_done);
+
+    if (q == NULL
+        || ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
+        || ngx_http_msgr_pg_param(q, 1, (u_char *) key.id, MSGR_KEY_ID_LEN)
+           != NGX_OK
+        || ngx_http_msgr_pg_param_int(q, 2, contact) != NGX_OK
+        || ngx_http_msgr_pg_param(q, 3, (u_char *) hex, ngx_strlen(hex))
+           != NGX_OK
+        || ngx_http_msgr_pg_param(q, 4,
+               (u_char *) (label ? json_string_value(label) : ""),
+               label ? json_string_length(label) : 0) != NGX_OK
+        || ngx_http_msgr_pg_param(q, 5, (u_char *) ctx->key.id,
+                                  MSGR_KEY_ID_LEN) != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_msgr_query_run(r, q);
+}
+
+
+static void
+ngx_http_msgr_app_token_done(ngx_http_msgr_pg_query_t *q)
+{
+    json_t               *body;
+    json_error_t          err;
+    ngx_http_request_t   *r;
+    ngx_http_msgr_ctx_t  *ctx;
+
+    r = q->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+
+    if (!ngx_http_msgr_result_ok(r, q)) {
+        return;
+    }
+
+    if (PQntuples(q->result) == 0) {
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL, "no such contact",
+                              NULL);
+        return;
+    }
+
+    body = json_loads(PQgetvalue(q->result, 0, 0), 0, &err);
+
+    if (body) {
+        json_object_set_new(body, "token", json_string(ctx->data));
+    }
+
+    ngx_http_msgr_send_json(r, NGX_HTTP_CREATED, body);
+}
+
+
+/* GET /v1/contacts/{id}/app-tokens */
+
+void
+ngx_http_msgr_app_tokens(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+    int64_t                    contact;
+    ngx_http_msgr_pg_query_t  *q;
+
+    contact = ngx_http_msgr_id(&ctx->args[0]);
+    ctx->data = "no such contact";
+
+    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_app_tokens,
+                            ngx_http_msgr_json_done);
+
+    if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
+              || ngx_http_msgr_pg_param_int(q, 1, contact) != NGX_OK))
+    {
+        q = NULL;
+    }
+
+    (void) ngx_http_msgr_run(r, q);
+}
+
+
+/* DELETE /v1/contacts/{id}/app-tokens/{token} */
+
+void
+ngx_http_msgr_app_token_revoke(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx)
+{
+    ngx_uint_t                 i;
+    ngx_str_t                 *id;
+    ngx_http_msgr_pg_query_t  *q;
+
+    id = &ctx->args[1];
+
+    for (i = 0; i < id->len; i++) {
+        if (!((id->data[i] >= '0' && id->data[i] <= '9')
+              || (id->data[i] >= 'a' && id->data[i] <= 'f')))
+        {
+            break;
+        }
+    }
+
+    if (id->len != MSGR_KEY_ID_LEN || i != id->len
+        || ngx_http_msgr_id(&ctx->args[0]) == 0)
+    {
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
+                              "no such app token", NULL);
+        return;
+    }
+
+    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_app_token_revoke,
+                            ngx_http_msgr_app_revoke_done);
+
+    if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
+              || ngx_http_msgr_pg_param_int(q, 1,
+                                            ngx_http_msgr_id(&ctx->args[0]))
+                 != NGX_OK
+              || ngx_http_msgr_pg_param(q, 2, id->data, id->len) != NGX_OK))
+    {
+        q = NULL;
+    }
+
+    (void) ngx_http_msgr_run(r, q);
+}
+
+
+static void
+ngx_http_msgr_app_revoke_done(ngx_http_msgr_pg_query_t *q)
+{
+    ngx_http_request_t   *r;
+    ngx_http_msgr_ctx_t  *ctx;
+
+    r = q->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+
+    if (!ngx_http_msgr_result_ok(r, q)) {
+        return;
+    }
+
+    if (PQntuples(q->result) == 0) {
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
+                              "no such app token, or revoked already", NULL);
+        return;
+    }
+
+    /* this host forgets it now; the others when the NOTIFY arrives */
+    if (ctx->conf->cache) {
+        ngx_http_msgr_cache_key_revoke(ctx->conf->cache, 1, ctx->school_id,
+                                       PQgetvalue(q->result, 0, 0));
+    }
+
+    ngx_http_msgr_send_raw(r, NGX_HTTP_NO_CONTENT, &ngx_http_msgr_json_type,
+                           NULL, 0);
+}
+
+
+/* PUT and DELETE /v1/app/device */
+
+void
+ngx_http_msgr_app_device(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+    json_t                    *body, *errors, *platform, *push;
+    const char                *p;
+    ngx_http_msgr_pg_query_t  *q;
+
+    static const char *const  allowed[] = { "platform", "push_token", NULL };
+
+    ctx->data = "this app has no device registered";
+
+    if (r->method == NGX_HTTP_DELETE) {
+        q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_device_delete,
+                                ngx_http_msgr_gone_done);
+
+        if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
+                  || ngx_http_msgr_pg_param(q, 1, (u_char *) ctx->key.id,
+                                            MSGR_KEY_ID_LEN) != NGX_OK))
+        {
+            q = NULL;
+        }
+
+        (void) ngx_http_msgr_run(r, q);
+        return;
+    }
+
+    body = ngx_http_msgr_body_fields(r, allowed, &errors);
+    if (body == NULL) {
+        return;
+    }
+
+    platform = json_object_get(body, "platform");
+    push = json_object_get(body, "push_token");
+    p = json_string_value(platform);
+
+    if (p == NULL
+        || (ngx_strcmp(p, "android") != 0 && ngx_strcmp(p, "ios") != 0
+            && ngx_strcmp(p, "web") != 0))
+    {
+        ngx_http_msgr_field_error(errors, "platform",
+                                  "must be one of: android, ios, web");
+    }
+
+    if (!json_is_string(push) || json_string_length(push) == 0
+        || json_string_length(push) > NGX_HTTP_MSGR_PUSH_TOKEN_LEN
+        || strlen(json_string_value(push)) != json_string_length(push))
+    {
+        ngx_http_msgr_field_error(errors, "push_token",
+                                  "must be the push service's token for "
+                                  "this device: a string of 1 to 4096 "
+                                  "bytes");
+    }
+
+    if (json_array_size(errors)) {
+        ngx_http_msgr_invalid_fields(r, errors);
+        return;
+    }
+
+    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_device_put,
+                            ngx_http_msgr_json_done);
+
+    if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
+              || ngx_http_msgr_pg_param(q, 1, (u_char *) ctx->key.id,
+                                        MSGR_KEY_ID_LEN) != NGX_OK
+              || ngx_http_msgr_pg_param_int(q, 2, ctx->contact_id) != NGX_OK
+              || ngx_http_msgr_pg_param(q, 3, (u_char *) p, ngx_strlen(p))
+                 != NGX_OK
+              || ngx_http_msgr_pg_param(q, 4,
+                                        (u_char *) json_string_value(push),
+                                        json_string_length(push))
+                 != NGX_OK))
+    {
+        q = NULL;
+    }
+
+    (void) ngx_http_msgr_run(r, q);
+}
+
+
+/* GET /v1/xpressions/topics */
+
+void
+ngx_http_msgr_topics(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+    ngx_http_msgr_pg_query_t  *q;
+
+    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_topics,
+                            ngx_http_msgr_json_done);
+
+    if (q && ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK) {
+        q = NULL;
+    }
+
+    (void) ngx_http_msgr_run(r, q);
+}
+
+
+/* PUT /v1/xpressions/topics {"topics": [...]} */
+
+void
+ngx_http_msgr_topics_put(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+    u_char                     field[32];
+    size_t                     i, k;
+    json_t                    *body, *errors, *list, *topics, *v, *t;
+    ngx_http_msgr_pg_query_t  *q;
+
+    static const char *const  allowed[] = { "topics", NULL };
+
+    body = ngx_http_msgr_body_fields(r, allowed, &errors);
+    if (body == NULL) {
+        return;
+    }
+
+    list = json_object_get(body, "topics");
+    topics = json_array();
+
+    if (ngx_http_msgr_json_keep(r, topics) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (!json_is_array(list)) {
+        ngx_http_msgr_field_error(errors, "topics",
+                                  "must be a list of topics");
+
+    } else if (json_array_size(list) > NGX_HTTP_MSGR_TOPICS_MAX) {
+        ngx_http_msgr_field_error(errors, "topics",
+                                  "must have at most 50 topics");
+
+    } else {
+        json_array_foreach(list, i, v) {
+            ngx_sprintf(field, "topics[%uz]%Z", i);
+
+            t = ngx_http_msgr_trimmed(v, NGX_HTTP_MSGR_TOPIC_LEN);
+
+            if (t == NULL) {
+                ngx_http_msgr_field_error(errors, (char *) field,
+                                          "must be a topic of 1 to 100 "
+                                          "characters");
+                continue;
+            }
+
+            for (k = 0; k < json_array_size(topics); k++) {
+                if (ngx_strcasecmp((u_char *) json_string_value(t),
+                        (u_char *) json_string_value(json_array_get(topics,
+                                                                    k)))
+                    == 0)
+                {
+                    break;
+                }
+            }
+
+            if (k < json_array_size(topics)) {
+                json_decref(t);
+                ngx_http_msgr_field_error(errors, (char *) field,
+                                          "is there already (topics are "
+                                          "compared without case)");
+                continue;
+            }
+
+            json_array_append_new(topics, t);
+        }
+    }
+
+    if (json_array_size(errors)) {
+        ngx_http_msgr_invalid_fields(r, errors);
+        return;
+    }
+
+    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_topics_put,
+                            ngx_http_msgr_json_done);
+
+    if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
+              || ngx_http_msgr_param_json(q, 1, topics) != NGX_OK
+              || ngx_http_msgr_pg_param(q, 2, (u_char *) ctx->key.id,
+                                        MSGR_KEY_ID_LEN) != NGX_OK))
+    {
+        q = NULL;
+    }
+
+    (void) ngx_http_msgr_run(r, q);
+}
+
+
+/* POST /v1/app/messages */
+
+typedef struct {
+    json_t       *body;
+    json_t       *topic;
+    json_t       *text;
+    int64_t       student;
+} ngx_http_msgr_post_t;
+
+
+void
+ngx_http_msgr_app_message(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+    u_char                     after[NGX_TIME_T_LEN];
+    time_t                     retry;
+    json_t                    *body, *errors, *v;
+    ngx_str_t                  value;
+    ngx_http_msgr_post_t      *post;
+
+    static const char *const  allowed[] = { "topic", "body", "student_id",
+                                            NULL };
+
+    /* flood control, shared by the host's workers */
+
+    if (ctx->conf->cache
+        && ngx_http_msgr_cache_rate(ctx->conf->cache, ctx->school_id,
+                                    ctx->key.id, ctx->conf->app_rate, &retry)
+           == NGX_BUSY)
+    {
+        value.data = after;
+        value.len = ngx_sprintf(after, "%T", retry) - after;
+
+        if (ngx_http_msgr_header(r, "Retry-After", &value) != NGX_OK) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        ngx_http_msgr_problem(r, 429, NULL,
+                              "too many messages from this app; "
+                              "try again later", NULL);
+        return;
+    }
+
+    body = ngx_http_msgr_body_fields(r, allowed, &errors);
+    if (body == NULL) {
+        return;
+    }
+
+    post = ngx_pcalloc(r->pool, sizeof(ngx_http_msgr_post_t));
+    if (post == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    post->body = body;
+    post->topic = json_object_get(body, "topic");
+    post->text = json_object_get(body, "body");
+
+    if (!json_is_string(post->topic) || json_string_length(post->topic) == 0)
+    {
+        ngx_http_msgr_field_error(errors, "topic",
+                                  "must be one of the school's topics "
+                                  "(GET /v1/xpressions/topics)");
+    }
+
+    if (!json_is_string(post->text)
+        || json_string_length(post->text) == 0
+        || strlen(json_string_value(post->text))
+           != json_string_length(post->text)
+        || msgr_utf8_chars(json_string_value(post->text),
+                           json_string_length(post->text))
+           > NGX_HTTP_MSGR_BODY_LEN)
+    {
+        ngx_http_msgr_field_error(errors, "body",
+                                  "must be a message of 1 to 2000 "
+                                  "characters");
+    }
+
+    v = json_object_get(body, "student_id");
+
+    if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+        ngx_http_msgr_field_error(errors, "student_id",
+                                  "must be the id of one of your children");
+
+    } else {
+        post->student = json_integer_value(v);
+    }
+
+    if (json_array_size(errors)) {
+        ngx_http_msgr_problem(r, 422, NULL, "the message has invalid "
+                              "fields; it was not sent",
+                              json_incref(errors));
+        return;
+    }
+
+    ctx->data = post;
+
+    ngx_http_msgr_settings_load(r, ctx, ngx_http_msgr_app_post);
+}
+
+
+static void
+ngx_http_msgr_app_post(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
+    json_t *settings)
+{
+    ngx_http_msgr_post_t      *post;
+    ngx_http_msgr_pg_query_t  *q;
+
+    post = ctx->data;
+
+    if (!json_is_true(ngx_http_msgr_setting(settings, "xpressions",
+                                            "incoming_enabled")))
+    {
+        ngx_http_msgr_problem(r, NGX_HTTP_FORBIDDEN, NULL,
+                              "the school does not take messages from the "
+                              "app: the setting xpressions.incoming_enabled "
+                              "is off", NULL);
+        return;
+    }
+
+    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_incoming_add,
+                            ngx_http_msgr_app_post_done);
+
+    if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
+              || ngx_http_msgr_pg_param_int(q, 1, ctx->contact_id) != NGX_OK
+              || ngx_http_msgr_pg_param(q, 2, (u_char *) ctx->key.id,
+                                        MSGR_KEY_ID_LEN) != NGX_OK
+              || ngx_http_msgr_pg_param_int(q, 3, post->student) != NGX_OK
+              || ngx_http_msgr_pg_param(q, 4,
+                     (u_char *) json_string_value(post->topic),
+                     json_string_length(post->topic)) != NGX_OK
+              || ngx_http_msgr_pg_param(q, 5,
+                     (u_char *) json_string_value(post->text),
+                     json_string_length(post->text)) != NGX_OK))
+    {
+        q = NULL;
+    }
+
+    (void) ngx_http_msgr_run(r, q);
+}
+
+
+static void
+ngx_http_msgr_app_post_done(ngx_http_msgr_pg_query_t *q)
+{
+    json_t              *errors, *list;
+    json_error_t         err;
+    ngx_http_request_t  *r;
+
+    r = q->data;
+
+    if (!ngx_http_msgr_result_ok(r, q)) {
+        return;
+    }
+
+    if (PQgetvalue(q->result, 0, 0)[0] != 't'
+        || PQgetvalue(q->result, 0, 1)[0] != 't')
+    {
+        errors = json_array();
+
+        if (PQgetvalue(q->result, 0, 0)[0] != 't') {
+            ngx_http_msgr_field_error(errors, "topic",
+                                      "must be one of the school's topics "
+                                      "(GET /v1/xpressions/topics)");
+        }
+
+        if (PQgetvalue(q->result, 0, 1)[0] != 't') {
+            ngx_http_msgr_field_error(errors, "student_id",
+                                      "is not one of your children");
+        }
+
+        ngx_http_msgr_problem(r, 422, NULL, "the message has invalid "
+                              "fields; it was not sent", errors);
+        return;
+    }
+
+    list = json_loads(PQgetvalue(q->result, 0, 2), 0, &err);
+
+    ngx_http_msgr_send_json(r, NGX_HTTP_CREATED,
+                            json_incref(json_array_get(list, 0)));
+    json_decref(list);
+}
+
+
+/* before= and limit= of a page; answers 400 itself */
+
+static ngx_int_t
+ngx_http_msgr_page_args(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
+    int64_t *before)
+{
+    json_t     *errors;
+    ngx_str_t   v;
+
+    errors = json_array();
+
+    if (ngx_http_msgr_json_keep(r, errors) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NGX_ERROR;
+    }
+
+    ctx->limit = NGX_HTTP_MSGR_PAGE_LIMIT;
+    *before = 0;
+
+    if (ngx_http_msgr_arg(r, "limit", &v) == NGX_OK) {
+        ctx->limit = ngx_atoi(v.data, v.len);
+
+        if (ctx->limit < 1 || ctx->limit > NGX_HTTP_MSGR_PAGE_MAX) {
+            ngx_http_msgr_field_error(errors, "limit",
+                                      "must be an integer from 1 to 200");
+        }
+    }
+
+    if (ngx_http_msgr_arg(r, "before", &v) == NGX_OK) {
+        *before = ngx_http_msgr_id(&v);
+
+        if (*before == 0) {
+            ngx_http_msgr_field_error(errors, "before",
+                                      "must be the next_before of the "
+                                      "previous page");
+        }
+    }
+
+    if (json_array_size(errors)) {
+        ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
+                              "the query parameters are invalid",
+                              json_incref(errors));
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* GET /v1/app/messages */
+
+void
+ngx_http_msgr_app_messages(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+    int64_t                    before;
+    ngx_http_msgr_pg_query_t  *q;
+
+    if (ngx_http_msgr_page_args(r, ctx, &before) != NGX_OK) {
+        return;
+    }
+
+    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_app_messages,
+                            ngx_http_msgr_page_done);
+
+    if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
+              || ngx_http_msgr_pg_param_int(q, 1, ctx->contact_id) != NGX_OK
+              || (before
+                  && ngx_http_msgr_pg_param_int(q, 2, before) != NGX_OK)
+              || ngx_http_msgr_pg_param_int(q, 3, ctx->limit) != NGX_OK))
+    {
+        q = NULL;
+    }
+
+    (void) ngx_http_msgr_run(r, q);
+}
+
+
+/* GET /v1/incoming?topic=&unread=&before=&limit= */
+
+void
+ngx_http_msgr_incoming(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+    int64_t                    before;
+    ngx_str_t                  topic, unread;
+    const char                *flag;
+    ngx_http_msgr_pg_query_t  *q;
+
+    if (ngx_http_msgr_page_args(r, ctx, &before) != NGX_OK) {
+        return;
+    }
+
+    flag = NULL;
+
+    if (ngx_http_msgr_arg(r, "unread", &unread) == NGX_OK) {
+        if (unread.len == 4 && ngx_strncmp(unread.data, "true", 4) == 0) {
+            flag = "t";
+
+        } else if (unread.len == 5
+                   && ngx_strncmp(unread.data, "false", 5) == 0)
+        {
+            flag = "f";
+
+        } else {
+            ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
+                                  "the query parameters are invalid",
+                                  json_pack("[{s:s, s:s}]", "field",
+                                            "unread", "message",
+                                            "must be true or false"));
+            return;
+        }
+    }
+
+    if (ngx_http_msgr_arg(r, "topic", &topic) != NGX_OK) {
+        topic.len = 0;
+        topic.data = NULL;
+    }
+
+    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_incoming,
+                            ngx_http_msgr_page_done);
+
+    if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
+              || ngx_http_msgr_pg_param(q, 1, topic.data, topic.len)
+                 != NGX_OK
+              || (flag && ngx_http_msgr_pg_param(q, 2, (u_char *) flag, 1)
+                          != NGX_OK)
+              || (before
+                  && ngx_http_msgr_pg_param_int(q, 3, before) != NGX_OK)
+              || ngx_http_msgr_pg_param_int(q, 4, ctx->limit) != NGX_OK))
+    {
+        q = NULL;
+    }
+
+    (void) ngx_http_msgr_run(r, q);
+}
+
+
+static void
+ngx_http_msgr_page_done(ngx_http_msgr_pg_query_t *q)
+{
+    size_t               n;
+    json_t              *items, *next;
+    json_error_t         err;
+    ngx_http_request_t  *r;
+    ngx_http_msgr_ctx_t *ctx;
+
+    r = q->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+
+    if (!ngx_http_msgr_result_ok(r, q)) {
+        return;
+    }
+
+    items = json_loads(PQgetvalue(q->result, 0, 0), 0, &err);
+    if (items == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    n = json_array_size(items);
+
+    next = (n > 0 && n == (size_t) ctx->limit)
+           ? json_incref(json_object_get(json_array_get(items, n - 1), "id"))
+           : json_null();
+
+    ngx_http_msgr_send_json(r, NGX_HTTP_OK,
+                            json_pack("{s:o, s:o}", "items", items,
+                                      "next_before", next));
+}
+
+
+/* PATCH /v1/incoming/{id} {"read": true|false} */
+
+void
+ngx_http_msgr_incoming_mark(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+    json_t                    *body, *errors, *read;
+    int64_t                    id;
+    ngx_http_msgr_pg_query_t  *q;
+
+    static const char *const  allowed[] = { "read", NULL };
+
+    id = ngx_http_msgr_id(&ctx->args[0]);
+
+    if (id == 0) {
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
+                              "no such message", NULL);
+        return;
+    }
+
+    body = ngx_http_msgr_body_fields(r, allowed, &errors);
+    if (body == NULL) {
+        return;
+    }
+
+    read = json_object_get(body, "read");
+
+    if (!json_is_boolean(read)) {
+        ngx_http_msgr_field_error(errors, "read", "must be true or false");
+    }
+
+    if (json_array_size(errors)) {
+        ngx_http_msgr_invalid_fields(r, errors);
+        return;
+    }
+
+    ctx->data = "no such message";
+
+    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_incoming_mark,
+                            ngx_http_msgr_json_done);
+
+    if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
+              || ngx_http_msgr_pg_param_int(q, 1, id) != NGX_OK
+              || ngx_http_msgr_pg_param(q, 2,
+                     (u_char *) (json_is_true(read) ? "t" : "f"), 1)
+                 != NGX_OK
+              || ngx_http_msgr_pg_param(q, 3, (u_char *) ctx->key.id,
+                                        MSGR_KEY_ID_LEN) != NGX_OK))
+    {
+        q = NULL;
+    }
+
+    (void) ngx_http_msgr_run(r, q);
+}
