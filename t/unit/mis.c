@@ -971,36 +971,41 @@ msgr_test_warnings_vs_errors(void)
 }
 
 
-/* n records of kind made by fmt ("%zu" is the position) */
+/* n copies of the record, their mis_ids prefix0, prefix1, ... */
 
 static json_t *
-msgr_test_records(size_t n, const char *fmt)
+msgr_test_records(size_t n, const char *record, const char *prefix)
 {
-    char     buf[256];
+    char     id[64];
     size_t   i;
-    json_t  *list;
+    json_t  *list, *r, *copy;
 
     list = json_array();
+    r = msgr_test_json(record);
 
     for (i = 0; i < n; i++) {
-        snprintf(buf, sizeof(buf), fmt, i, i);
-        json_array_append_new(list, msgr_test_json(buf));
+        snprintf(id, sizeof(id), "%s%zu", prefix, i);
+        copy = json_deep_copy(r);
+        json_object_set_new(copy, "mis_id", json_string(id));
+        json_array_append_new(list, copy);
     }
+
+    json_decref(r);
 
     return list;
 }
 
 
 static void
-msgr_test_limit(const char *list, size_t max, const char *fmt,
-    const char *noun)
+msgr_test_limit(const char *list, size_t max, const char *record,
+    const char *prefix)
 {
     int                  ok;
     char                 desc[128], want[256];
-    json_t              *snapshot, *records;
+    json_t              *snapshot, *records, *more;
     msgr_test_result_t   r;
 
-    records = msgr_test_records(max, fmt);
+    records = msgr_test_records(max, record, prefix);
     snapshot = json_object();
     json_object_set(snapshot, list, records);
 
@@ -1012,13 +1017,14 @@ msgr_test_limit(const char *list, size_t max, const char *fmt,
     msgr_test_ok(ok, desc);
     msgr_test_free(&r);
 
-    snprintf(want, sizeof(want), fmt, max, max);
-    json_array_append_new(records, msgr_test_json(want));
+    more = msgr_test_records(1, record, "extra");
+    json_array_extend(records, more);
+    json_decref(more);
 
     msgr_test_run(&r, snapshot);
 
     snprintf(want, sizeof(want), "[{'field':'%s','message':'must list at "
-             "most %zu %s'}]", list, max, noun);
+             "most %zu %s'}]", list, max, list);
     snprintf(desc, sizeof(desc), "%zu %s are too many", max + 1, list);
 
     ok = r.rc == MSGR_MIS_INVALID && msgr_test_is(r.errors, want);
@@ -1041,23 +1047,14 @@ msgr_test_limits(void)
     json_t              *snapshot, *links, *contacts;
     msgr_test_result_t   r;
 
-    msgr_test_limit("students", 50000,
-                    "{'mis_id':'S%zu','first_name':'A%zu','last_name':'B',"
-                    "'status':'on_roll'}", "students");
-    msgr_test_limit("contacts", 100000,
-                    "{'mis_id':'C%zu','first_name':'A%zu','last_name':'B'}",
-                    "contacts");
-    msgr_test_limit("staff", 10000,
-                    "{'mis_id':'T%zu','first_name':'A%zu','last_name':'B'}",
-                    "staff");
-    msgr_test_limit("groups", 10000,
-                    "{'mis_id':'G%zu','name':'A%zu','type':'custom'}",
-                    "groups");
+    msgr_test_limit("students", 50000, STU "}", "S");
+    msgr_test_limit("contacts", 100000, CON "}", "C");
+    msgr_test_limit("staff", 10000, STF "}", "T");
+    msgr_test_limit("groups", 10000, GRP "}", "G");
 
     /* a student has at most 99 links, as priorities run from 1 to 99 */
 
-    contacts = msgr_test_records(100, "{'mis_id':'C%zu','first_name':"
-                                      "'A%zu','last_name':'B'}");
+    contacts = msgr_test_records(100, CON "}", "C");
     links = json_array();
 
     for (i = 0; i < 100; i++) {
@@ -1250,6 +1247,65 @@ msgr_test_oom(void)
 }
 
 
+/*
+ * out has a student of each status, a group of each type, a contact linked
+ * to more than one student, and staff
+ */
+
+static int
+msgr_test_example_kinds(json_t *out)
+{
+    int          k, shared, status[4], type[4];
+    size_t       i, j;
+    json_t      *v, *l, *linked;
+    const char  *id;
+
+    static const char  *statuses[] = { "on_roll", "guest", "pre_admission",
+                                       "leaver" };
+    static const char  *types[] = { "class", "registration", "year",
+                                    "custom" };
+
+    memset(status, 0, sizeof(status));
+    memset(type, 0, sizeof(type));
+    shared = 0;
+    linked = json_object();
+
+    json_array_foreach(json_object_get(out, "students"), i, v) {
+        for (k = 0; k < 4; k++) {
+            status[k] += strcmp(json_string_value(json_object_get(
+                                    v, "status")), statuses[k]) == 0;
+        }
+
+        json_array_foreach(json_object_get(v, "contacts"), j, l) {
+            id = json_string_value(json_object_get(l, "mis_id"));
+
+            if (json_object_get(linked, id) != NULL) {
+                shared++;
+            }
+
+            json_object_set_new(linked, id, json_true());
+        }
+    }
+
+    json_array_foreach(json_object_get(out, "groups"), i, v) {
+        for (k = 0; k < 4; k++) {
+            type[k] += strcmp(json_string_value(json_object_get(v, "type")),
+                              types[k]) == 0;
+        }
+    }
+
+    json_decref(linked);
+
+    for (k = 0; k < 4; k++) {
+        if (status[k] == 0 || type[k] == 0) {
+            return 0;
+        }
+    }
+
+    return shared > 0 && json_array_size(json_object_get(out, "staff")) > 0;
+}
+
+
 /* the full example of docs/mis-sync.md is a valid snapshot */
 
 static void
@@ -1259,8 +1315,7 @@ msgr_test_docs(void)
     char                *doc, *start, *end;
     long                 len;
     FILE                *f;
-    json_t              *snapshot, *list, *v;
-    size_t               i;
+    json_t              *snapshot;
     json_error_t         err;
     msgr_test_result_t   r;
 
@@ -1317,56 +1372,7 @@ msgr_test_docs(void)
         msgr_test_diag("warnings", r.warnings);
     }
 
-    /* a student of each status, a group of each type, shared contacts */
-
-    ok = r.out != NULL;
-
-    if (ok) {
-        int  status[4] = { 0, 0, 0, 0 }, type[4] = { 0, 0, 0, 0 };
-        const char  *ss[] = { "on_roll", "guest", "pre_admission",
-                              "leaver" };
-        const char  *ts[] = { "class", "registration", "year", "custom" };
-        json_t      *c1 = json_object();
-        int          k, shared = 0;
-
-        list = json_object_get(r.out, "students");
-
-        json_array_foreach(list, i, v) {
-            size_t   j;
-            json_t  *l;
-
-            for (k = 0; k < 4; k++) {
-                status[k] += strcmp(json_string_value(json_object_get(
-                                        v, "status")), ss[k]) == 0;
-            }
-
-            json_array_foreach(json_object_get(v, "contacts"), j, l) {
-                const char  *id = json_string_value(json_object_get(l,
-                                                                "mis_id"));
-                if (json_object_get(c1, id) != NULL) {
-                    shared++;
-                }
-
-                json_object_set_new(c1, id, json_true());
-            }
-        }
-
-        json_array_foreach(json_object_get(r.out, "groups"), i, v) {
-            for (k = 0; k < 4; k++) {
-                type[k] += strcmp(json_string_value(json_object_get(
-                                      v, "type")), ts[k]) == 0;
-            }
-        }
-
-        json_decref(c1);
-
-        for (k = 0; k < 4; k++) {
-            ok = ok && status[k] > 0 && type[k] > 0;
-        }
-
-        ok = ok && shared > 0
-             && json_array_size(json_object_get(r.out, "staff")) > 0;
-    }
+    ok = r.out != NULL && msgr_test_example_kinds(r.out);
 
     msgr_test_ok(ok, "the example has a student of each status, siblings "
                  "sharing a contact, staff and a group of each type");
