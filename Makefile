@@ -20,8 +20,10 @@ DEB_PKGS   := nginx nginx-dev libpq-dev libjansson-dev libcurl4-openssl-dev \
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 MODULE_SRCS := ngx_http_msgr_module.c $(wildcard src/*.c src/*.h) config
-CTL_SRCS    := src/ctl/msgrctl.c src/msgr_key.c src/msgr_settings.c
-DOC_SRCS    := src/tools/msgr_settings_doc.c src/msgr_settings.c
+CTL_SRCS    := src/ctl/msgrctl.c src/msgr_key.c src/msgr_settings.c \
+               src/msgr_text.c src/msgr_phone.c
+DOC_SRCS    := src/tools/msgr_settings_doc.c src/msgr_settings.c \
+               src/msgr_text.c src/msgr_phone.c
 UNIT_SRCS   := $(wildcard t/unit/*.c)
 UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 

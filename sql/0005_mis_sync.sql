@@ -196,6 +196,12 @@ BEGIN
         'created', v_created, 'updated', v_updated, 'retired', v_retired,
         'unchanged', v_n - v_created - v_updated);
 
+    -- many new rows: fresh statistics, so that the foreign-key checks of the
+    -- memberships below are planned for the table as it now is
+    IF v_created >= 500 THEN
+        ANALYZE msgr_students;
+    END IF;
+
     -- ---------------------------------------------------------------------
     -- contacts (their base columns; overrides are the school's own)
 
@@ -270,6 +276,12 @@ BEGIN
         v_contacts := jsonb_build_object(
             'created', v_created, 'updated', v_updated,
             'retired', v_retired, 'unchanged', v_n - v_created - v_updated);
+
+        -- many new rows: fresh statistics, so that the foreign-key checks of the
+        -- memberships below are planned for the table as it now is
+        IF v_created >= 500 THEN
+            ANALYZE msgr_contacts;
+        END IF;
     ELSE
         v_contacts := jsonb_build_object(
             'skipped', coalesce(jsonb_array_length(p_snapshot->'contacts'),
@@ -341,6 +353,12 @@ BEGIN
     v_staff := jsonb_build_object(
         'created', v_created, 'updated', v_updated, 'retired', v_retired,
         'unchanged', v_n - v_created - v_updated);
+
+    -- many new rows: fresh statistics, so that the foreign-key checks of the
+    -- memberships below are planned for the table as it now is
+    IF v_created >= 500 THEN
+        ANALYZE msgr_staff;
+    END IF;
 
     -- ---------------------------------------------------------------------
     -- groups

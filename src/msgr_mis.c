@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "msgr_mis.h"
+#include "msgr_text.h"
 #include "msgr_phone.h"
 
 
@@ -108,11 +109,9 @@ typedef struct {
 /* one list of records being checked */
 
 typedef struct {
-    int                     kind;
     json_t                 *index;      /* mis_id -> its first position */
     json_t                 *seen[MSGR_MIS_FIELDS];  /* UNIQUE: value ->
                                                        first record */
-    const char             *path;       /* "students[S1].contacts" */
     const char             *within;     /* "students", "the student" */
     size_t                  i;          /* the record's position */
 } msgr_mis_list_t;
@@ -264,23 +263,6 @@ static json_t *msgr_mis_record(msgr_mis_ctx_t *ctx, msgr_mis_list_t *list,
 
 /* helpers on strings */
 
-static size_t
-msgr_mis_chars(const char *s, size_t len)
-{
-    size_t  i, n;
-
-    n = 0;
-
-    for (i = 0; i < len; i++) {
-        if (((unsigned char) s[i] & 0xc0) != 0x80) {
-            n++;
-        }
-    }
-
-    return n;
-}
-
-
 /* C0 and C1 control characters and DEL */
 
 static int
@@ -417,7 +399,7 @@ msgr_mis_id_error(json_t *v)
         return "must not be empty";
     }
 
-    if (msgr_mis_chars(s, len) > MSGR_MIS_ID_MAX) {
+    if (msgr_utf8_chars(s, len) > MSGR_MIS_ID_MAX) {
         return "must be at most 64 characters";
     }
 
@@ -436,51 +418,7 @@ msgr_mis_id_error(json_t *v)
 static int
 msgr_mis_email(const char *s, size_t len, size_t max)
 {
-    size_t       i, at, dlen;
-    const char  *domain;
-
-    if (msgr_mis_chars(s, len) > max) {
-        return 0;
-    }
-
-    at = len;
-
-    for (i = 0; i < len; i++) {
-        if ((unsigned char) s[i] <= 0x20 || s[i] == 0x7f
-            || msgr_mis_space_at(s + i, len - i))
-        {
-            return 0;
-        }
-
-        if (s[i] == '@') {
-            if (at != len) {
-                return 0;
-            }
-
-            at = i;
-        }
-    }
-
-    if (at == len || at == 0 || msgr_mis_chars(s, at) > 64) {
-        return 0;
-    }
-
-    domain = s + at + 1;
-    dlen = len - at - 1;
-
-    if (dlen < 3 || domain[0] == '.' || domain[dlen - 1] == '.'
-        || memchr(domain, '.', dlen) == NULL)
-    {
-        return 0;
-    }
-
-    for (i = 1; i < dlen; i++) {
-        if (domain[i] == '.' && domain[i - 1] == '.') {
-            return 0;
-        }
-    }
-
-    return 1;
+    return msgr_utf8_chars(s, len) <= max && msgr_email_valid(s, len);
 }
 
 
@@ -673,8 +611,8 @@ msgr_mis_index(msgr_mis_ctx_t *ctx, int kind, json_t *list)
             continue;
         }
 
-        if (json_object_set_new(index, json_string_value(id),
-                                json_integer((json_int_t) i))
+        if (json_object_set_new_nocheck(index, json_string_value(id),
+                                        json_integer((json_int_t) i))
             != 0)
         {
             ctx->oom = 1;
@@ -841,7 +779,7 @@ msgr_mis_refs(msgr_mis_ctx_t *ctx, msgr_mis_rec_t *r, int fi, json_t *v)
             continue;
         }
 
-        if (json_object_set_new(seen, id, json_true()) != 0) {
+        if (json_object_set_new_nocheck(seen, id, json_true()) != 0) {
             ctx->oom = 1;
         }
 
@@ -885,8 +823,6 @@ msgr_mis_records(msgr_mis_ctx_t *ctx, msgr_mis_rec_t *r, int fi, json_t *v)
     msgr_mis_path(field, sizeof(field), r->path, f->name);
 
     memset(&list, 0, sizeof(list));
-    list.kind = f->list;
-    list.path = field;
 
     if (r->kind->noun != NULL) {
         snprintf(within, sizeof(within), "the %s", r->kind->noun);
@@ -973,7 +909,7 @@ static json_t *
 msgr_mis_value(msgr_mis_ctx_t *ctx, msgr_mis_rec_t *r, int fi, json_t *v)
 {
     char                    msg[MSGR_MIS_MSG_LEN];
-    size_t                  len, chars;
+    size_t                  i, len, chars;
     json_int_t              n;
     const char             *s;
     const msgr_mis_field_t *f;
@@ -1061,7 +997,7 @@ msgr_mis_value(msgr_mis_ctx_t *ctx, msgr_mis_rec_t *r, int fi, json_t *v)
             return json_null();
         }
 
-        chars = msgr_mis_chars(s, len);
+        chars = msgr_utf8_chars(s, len);
 
         if (chars == 0 && f->min > 0) {
             msgr_mis_error(ctx, r, fi, "", "must not be empty");
@@ -1117,10 +1053,10 @@ msgr_mis_value(msgr_mis_ctx_t *ctx, msgr_mis_rec_t *r, int fi, json_t *v)
         {
             snprintf(msg, sizeof(msg), "must be one of: ");
 
-            for (len = 0; msgr_phone_country(len) != NULL; len++) {
+            for (i = 0; msgr_phone_country(i) != NULL; i++) {
                 chars = strlen(msg);
                 snprintf(msg + chars, sizeof(msg) - chars, "%s%s",
-                         len ? ", " : "", msgr_phone_country(len));
+                         i ? ", " : "", msgr_phone_country(i));
             }
 
             msgr_mis_error(ctx, r, fi, "", msg);
@@ -1301,7 +1237,9 @@ msgr_mis_unique(msgr_mis_ctx_t *ctx, msgr_mis_rec_t *r, int fi)
                  f->name);
         msgr_mis_error(ctx, r, fi, "", msg);
 
-    } else if (json_object_set_new(*seen, key, json_string(r->name)) != 0) {
+    } else if (json_object_set_new_nocheck(*seen, key, json_string(r->name))
+               != 0)
+    {
         ctx->oom = 1;
     }
 }

@@ -12,6 +12,8 @@
 #include <strings.h>
 
 #include "msgr_settings.h"
+#include "msgr_text.h"
+#include "msgr_phone.h"
 
 
 #define MSGR_SETTINGS_MSG_LEN  512
@@ -63,6 +65,7 @@ typedef struct {
 
 
 static int msgr_settings_url(const char *s, size_t len);
+static int msgr_settings_country(const char *s, size_t len);
 static int msgr_settings_phone(const char *s, size_t len);
 
 
@@ -228,6 +231,12 @@ const msgr_setting_t  msgr_settings[] = {
       NULL, NULL, "\"\"",
       "Phone number, as parents see it." },
 
+    { "school", "phone_country", MSGR_SETTING_STRING,
+      MSGR_SETTING_COUNTRY, 2, 2,
+      NULL, NULL, "\"GB\"",
+      "The country of phone numbers written without a +country code, "
+      "in the MIS and in local edits." },
+
     { "school", "email", MSGR_SETTING_STRING, MSGR_SETTING_EMAIL, 0, 254,
       NULL, NULL, "\"\"",
       "Email address, as parents see it." },
@@ -288,6 +297,12 @@ const msgr_setting_t  msgr_settings[] = {
 
 static const msgr_settings_format_t  msgr_settings_formats[] = {
 
+    { MSGR_SETTING_COUNTRY, msgr_settings_country,
+      "must be the code of a country whose phone numbers msgr knows: "
+      "GB, IE, US, CA, FR, ES, DE, PL, IN or AU",
+      "the ISO 3166 code of a country whose phone numbers msgr knows: "
+      "`GB`, `IE`, `US`, `CA`, `FR`, `ES`, `DE`, `PL`, `IN`, `AU`" },
+
     { MSGR_SETTING_EMAIL, msgr_email_valid,
       "must be an email address such as office@school.example, or empty",
       "an email address (one `@`, a local part of at most 64 characters, "
@@ -341,98 +356,20 @@ static const msgr_settings_tab_doc_t  msgr_settings_tab_docs[] = {
 };
 
 
-/* helpers */
-
-size_t
-msgr_utf8_chars(const char *s, size_t len)
-{
-    size_t  i, n;
-
-    n = 0;
-
-    for (i = 0; i < len; i++) {
-        if (((unsigned char) s[i] & 0xc0) != 0x80) {
-            n++;
-        }
-    }
-
-    return n;
-}
-
-
-/* spaces and control characters, including the C1 range of UTF-8 */
-
 static int
-msgr_settings_has_space(const char *s, size_t len)
+msgr_settings_country(const char *s, size_t len)
 {
-    size_t         i;
-    unsigned char  c;
+    char  code[3];
 
-    for (i = 0; i < len; i++) {
-        c = (unsigned char) s[i];
-
-        if (c <= 0x20 || c == 0x7f) {
-            return 1;
-        }
-
-        if (c == 0xc2 && i + 1 < len
-            && (((unsigned char) s[i + 1] >= 0x80
-                 && (unsigned char) s[i + 1] <= 0x9f)
-                || (unsigned char) s[i + 1] == 0xa0))
-        {
-            return 1;
-        }
-    }
-
-    return 0;
-}
-
-
-int
-msgr_email_valid(const char *s, size_t len)
-{
-    size_t       i, at, dlen;
-    const char  *domain;
-
-    if (msgr_settings_has_space(s, len)) {
+    if (len != 2) {
         return 0;
     }
 
-    at = len;
+    code[0] = s[0];
+    code[1] = s[1];
+    code[2] = '\0';
 
-    for (i = 0; i < len; i++) {
-        if (s[i] == '@') {
-            if (at != len) {
-                return 0;
-            }
-            at = i;
-        }
-    }
-
-    if (at == len || at == 0) {
-        return 0;
-    }
-
-    if (msgr_utf8_chars(s, at) > 64) {
-        return 0;
-    }
-
-    domain = s + at + 1;
-    dlen = len - at - 1;
-
-    if (dlen < 3 || domain[0] == '.' || domain[dlen - 1] == '.'
-        || memchr(domain, '.', dlen) == NULL)
-    {
-        return 0;
-    }
-
-    for (i = 1; i < dlen; i++) {
-        if (domain[i] == '.' && domain[i - 1] == '.') {
-            return 0;
-        }
-    }
-
-    return 1;
+    return msgr_phone_country_known(code);
 }
 
 
@@ -442,7 +379,7 @@ msgr_settings_url(const char *s, size_t len)
     size_t       i, n, alen, hlen;
     const char  *auth, *host, *p;
 
-    if (msgr_settings_has_space(s, len)) {
+    if (msgr_text_has_space(s, len)) {
         return 0;
     }
 

@@ -37,6 +37,7 @@ typedef enum {
 #define MSGR_SETTING_EMAIL     0x10
 #define MSGR_SETTING_URL       0x20   /* absolute http:// or https:// */
 #define MSGR_SETTING_PHONE     0x40
+#define MSGR_SETTING_COUNTRY   0x80   /* a country msgr_phone knows */
 
 
 typedef struct {
@@ -114,15 +115,6 @@ int msgr_settings_patch(json_t *stored, const char *school_name,
     const char *tab, json_t *patch, msgr_settings_caps_t caps,
     json_t **new_stored, json_t **changes, json_t **resolved,
     json_t **errors);
-
-/*
- * 1 when s (len bytes) is a plausible email address: one @, a local part of
- * 1 to 64 characters, a domain with a dot, no spaces, at most 254 in all
- */
-int msgr_email_valid(const char *s, size_t len);
-
-/* the characters (code points) of valid UTF-8 text of len bytes */
-size_t msgr_utf8_chars(const char *s, size_t len);
 
 /* Writes docs/settings.md (markdown, one table per tab) to f */
 void msgr_settings_doc(FILE *f);

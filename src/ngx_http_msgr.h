@@ -144,6 +144,7 @@ struct ngx_http_msgr_route_s {
 extern ngx_module_t  ngx_http_msgr_module;
 extern ngx_str_t     ngx_http_msgr_json_type;
 extern ngx_str_t     ngx_http_msgr_problem_type;
+extern ngx_str_t     ngx_http_msgr_merge_patch_type;
 
 
 ngx_int_t ngx_http_msgr_api_handler(ngx_http_request_t *r);
@@ -166,6 +167,17 @@ void ngx_http_msgr_method_not_allowed(ngx_http_request_t *r,
     ngx_uint_t allowed);
 
 json_t *ngx_http_msgr_read_json(ngx_http_request_t *r);
+json_t *ngx_http_msgr_read_json_as(ngx_http_request_t *r,
+    ngx_uint_t merge_patch);
+json_t *ngx_http_msgr_read_fields(ngx_http_request_t *r,
+    const char *const *allowed, json_t **errors);
+void ngx_http_msgr_field_error(json_t *errors, const char *field,
+    const char *message);
+void ngx_http_msgr_invalid(ngx_http_request_t *r, json_t *errors);
+ngx_int_t ngx_http_msgr_run(ngx_http_request_t *r,
+    ngx_http_msgr_pg_query_t *q);
+ngx_int_t ngx_http_msgr_page_args(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx, int64_t *before);
 ngx_int_t ngx_http_msgr_json_keep(ngx_http_request_t *r, json_t *json);
 ngx_uint_t ngx_http_msgr_media_type(ngx_str_t *header, ngx_str_t *type);
 ngx_int_t ngx_http_msgr_param_json(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,

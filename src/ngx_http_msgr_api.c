@@ -41,6 +41,9 @@ static void ngx_http_msgr_school_done(ngx_http_msgr_pg_query_t *q);
 
 #define NGX_HTTP_MSGR_READ  (NGX_HTTP_GET|NGX_HTTP_HEAD)
 
+#define NGX_HTTP_MSGR_PAGE_LIMIT  50
+#define NGX_HTTP_MSGR_PAGE_MAX    200
+
 
 static const ngx_http_msgr_route_t  ngx_http_msgr_routes[] = {
 
@@ -677,6 +680,8 @@ ngx_http_msgr_query_run(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
 ngx_uint_t
 ngx_http_msgr_result_ok(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
 {
+    size_t          len;
+    const char     *msg;
     ExecStatusType  st;
 
     if (q->status != NGX_OK || q->result == NULL) {
@@ -687,6 +692,17 @@ ngx_http_msgr_result_ok(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
     st = PQresultStatus(q->result);
 
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        msg = PQresultErrorMessage(q->result);
+        len = ngx_strlen(msg);
+
+        while (len && (msg[len - 1] == '\n' || msg[len - 1] == ' ')) {
+            len--;
+        }
+
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "msgr: PostgreSQL: %*s (statement %s)", len, msg,
+                      q->stmt->name);
+
         ngx_http_msgr_problem(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "internal",
                               "the request could not be completed", NULL);
         return 0;
@@ -696,13 +712,26 @@ ngx_http_msgr_result_ok(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
 }
 
 
+ngx_str_t  ngx_http_msgr_merge_patch_type =
+    ngx_string("application/merge-patch+json");
+
+
 /*
- * The request body as JSON, released with the request; on a malformed body
- * the client has had its 400 and NULL comes back.
+ * The request body as JSON, released with the request.  On a body that is
+ * not JSON the client has had its 415 or 400 and NULL comes back.
  */
 
 json_t *
 ngx_http_msgr_read_json(ngx_http_request_t *r)
+{
+    return ngx_http_msgr_read_json_as(r, 0);
+}
+
+
+/* merge_patch: application/merge-patch+json is taken too */
+
+json_t *
+ngx_http_msgr_read_json_as(ngx_http_request_t *r, ngx_uint_t merge_patch)
 {
     u_char        *p;
     size_t         len;
@@ -711,6 +740,24 @@ ngx_http_msgr_read_json(ngx_http_request_t *r)
     ngx_chain_t   *cl;
     json_error_t   err;
     u_char         detail[JSON_ERROR_TEXT_LENGTH + 64];
+
+    if (r->headers_in.content_type == NULL
+        || !(ngx_http_msgr_media_type(&r->headers_in.content_type->value,
+                                      &ngx_http_msgr_json_type)
+             || (merge_patch
+                 && ngx_http_msgr_media_type(
+                        &r->headers_in.content_type->value,
+                        &ngx_http_msgr_merge_patch_type))))
+    {
+        ngx_http_msgr_problem(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE, NULL,
+                              merge_patch
+                              ? "the body must be a JSON merge patch: "
+                                "Content-Type application/merge-patch+json "
+                                "or application/json"
+                              : "the body must be JSON: Content-Type "
+                                "application/json", NULL);
+        return NULL;
+    }
 
     len = 0;
 
@@ -851,6 +898,137 @@ ngx_http_msgr_param_text_array(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
     *p++ = '}';
 
     return ngx_http_msgr_pg_param(q, i, buf, p - buf);
+}
+
+
+/* an entry of a problem's "errors" */
+
+void
+ngx_http_msgr_field_error(json_t *errors, const char *field,
+    const char *message)
+{
+    json_array_append_new(errors, json_pack("{s:s, s:s}", "field", field,
+                                            "message", message));
+}
+
+
+/*
+ * The body as an object with only the allowed keys; answers itself (400,
+ * 422) and returns NULL otherwise.  *errors is a fresh list for the caller.
+ */
+
+json_t *
+ngx_http_msgr_read_fields(ngx_http_request_t *r, const char *const *allowed,
+    json_t **errors)
+{
+    json_t             *body, *v;
+    const char         *key;
+    const char *const  *a;
+
+    body = ngx_http_msgr_read_json(r);
+    if (body == NULL) {
+        return NULL;
+    }
+
+    *errors = json_array();
+
+    if (ngx_http_msgr_json_keep(r, *errors) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NULL;
+    }
+
+    if (!json_is_object(body)) {
+        ngx_http_msgr_problem(r, 422, NULL, "the body must be a JSON object",
+                              NULL);
+        return NULL;
+    }
+
+    json_object_foreach(body, key, v) {
+        for (a = allowed; *a; a++) {
+            if (ngx_strcmp(*a, key) == 0) {
+                break;
+            }
+        }
+
+        if (*a == NULL) {
+            ngx_http_msgr_field_error(*errors, key, "unknown field");
+        }
+    }
+
+    return body;
+}
+
+
+void
+ngx_http_msgr_invalid(ngx_http_request_t *r, json_t *errors)
+{
+    ngx_http_msgr_problem(r, 422, NULL, "the request has invalid fields; "
+                          "nothing was changed", json_incref(errors));
+}
+
+
+/* runs a query made for the request; NULL (out of memory) is a 500 */
+
+ngx_int_t
+ngx_http_msgr_run(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
+{
+    if (q == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NGX_ERROR;
+    }
+
+    ngx_http_msgr_query_run(r, q);
+
+    return NGX_OK;
+}
+
+
+/* before= and limit= of a page; answers 400 itself */
+
+ngx_int_t
+ngx_http_msgr_page_args(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
+    int64_t *before)
+{
+    json_t     *errors;
+    ngx_str_t   v;
+
+    errors = json_array();
+
+    if (ngx_http_msgr_json_keep(r, errors) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NGX_ERROR;
+    }
+
+    ctx->limit = NGX_HTTP_MSGR_PAGE_LIMIT;
+    *before = 0;
+
+    if (ngx_http_msgr_arg(r, "limit", &v) == NGX_OK) {
+        ctx->limit = ngx_atoi(v.data, v.len);
+
+        if (ctx->limit < 1 || ctx->limit > NGX_HTTP_MSGR_PAGE_MAX) {
+            ngx_http_msgr_field_error(errors, "limit",
+                                      "must be an integer from 1 to 200");
+        }
+    }
+
+    if (ngx_http_msgr_arg(r, "before", &v) == NGX_OK) {
+        *before = ngx_http_msgr_id(&v);
+
+        if (*before == 0) {
+            ngx_http_msgr_field_error(errors, "before",
+                                      "must be the next_before of the "
+                                      "previous page");
+        }
+    }
+
+    if (json_array_size(errors)) {
+        ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
+                              "the query parameters are invalid",
+                              json_incref(errors));
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 

@@ -18,6 +18,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_msgr.h"
+#include "msgr_text.h"
 
 
 #define NGX_HTTP_MSGR_ATTR_NAME_MAX   100
@@ -149,15 +150,6 @@ ngx_http_msgr_sqlstate_is(ngx_http_msgr_pg_query_t *q, const char *state)
 
 
 static void
-ngx_http_msgr_field_error(json_t *errors, const char *field,
-    const char *message)
-{
-    json_array_append_new(errors, json_pack("{s:s, s:s}", "field", field,
-                                            "message", message));
-}
-
-
-static void
 ngx_http_msgr_check_name(json_t *v, json_t *errors)
 {
     size_t             len;
@@ -172,7 +164,7 @@ ngx_http_msgr_check_name(json_t *v, json_t *errors)
     s = json_string_value(v);
     len = json_string_length(v);
 
-    if (len == 0 || len > NGX_HTTP_MSGR_ATTR_NAME_MAX
+    if (len == 0 || msgr_utf8_chars(s, len) > NGX_HTTP_MSGR_ATTR_NAME_MAX
         || s[0] == ' ' || s[len - 1] == ' ')
     {
         ngx_http_msgr_field_error(errors, "name", "must be 1 to 100 "
@@ -205,67 +197,13 @@ ngx_http_msgr_check_value(json_t *v, const char *field, json_t *errors)
         return;
     }
 
-    if (json_string_length(v) > NGX_HTTP_MSGR_ATTR_VALUE_MAX
+    if (msgr_utf8_chars(json_string_value(v), json_string_length(v))
+        > NGX_HTTP_MSGR_ATTR_VALUE_MAX
         || strlen(json_string_value(v)) != json_string_length(v))
     {
         ngx_http_msgr_field_error(errors, field,
                                   "must be at most 1000 characters");
     }
-}
-
-
-/*
- * The body as an object whose keys are all among allowed (NULL-ended);
- * answers 422 itself and returns NULL otherwise.
- */
-
-static json_t *
-ngx_http_msgr_body_object(ngx_http_request_t *r, const char *const *allowed,
-    json_t **errors)
-{
-    json_t             *body, *v;
-    const char         *key;
-    const char *const  *a;
-
-    body = ngx_http_msgr_read_json(r);
-    if (body == NULL) {
-        return NULL;
-    }
-
-    *errors = json_array();
-
-    if (ngx_http_msgr_json_keep(r, *errors) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return NULL;
-    }
-
-    if (!json_is_object(body)) {
-        ngx_http_msgr_problem(r, 422, NULL, "the body must be a JSON object",
-                              NULL);
-        return NULL;
-    }
-
-    json_object_foreach(body, key, v) {
-        for (a = allowed; *a; a++) {
-            if (ngx_strcmp(*a, key) == 0) {
-                break;
-            }
-        }
-
-        if (*a == NULL) {
-            ngx_http_msgr_field_error(*errors, key, "unknown field");
-        }
-    }
-
-    return body;
-}
-
-
-static void
-ngx_http_msgr_invalid(ngx_http_request_t *r, json_t *errors)
-{
-    ngx_http_msgr_problem(r, 422, NULL, "the request has invalid fields; "
-                          "nothing was changed", json_incref(errors));
 }
 
 
@@ -321,7 +259,7 @@ ngx_http_msgr_attribute_add(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 
     static const char *const  allowed[] = { "name", "default_value", NULL };
 
-    body = ngx_http_msgr_body_object(r, allowed, &errors);
+    body = ngx_http_msgr_read_fields(r, allowed, &errors);
     if (body == NULL) {
         return;
     }
@@ -385,7 +323,7 @@ ngx_http_msgr_attribute_edit(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
         return;
     }
 
-    body = ngx_http_msgr_body_object(r, allowed, &errors);
+    body = ngx_http_msgr_read_fields(r, allowed, &errors);
     if (body == NULL) {
         return;
     }
@@ -598,7 +536,7 @@ ngx_http_msgr_contact_attribute(ngx_http_request_t *r,
     value = NULL;
 
     if (r->method == NGX_HTTP_PUT) {
-        body = ngx_http_msgr_body_object(r, allowed, &errors);
+        body = ngx_http_msgr_read_fields(r, allowed, &errors);
         if (body == NULL) {
             return;
         }

@@ -21,6 +21,7 @@
 #include "msgr_phone.h"
 #include "msgr_recipients.h"
 #include "msgr_settings.h"
+#include "msgr_text.h"
 
 
 #define NGX_HTTP_MSGR_LIST_LIMIT  50
@@ -343,29 +344,29 @@ ngx_http_msgr_id(ngx_str_t *s)
 ngx_int_t
 ngx_http_msgr_arg(ngx_http_request_t *r, const char *name, ngx_str_t *value)
 {
-    u_char     *dst, *src;
+    u_char     *dst, *src, *plus;
+    size_t      i;
     ngx_str_t   raw;
 
     if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &raw) != NGX_OK) {
         return NGX_DECLINED;
     }
 
-    dst = ngx_pnalloc(r->pool, raw.len + 1);
-    if (dst == NULL) {
+    plus = ngx_pnalloc(r->pool, 2 * raw.len + 1);
+    if (plus == NULL) {
         return NGX_ERROR;
     }
 
-    value->data = dst;
-    src = raw.data;
-
-    ngx_unescape_uri(&dst, &src, raw.len, NGX_UNESCAPE_URI);
-
-    /* "+" is a space in a query string */
-    for (src = value->data; src < dst; src++) {
-        if (*src == '+') {
-            *src = ' ';
-        }
+    /* "+" is a space in a query string, "%2B" a plus: "+" goes first */
+    for (i = 0; i < raw.len; i++) {
+        plus[i] = (raw.data[i] == '+') ? ' ' : raw.data[i];
     }
+
+    dst = plus + raw.len;
+    src = plus;
+    value->data = dst;
+
+    ngx_unescape_uri(&dst, &src, raw.len, 0);
 
     value->len = dst - value->data;
     *dst = '\0';
@@ -832,10 +833,10 @@ static const ngx_http_msgr_edit_field_t  ngx_http_msgr_edit_fields[] = {
 
 static json_t *
 ngx_http_msgr_edit_value(const ngx_http_msgr_edit_field_t *f, json_t *v,
-    const char **message)
+    const char *country, const char **message)
 {
     char         e164[32];
-    size_t       len, i;
+    size_t       len, i, chars;
     const char  *s, *why;
 
     if (!json_is_string(v)) {
@@ -846,10 +847,17 @@ ngx_http_msgr_edit_value(const ngx_http_msgr_edit_field_t *f, json_t *v,
     s = json_string_value(v);
     len = json_string_length(v);
 
+    if (strlen(s) != len) {
+        *message = "must not contain NUL characters";
+        return NULL;
+    }
+
+    chars = msgr_utf8_chars(s, len);
+
     switch (f->type) {
 
     case NGX_HTTP_MSGR_EDIT_NAME:
-        if (len < 1 || len > 100) {
+        if (chars < 1 || chars > 100) {
             *message = "must be 1 to 100 characters";
             return NULL;
         }
@@ -857,7 +865,7 @@ ngx_http_msgr_edit_value(const ngx_http_msgr_edit_field_t *f, json_t *v,
         break;
 
     case NGX_HTTP_MSGR_EDIT_TEXT:
-        if (len > 50) {
+        if (chars > 50) {
             *message = "must be at most 50 characters";
             return NULL;
         }
@@ -870,9 +878,10 @@ ngx_http_msgr_edit_value(const ngx_http_msgr_edit_field_t *f, json_t *v,
             break;
         }
 
-        if (msgr_phone_e164(s, "GB", e164, sizeof(e164), &why) != 0) {
-            *message = "must be a phone number (UK numbers may be written "
-                       "nationally, others with +country code), or \"\"";
+        if (msgr_phone_e164(s, country, e164, sizeof(e164), &why) != 0) {
+            *message = "must be a phone number (written nationally for the "
+                       "country of school.phone_country, else with "
+                       "+country code), or \"\"";
             return NULL;
         }
 
@@ -914,7 +923,7 @@ ngx_http_msgr_contact_edit(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
 {
     json_t                            *body, *value, *keep, *drop, *errors;
     json_t                            *good;
-    const char                        *key, *message;
+    const char                        *key, *message, *country;
     ngx_http_msgr_pg_query_t          *q;
     const ngx_http_msgr_edit_field_t  *f;
 
@@ -929,6 +938,13 @@ ngx_http_msgr_contact_edit(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     }
 
     body = ctx->data;
+
+    country = json_string_value(ngx_http_msgr_setting(settings, "school",
+                                                      "phone_country"));
+    if (country == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
 
     if (!json_is_object(body) || json_object_size(body) == 0) {
         ngx_http_msgr_problem(r, 422, NULL, "the body must be an object of "
@@ -957,11 +973,11 @@ ngx_http_msgr_contact_edit(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
         }
 
         if (f->name == NULL) {
-            json_array_append_new(errors, json_pack("{s:s, s:s}",
-                "field", key,
-                "message", "unknown field; the fields are title, "
-                           "first_name, last_name, home_phone, work_phone, "
-                           "mobile_phone, email, language"));
+            ngx_http_msgr_field_error(errors, key,
+                                      "unknown field; the fields are "
+                                      "title, first_name, last_name, "
+                                      "home_phone, work_phone, "
+                                      "mobile_phone, email, language");
             continue;
         }
 
@@ -971,11 +987,10 @@ ngx_http_msgr_contact_edit(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
         }
 
         message = NULL;
-        good = ngx_http_msgr_edit_value(f, value, &message);
+        good = ngx_http_msgr_edit_value(f, value, country, &message);
 
         if (good == NULL) {
-            json_array_append_new(errors, json_pack("{s:s, s:s}",
-                                  "field", key, "message", message));
+            ngx_http_msgr_field_error(errors, key, message);
             continue;
         }
 
@@ -1050,17 +1065,15 @@ ngx_http_msgr_ids_arg(ngx_http_request_t *r, ngx_str_t *name,
             start++;
 
             if (ngx_http_msgr_id(&v) == 0) {
-                json_array_append_new(errors, json_pack("{s:s, s:s}",
-                    "field", (char *) name->data,
-                    "message", "must be ids (positive integers), "
-                               "repeated or comma-separated"));
+                ngx_http_msgr_field_error(errors, (char *) name->data,
+                                          "must be ids (positive integers), "
+                                          "repeated or comma-separated");
                 return NGX_OK;
             }
 
             if (ids->nelts == NGX_HTTP_MSGR_SEND_MAX) {
-                json_array_append_new(errors, json_pack("{s:s, s:s}",
-                    "field", (char *) name->data,
-                    "message", "at most 500 ids"));
+                ngx_http_msgr_field_error(errors, (char *) name->data,
+                                          "at most 500 ids");
                 return NGX_OK;
             }
 
@@ -1112,19 +1125,17 @@ ngx_http_msgr_recipients(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
         rctx->send_to_given = 1;
 
         if (msgr_send_to_parse((char *) v.data, &rctx->send_to) != 0) {
-            json_array_append_new(errors, json_pack("{s:s, s:s}",
-                "field", "send_to",
-                "message", "must be one of: primary_contact, all_contacts, "
-                           "staff"));
+            ngx_http_msgr_field_error(errors, "send_to",
+                                      "must be one of: primary_contact, "
+                                      "all_contacts, staff");
         }
     }
 
     if (rctx->groups.nelts == 0 && rctx->students.nelts == 0
         && json_array_size(errors) == 0)
     {
-        json_array_append_new(errors, json_pack("{s:s, s:s}",
-            "field", "group",
-            "message", "name at least one group or student"));
+        ngx_http_msgr_field_error(errors, "group",
+                                  "name at least one group or student");
     }
 
     if (json_array_size(errors)) {

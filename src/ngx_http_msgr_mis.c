@@ -2,7 +2,9 @@
  * msgr: POST /v1/mis/sync, a snapshot of the school's MIS.
  *
  * The snapshot is checked and normalised in C (src/msgr_mis.c: every bad
- * record and field is named, phone numbers become E.164), then handed to
+ * record and field is named, phone numbers become E.164, those without a
+ * +code taken as of school.phone_country unless the snapshot names its
+ * default_country), then handed to
  * msgr_mis_sync() (sql/0005_mis_sync.sql) as one statement, so the whole
  * sync is one transaction.  With contacts.auto_sync_contacts off, contacts
  * and their links to students are left as they are.
@@ -29,6 +31,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_mis_sync = {
 
 
 typedef struct {
+    json_t  *snapshot;
     json_t  *normalised;
     json_t  *warnings;
 } ngx_http_msgr_mis_ctx_t;
@@ -37,19 +40,8 @@ typedef struct {
 void
 ngx_http_msgr_mis_sync(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
-    int                       rc;
-    json_t                   *snapshot, *errors;
+    json_t                   *snapshot;
     ngx_http_msgr_mis_ctx_t  *mctx;
-
-    if (r->headers_in.content_type == NULL
-        || !ngx_http_msgr_media_type(&r->headers_in.content_type->value,
-                                     &ngx_http_msgr_json_type))
-    {
-        ngx_http_msgr_problem(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE, NULL,
-                              "a snapshot is JSON: Content-Type "
-                              "application/json", NULL);
-        return;
-    }
 
     snapshot = ngx_http_msgr_read_json(r);
     if (snapshot == NULL) {
@@ -62,11 +54,39 @@ ngx_http_msgr_mis_sync(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
         return;
     }
 
+    mctx->snapshot = snapshot;
     ctx->data = mctx;
+
+    ngx_http_msgr_settings_load(r, ctx, ngx_http_msgr_mis_sync_run);
+}
+
+
+static void
+ngx_http_msgr_mis_sync_run(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
+    json_t *settings)
+{
+    int                        rc;
+    json_t                    *errors, *country;
+    ngx_uint_t                 contacts;
+    ngx_http_msgr_pg_query_t  *q;
+    ngx_http_msgr_mis_ctx_t   *mctx;
+
+    mctx = ctx->data;
+
+    /* numbers without +code are of the school's country unless it says */
+
+    country = ngx_http_msgr_setting(settings, "school", "phone_country");
+
+    if (json_is_object(mctx->snapshot) && country
+        && json_object_get(mctx->snapshot, "default_country") == NULL)
+    {
+        json_object_set(mctx->snapshot, "default_country", country);
+    }
+
     errors = NULL;
 
-    rc = msgr_mis_normalise(snapshot, &mctx->normalised, &mctx->warnings,
-                            &errors);
+    rc = msgr_mis_normalise(mctx->snapshot, &mctx->normalised,
+                            &mctx->warnings, &errors);
 
     if (rc == 1) {
         ngx_http_msgr_problem(r, 422, NULL,
@@ -83,37 +103,22 @@ ngx_http_msgr_mis_sync(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
         return;
     }
 
-    ngx_http_msgr_settings_load(r, ctx, ngx_http_msgr_mis_sync_run);
-}
-
-
-static void
-ngx_http_msgr_mis_sync_run(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
-    json_t *settings)
-{
-    ngx_uint_t                 contacts;
-    ngx_http_msgr_pg_query_t  *q;
-    ngx_http_msgr_mis_ctx_t   *mctx;
-
-    mctx = ctx->data;
-
     contacts = json_is_true(ngx_http_msgr_setting(settings, "contacts",
                                                   "auto_sync_contacts"));
 
     q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_mis_sync,
                             ngx_http_msgr_mis_sync_done);
 
-    if (q == NULL
-        || ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
-        || ngx_http_msgr_param_json(q, 1, mctx->normalised) != NGX_OK
-        || ngx_http_msgr_pg_param(q, 2, (u_char *) (contacts ? "t" : "f"), 1)
-           != NGX_OK)
+    if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
+              || ngx_http_msgr_param_json(q, 1, mctx->normalised) != NGX_OK
+              || ngx_http_msgr_pg_param(q, 2,
+                                        (u_char *) (contacts ? "t" : "f"), 1)
+                 != NGX_OK))
     {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
+        q = NULL;
     }
 
-    ngx_http_msgr_query_run(r, q);
+    (void) ngx_http_msgr_run(r, q);
 }
 
 

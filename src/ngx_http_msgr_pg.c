@@ -807,11 +807,7 @@ ngx_http_msgr_pg_results(ngx_http_msgr_pg_conn_t *pc)
 
         pc->query = NULL;
 
-        if (res != NULL && PQresultStatus(res) == PGRES_FATAL_ERROR) {
-            ngx_http_msgr_pg_log(NGX_LOG_ERR, pc->pool->log,
-                                 "msgr: PostgreSQL",
-                                 PQresultErrorMessage(res));
-        }
+        /* an SQL error is the caller's to judge, and to log */
 
         ngx_http_msgr_pg_ready(pc);
 

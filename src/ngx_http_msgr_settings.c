@@ -23,8 +23,6 @@
 
 
 #define NGX_HTTP_MSGR_SETTINGS_ATTEMPTS  12
-#define NGX_HTTP_MSGR_AUDIT_LIMIT        50
-#define NGX_HTTP_MSGR_AUDIT_MAX          200
 
 
 typedef struct {
@@ -106,10 +104,6 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_settings_audit = {
     " ORDER BY audit_id DESC LIMIT $3",
     3, 1
 };
-
-
-static ngx_str_t  ngx_http_msgr_merge_patch_type =
-    ngx_string("application/merge-patch+json");
 
 
 static ngx_http_msgr_settings_ctx_t *
@@ -429,7 +423,6 @@ ngx_http_msgr_settings_respond(ngx_http_request_t *r,
 void
 ngx_http_msgr_settings_patch(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
-    ngx_str_t                     *type;
     ngx_http_msgr_settings_ctx_t  *sctx;
 
     sctx = ngx_http_msgr_settings_ctx(r, ctx);
@@ -437,21 +430,7 @@ ngx_http_msgr_settings_patch(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
         return;
     }
 
-    type = r->headers_in.content_type ? &r->headers_in.content_type->value
-                                      : NULL;
-
-    if (type == NULL
-        || !(ngx_http_msgr_media_type(type, &ngx_http_msgr_merge_patch_type)
-             || ngx_http_msgr_media_type(type, &ngx_http_msgr_json_type)))
-    {
-        ngx_http_msgr_problem(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE, NULL,
-                              "a settings patch is a JSON merge patch: "
-                              "Content-Type application/merge-patch+json "
-                              "or application/json", NULL);
-        return;
-    }
-
-    sctx->patch = ngx_http_msgr_read_json(r);
+    sctx->patch = ngx_http_msgr_read_json_as(r, 1);
     if (sctx->patch == NULL) {
         return;
     }
@@ -773,63 +752,25 @@ ngx_http_msgr_settings_backoff_cleanup(void *data)
 void
 ngx_http_msgr_settings_audit(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
-    json_t                    *errors;
-    ngx_int_t                  limit, before;
-    ngx_str_t                  v;
+    int64_t                    before;
     ngx_http_msgr_pg_query_t  *q;
 
-    errors = json_array();
-    if (errors == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    if (ngx_http_msgr_page_args(r, ctx, &before) != NGX_OK) {
         return;
     }
-
-    limit = NGX_HTTP_MSGR_AUDIT_LIMIT;
-    before = 0;
-
-    if (ngx_http_arg(r, (u_char *) "limit", 5, &v) == NGX_OK) {
-        limit = ngx_atoi(v.data, v.len);
-
-        if (limit < 1 || limit > NGX_HTTP_MSGR_AUDIT_MAX) {
-            json_array_append_new(errors, json_pack("{s:s, s:s}",
-                "field", "limit",
-                "message", "must be an integer from 1 to 200"));
-        }
-    }
-
-    if (ngx_http_arg(r, (u_char *) "before", 6, &v) == NGX_OK) {
-        before = ngx_atoi(v.data, v.len);
-
-        if (before < 1) {
-            json_array_append_new(errors, json_pack("{s:s, s:s}",
-                "field", "before",
-                "message", "must be the positive integer given as "
-                           "next_before by the previous page"));
-        }
-    }
-
-    if (json_array_size(errors)) {
-        ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
-                              "the query parameters are invalid", errors);
-        return;
-    }
-
-    json_decref(errors);
 
     q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_settings_audit,
                             ngx_http_msgr_settings_audit_done);
-    if (q == NULL
-        || ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
-        || (before && ngx_http_msgr_pg_param_int(q, 1, before) != NGX_OK)
-        || ngx_http_msgr_pg_param_int(q, 2, limit) != NGX_OK)
+
+    if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
+              || (before
+                  && ngx_http_msgr_pg_param_int(q, 1, before) != NGX_OK)
+              || ngx_http_msgr_pg_param_int(q, 2, ctx->limit) != NGX_OK))
     {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
+        q = NULL;
     }
 
-    ctx->limit = limit;
-
-    ngx_http_msgr_query_run(r, q);
+    (void) ngx_http_msgr_run(r, q);
 }
 
 

@@ -24,6 +24,7 @@
 
 #include "ngx_http_msgr.h"
 #include "msgr_settings.h"
+#include "msgr_text.h"
 
 
 #define NGX_HTTP_MSGR_TOPICS_MAX      50
@@ -31,8 +32,6 @@
 #define NGX_HTTP_MSGR_BODY_LEN        2000
 #define NGX_HTTP_MSGR_LABEL_LEN       100
 #define NGX_HTTP_MSGR_PUSH_TOKEN_LEN  4096
-#define NGX_HTTP_MSGR_PAGE_LIMIT      50
-#define NGX_HTTP_MSGR_PAGE_MAX        200
 
 
 static void ngx_http_msgr_json_done(ngx_http_msgr_pg_query_t *q);
@@ -148,7 +147,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_topics_put = {
 /*
  * A parent's message: one row of three columns, whether the topic is one
  * of the school's, whether the student is the contact's, and the message
- * when both are.
+ * when both are and the rest of the fields were good ($7).
  */
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_incoming_add = {
     NGX_HTTP_MSGR_STMT_INCOMING_ADD, "msgr_incoming_add",
@@ -165,13 +164,14 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_incoming_add = {
     " ins AS ("
     "  INSERT INTO msgr_incoming AS m"
     "         (school_id, contact_id, student_id, token_id, topic, body)"
-    "  SELECT $1, $2, $4, $3, $5, $6 FROM tp, st WHERE tp.ok AND st.ok"
+    "  SELECT $1, $2, $4, $3, $5, $6 FROM tp, st"
+    "   WHERE tp.ok AND st.ok AND $7"
     "  RETURNING jsonb_build_object('id', m.message_id, 'topic', m.topic,"
     "   'body', m.body, 'student_id', m.student_id, 'status', 'unread',"
     "   'created_at', " NGX_HTTP_MSGR_TIME("m.created_at") ") AS j)"
     " SELECT tp.ok, st.ok, (SELECT jsonb_agg(ins.j) FROM ins)::text"
     "   FROM tp, st",
-    6, 0
+    7, 0
 };
 
 /* the parent's own: $2 contact, $3 before, $4 limit */
@@ -246,70 +246,6 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_incoming_mark = {
 };
 
 
-static void
-ngx_http_msgr_field_error(json_t *errors, const char *field,
-    const char *message)
-{
-    json_array_append_new(errors, json_pack("{s:s, s:s}", "field", field,
-                                            "message", message));
-}
-
-
-/*
- * The body as an object with only the allowed keys; answers itself (400,
- * 422) and returns NULL otherwise.  *errors is a fresh list for the caller.
- */
-
-static json_t *
-ngx_http_msgr_body_fields(ngx_http_request_t *r, const char *const *allowed,
-    json_t **errors)
-{
-    json_t             *body, *v;
-    const char         *key;
-    const char *const  *a;
-
-    body = ngx_http_msgr_read_json(r);
-    if (body == NULL) {
-        return NULL;
-    }
-
-    *errors = json_array();
-
-    if (ngx_http_msgr_json_keep(r, *errors) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return NULL;
-    }
-
-    if (!json_is_object(body)) {
-        ngx_http_msgr_problem(r, 422, NULL, "the body must be a JSON object",
-                              NULL);
-        return NULL;
-    }
-
-    json_object_foreach(body, key, v) {
-        for (a = allowed; *a; a++) {
-            if (ngx_strcmp(*a, key) == 0) {
-                break;
-            }
-        }
-
-        if (*a == NULL) {
-            ngx_http_msgr_field_error(*errors, key, "unknown field");
-        }
-    }
-
-    return body;
-}
-
-
-static void
-ngx_http_msgr_invalid_fields(ngx_http_request_t *r, json_t *errors)
-{
-    ngx_http_msgr_problem(r, 422, NULL, "the request has invalid fields; "
-                          "nothing was changed", json_incref(errors));
-}
-
-
 /* a string of 1 to max characters after trimming; NULL otherwise */
 
 static json_t *
@@ -348,20 +284,6 @@ ngx_http_msgr_trimmed(json_t *v, size_t max)
     }
 
     return v;
-}
-
-
-static ngx_int_t
-ngx_http_msgr_run(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
-{
-    if (q == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return NGX_ERROR;
-    }
-
-    ngx_http_msgr_query_run(r, q);
-
-    return NGX_OK;
 }
 
 
@@ -447,7 +369,7 @@ ngx_http_msgr_app_token_add(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
     label = NULL;
 
     if (r->headers_in.content_length_n > 0 || r->headers_in.chunked) {
-        body = ngx_http_msgr_body_fields(r, allowed, &errors);
+        body = ngx_http_msgr_read_fields(r, allowed, &errors);
         if (body == NULL) {
             return;
         }
@@ -465,7 +387,7 @@ ngx_http_msgr_app_token_add(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
         }
 
         if (json_array_size(errors)) {
-            ngx_http_msgr_invalid_fields(r, errors);
+            ngx_http_msgr_invalid(r, errors);
             return;
         }
     }
@@ -673,7 +595,7 @@ ngx_http_msgr_app_device(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
         return;
     }
 
-    body = ngx_http_msgr_body_fields(r, allowed, &errors);
+    body = ngx_http_msgr_read_fields(r, allowed, &errors);
     if (body == NULL) {
         return;
     }
@@ -701,7 +623,7 @@ ngx_http_msgr_app_device(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
     }
 
     if (json_array_size(errors)) {
-        ngx_http_msgr_invalid_fields(r, errors);
+        ngx_http_msgr_invalid(r, errors);
         return;
     }
 
@@ -751,12 +673,12 @@ ngx_http_msgr_topics_put(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     u_char                     field[32];
     size_t                     i, k;
-    json_t                    *body, *errors, *list, *topics, *v, *t;
+    json_t                    *body, *errors, *list, *topics, *v, *t, *u;
     ngx_http_msgr_pg_query_t  *q;
 
     static const char *const  allowed[] = { "topics", NULL };
 
-    body = ngx_http_msgr_body_fields(r, allowed, &errors);
+    body = ngx_http_msgr_read_fields(r, allowed, &errors);
     if (body == NULL) {
         return;
     }
@@ -791,9 +713,12 @@ ngx_http_msgr_topics_put(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
             }
 
             for (k = 0; k < json_array_size(topics); k++) {
-                if (ngx_strcasecmp((u_char *) json_string_value(t),
-                        (u_char *) json_string_value(json_array_get(topics,
-                                                                    k)))
+                u = json_array_get(topics, k);
+
+                if (msgr_utf8_casecmp(json_string_value(t),
+                                      json_string_length(t),
+                                      json_string_value(u),
+                                      json_string_length(u))
                     == 0)
                 {
                     break;
@@ -813,7 +738,7 @@ ngx_http_msgr_topics_put(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
     }
 
     if (json_array_size(errors)) {
-        ngx_http_msgr_invalid_fields(r, errors);
+        ngx_http_msgr_invalid(r, errors);
         return;
     }
 
@@ -832,10 +757,14 @@ ngx_http_msgr_topics_put(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 }
 
 
-/* POST /v1/app/messages */
+/*
+ * POST /v1/app/messages.  Every bad field is named: those a look at the
+ * body finds, and then, for the fields that passed, those only the
+ * database can judge (the topic, the child).
+ */
 
 typedef struct {
-    json_t       *body;
+    json_t       *errors;
     json_t       *topic;
     json_t       *text;
     int64_t       student;
@@ -847,7 +776,7 @@ ngx_http_msgr_app_message(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     u_char                     after[NGX_TIME_T_LEN];
     time_t                     retry;
-    json_t                    *body, *errors, *v;
+    json_t                    *body, *v;
     ngx_str_t                  value;
     ngx_http_msgr_post_t      *post;
 
@@ -875,56 +804,51 @@ ngx_http_msgr_app_message(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
         return;
     }
 
-    body = ngx_http_msgr_body_fields(r, allowed, &errors);
-    if (body == NULL) {
-        return;
-    }
-
     post = ngx_pcalloc(r->pool, sizeof(ngx_http_msgr_post_t));
     if (post == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    post->body = body;
-    post->topic = json_object_get(body, "topic");
-    post->text = json_object_get(body, "body");
+    body = ngx_http_msgr_read_fields(r, allowed, &post->errors);
+    if (body == NULL) {
+        return;
+    }
 
-    if (!json_is_string(post->topic) || json_string_length(post->topic) == 0)
-    {
-        ngx_http_msgr_field_error(errors, "topic",
+    v = json_object_get(body, "topic");
+
+    if (json_is_string(v) && json_string_length(v) > 0) {
+        post->topic = v;
+
+    } else {
+        ngx_http_msgr_field_error(post->errors, "topic",
                                   "must be one of the school's topics "
                                   "(GET /v1/xpressions/topics)");
     }
 
-    if (!json_is_string(post->text)
-        || json_string_length(post->text) == 0
-        || strlen(json_string_value(post->text))
-           != json_string_length(post->text)
-        || msgr_utf8_chars(json_string_value(post->text),
-                           json_string_length(post->text))
-           > NGX_HTTP_MSGR_BODY_LEN)
+    v = json_object_get(body, "body");
+
+    if (json_is_string(v) && json_string_length(v) > 0
+        && strlen(json_string_value(v)) == json_string_length(v)
+        && msgr_utf8_chars(json_string_value(v), json_string_length(v))
+           <= NGX_HTTP_MSGR_BODY_LEN)
     {
-        ngx_http_msgr_field_error(errors, "body",
+        post->text = v;
+
+    } else {
+        ngx_http_msgr_field_error(post->errors, "body",
                                   "must be a message of 1 to 2000 "
                                   "characters");
     }
 
     v = json_object_get(body, "student_id");
 
-    if (!json_is_integer(v) || json_integer_value(v) <= 0) {
-        ngx_http_msgr_field_error(errors, "student_id",
-                                  "must be the id of one of your children");
+    if (json_is_integer(v) && json_integer_value(v) > 0) {
+        post->student = json_integer_value(v);
 
     } else {
-        post->student = json_integer_value(v);
-    }
-
-    if (json_array_size(errors)) {
-        ngx_http_msgr_problem(r, 422, NULL, "the message has invalid "
-                              "fields; it was not sent",
-                              json_incref(errors));
-        return;
+        ngx_http_msgr_field_error(post->errors, "student_id",
+                                  "must be the id of one of your children");
     }
 
     ctx->data = post;
@@ -952,6 +876,8 @@ ngx_http_msgr_app_post(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
         return;
     }
 
+    /* stored only when every field is good */
+
     q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_incoming_add,
                             ngx_http_msgr_app_post_done);
 
@@ -959,13 +885,20 @@ ngx_http_msgr_app_post(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
               || ngx_http_msgr_pg_param_int(q, 1, ctx->contact_id) != NGX_OK
               || ngx_http_msgr_pg_param(q, 2, (u_char *) ctx->key.id,
                                         MSGR_KEY_ID_LEN) != NGX_OK
-              || ngx_http_msgr_pg_param_int(q, 3, post->student) != NGX_OK
-              || ngx_http_msgr_pg_param(q, 4,
-                     (u_char *) json_string_value(post->topic),
-                     json_string_length(post->topic)) != NGX_OK
-              || ngx_http_msgr_pg_param(q, 5,
-                     (u_char *) json_string_value(post->text),
-                     json_string_length(post->text)) != NGX_OK))
+              || (post->student
+                  && ngx_http_msgr_pg_param_int(q, 3, post->student)
+                     != NGX_OK)
+              || (post->topic
+                  && ngx_http_msgr_pg_param(q, 4,
+                         (u_char *) json_string_value(post->topic),
+                         json_string_length(post->topic)) != NGX_OK)
+              || (post->text
+                  && ngx_http_msgr_pg_param(q, 5,
+                         (u_char *) json_string_value(post->text),
+                         json_string_length(post->text)) != NGX_OK)
+              || ngx_http_msgr_pg_param(q, 6,
+                     (u_char *) (json_array_size(post->errors) ? "f" : "t"),
+                     1) != NGX_OK))
     {
         q = NULL;
     }
@@ -977,34 +910,35 @@ ngx_http_msgr_app_post(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
 static void
 ngx_http_msgr_app_post_done(ngx_http_msgr_pg_query_t *q)
 {
-    json_t              *errors, *list;
-    json_error_t         err;
-    ngx_http_request_t  *r;
+    json_t                *list;
+    json_error_t           err;
+    ngx_http_request_t    *r;
+    ngx_http_msgr_ctx_t   *ctx;
+    ngx_http_msgr_post_t  *post;
 
     r = q->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+    post = ctx->data;
 
     if (!ngx_http_msgr_result_ok(r, q)) {
         return;
     }
 
-    if (PQgetvalue(q->result, 0, 0)[0] != 't'
-        || PQgetvalue(q->result, 0, 1)[0] != 't')
-    {
-        errors = json_array();
+    if (post->topic && PQgetvalue(q->result, 0, 0)[0] != 't') {
+        ngx_http_msgr_field_error(post->errors, "topic",
+                                  "must be one of the school's topics "
+                                  "(GET /v1/xpressions/topics)");
+    }
 
-        if (PQgetvalue(q->result, 0, 0)[0] != 't') {
-            ngx_http_msgr_field_error(errors, "topic",
-                                      "must be one of the school's topics "
-                                      "(GET /v1/xpressions/topics)");
-        }
+    if (post->student && PQgetvalue(q->result, 0, 1)[0] != 't') {
+        ngx_http_msgr_field_error(post->errors, "student_id",
+                                  "is not one of your children");
+    }
 
-        if (PQgetvalue(q->result, 0, 1)[0] != 't') {
-            ngx_http_msgr_field_error(errors, "student_id",
-                                      "is not one of your children");
-        }
-
+    if (json_array_size(post->errors)) {
         ngx_http_msgr_problem(r, 422, NULL, "the message has invalid "
-                              "fields; it was not sent", errors);
+                              "fields; it was not sent",
+                              json_incref(post->errors));
         return;
     }
 
@@ -1013,55 +947,6 @@ ngx_http_msgr_app_post_done(ngx_http_msgr_pg_query_t *q)
     ngx_http_msgr_send_json(r, NGX_HTTP_CREATED,
                             json_incref(json_array_get(list, 0)));
     json_decref(list);
-}
-
-
-/* before= and limit= of a page; answers 400 itself */
-
-static ngx_int_t
-ngx_http_msgr_page_args(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
-    int64_t *before)
-{
-    json_t     *errors;
-    ngx_str_t   v;
-
-    errors = json_array();
-
-    if (ngx_http_msgr_json_keep(r, errors) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return NGX_ERROR;
-    }
-
-    ctx->limit = NGX_HTTP_MSGR_PAGE_LIMIT;
-    *before = 0;
-
-    if (ngx_http_msgr_arg(r, "limit", &v) == NGX_OK) {
-        ctx->limit = ngx_atoi(v.data, v.len);
-
-        if (ctx->limit < 1 || ctx->limit > NGX_HTTP_MSGR_PAGE_MAX) {
-            ngx_http_msgr_field_error(errors, "limit",
-                                      "must be an integer from 1 to 200");
-        }
-    }
-
-    if (ngx_http_msgr_arg(r, "before", &v) == NGX_OK) {
-        *before = ngx_http_msgr_id(&v);
-
-        if (*before == 0) {
-            ngx_http_msgr_field_error(errors, "before",
-                                      "must be the next_before of the "
-                                      "previous page");
-        }
-    }
-
-    if (json_array_size(errors)) {
-        ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
-                              "the query parameters are invalid",
-                              json_incref(errors));
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
 }
 
 
@@ -1205,7 +1090,7 @@ ngx_http_msgr_incoming_mark(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
         return;
     }
 
-    body = ngx_http_msgr_body_fields(r, allowed, &errors);
+    body = ngx_http_msgr_read_fields(r, allowed, &errors);
     if (body == NULL) {
         return;
     }
@@ -1217,7 +1102,7 @@ ngx_http_msgr_incoming_mark(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
     }
 
     if (json_array_size(errors)) {
-        ngx_http_msgr_invalid_fields(r, errors);
+        ngx_http_msgr_invalid(r, errors);
         return;
     }
 

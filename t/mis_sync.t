@@ -278,20 +278,24 @@ sub contact_of {
 my $empty_a = db_view($A);
 
 {
-    my $r = $ngx->req(POST => $SYNC, key => $a_int,
-                      body => $J->encode(base()),
-                      headers => { 'Content-Type' => 'text/plain' });
-    Msgr::Test::problem_ok($r, 415, 'Content-Type text/plain: 415');
-
-    $r = $ngx->req(POST => $SYNC, key => $a_int,
-                   body => $J->encode(base()), headers => {});
-    Msgr::Test::problem_ok($r, 415, 'no Content-Type: 415');
-
-    $r = $ngx->req(POST => $SYNC, key => $a_int,
-                   body => $J->encode(base()),
+    # a valid snapshot that would write nothing, should one get through
+    my $none = $J->encode({ students => [], contacts => [], staff => [],
+                            groups => [] });
+    my $r;
+    for my $type ('text/plain', 'application/merge-patch+json',
+                  'application/x-www-form-urlencoded', undef)
+    {
+        $r = $ngx->req(POST => $SYNC, key => $a_int, body => $none,
+                       headers => { defined $type
+                                    ? ('Content-Type' => $type) : () });
+        Msgr::Test::problem_ok($r, 415, 'Content-Type '
+                                        . ($type // '(none)') . ': 415');
+    }
+    $r = $ngx->req(POST => $SYNC, key => $a_int, body => $none,
                    headers => { 'Content-Type'
-                                => 'application/merge-patch+json' });
-    Msgr::Test::problem_ok($r, 415, 'Content-Type merge-patch+json: 415');
+                                => 'Application/JSON; charset=utf-8' });
+    Msgr::Test::json_ok($r, 200, 'Content-Type Application/JSON; '
+                                 . 'charset=utf-8: 200');
 
     for my $bad ('{"students": [', '{"students": []', 'not json', '',
                  "{\"students\": [{\"mis_id\": \"S1\",}]}")

@@ -274,6 +274,7 @@ my %DEFAULTS = (
         name     => undef,      # the name given to msgrctl school create
         address  => '',
         phone    => '',
+        phone_country => 'GB',
         email    => '',
         website  => '',
         logo_url => '',
@@ -439,6 +440,8 @@ my @FIELDS = (
     [ school => 'phone', [ '+44 (0)20 7946 0000', '01632 960000', '' ],
       [ '12ab5', '1234', '44+1234567', ' 01632 960000', 'phone',
         1632960000 ], [] ],
+    [ school => 'phone_country', [ 'IE', 'US', 'GB' ],
+      [ 'XX', 'gb', 'GBR', '', 44 ], [] ],
     [ school => 'email', [ 'office@school.example', '' ],
       [ 'office', 'a@b@school.example', 'office@localhost',
         'off ice@school.example', 'office@school..example',

@@ -641,10 +641,7 @@ my @TOPICS = ('Absence', 'Lunch', 'School Trips', 'Clubs+Activities');
         $r = put_topics($a_admin, $bad->[0]);
         errors_ok($r, 422, $bad->[1], "PUT topics, $bad->[2]");
     }
-    TODO: {
-        local $TODO = 'module: topics are compared without case in ASCII '
-                    . 'only ("\x{c9}t\x{e9}" and "\x{e9}t\x{e9}" are both '
-                    . 'taken)';
+    {
         $r = put_topics($a_admin, ["\x{c9}t\x{e9}", "\x{e9}t\x{e9}"]);
         errors_ok($r, 422, ['topics[1]'],
                   'PUT topics, a duplicate in another case, accented');
@@ -768,10 +765,7 @@ sub post_ok {
                              student_id => $S3 });
     Msgr::Test::problem_ok($r, 422,
                            'POST /app/messages, three bad fields: 422');
-    TODO: {
-        local $TODO = 'module: a topic or child not the school\'s is not '
-                    . 'named while another field is bad (api.md: errors '
-                    . 'lists every one)';
+    {
         is_deeply([ sort map { $_->{field} }
                     @{ ($r->{json} || {})->{errors} || [] } ],
                   [ sort qw(topic body student_id) ],
@@ -795,9 +789,7 @@ sub post_ok {
     is(db_count('SELECT count(*) FROM msgr_incoming'), $n,
        'nothing stored by the refused posts');
 
-    TODO: {
-        local $TODO = 'module: the xpressions routes take any Content-Type '
-                    . '(api.md: 415 when the body is not application/json)';
+    {
         $r = req(POST => '/app/messages', $tok_c1, $J->encode($msg),
                  headers => { 'Content-Type' => 'text/plain' });
         Msgr::Test::problem_ok($r, 415,
@@ -939,10 +931,6 @@ sub post_ok {
         (my $q = $t) =~ s/([^A-Za-z0-9])/sprintf('%%%02X', ord $1)/ge;
         $r = get($a_staff, "/incoming?limit=200&topic=$q");
         ok_json($r, 200, "GET /incoming?topic=$q 200");
-        local $TODO = $t =~ /\+/
-            ? 'module: %2B in a query parameter is read as a space '
-              . '(ngx_http_msgr_arg turns "+" into " " after unescaping)'
-            : undef;
         is_deeply([ map { $_->{id} } @{ $r->{json}{items} || [] } ],
                   [ sort { $b <=> $a } map { $_->{id} }
                     grep { $_->{topic} eq $t } @posted ],

@@ -14,7 +14,7 @@
 #include "msgr_settings.h"
 
 
-#define MSGR_TEST_PLAN  263
+#define MSGR_TEST_PLAN  268
 
 #define MSGR_TEST_SCHOOL  "Alpha School"
 
@@ -371,6 +371,7 @@ msgr_test_defaults(void)
         { "school.name", "\"" MSGR_TEST_SCHOOL "\"" },
         { "school.address", "\"\"" },
         { "school.phone", "\"\"" },
+        { "school.phone_country", "\"GB\"" },
         { "school.email", "\"\"" },
         { "school.website", "\"\"" },
         { "school.logo_url", "\"\"" },
@@ -424,7 +425,7 @@ msgr_test_defaults(void)
                 "hide_staff_contact_details;"
                 "security:enforce_password_change,password_strength,"
                 "password_history;"
-                "school:name,address,phone,email,website,logo_url;"
+                "school:name,address,phone,phone_country,email,website,logo_url;"
                 "xpressions:backup_sms,backup_sms_after_minutes,"
                 "incoming_enabled;"
                 "mis:teachers_in_class_groups,guest_students,pre_admissions,"
@@ -598,6 +599,11 @@ msgr_test_fields(void)
         { "school.phone", "\"01632\\t960123\"", 0, NULL },
         { "school.phone", "\"01632 960123 ext 4\"", 0, NULL },
         { "school.phone", "1632960123", 0, "must be a string" },
+
+        { "school.phone_country", "\"IE\"", 1, NULL },
+        { "school.phone_country", "\"XX\"", 0, NULL },
+        { "school.phone_country", "\"gb\"", 0, NULL },
+        { "school.phone_country", "\"\"", 0, NULL },
 
         { "school.email", "\"office@school.example\"", 1, NULL },
         { "school.email", "\"first.last+tag@mail.school.example\"", 1,
