@@ -176,6 +176,8 @@ void ngx_http_msgr_field_error(json_t *errors, const char *field,
 void ngx_http_msgr_invalid(ngx_http_request_t *r, json_t *errors);
 ngx_int_t ngx_http_msgr_run(ngx_http_request_t *r,
     ngx_http_msgr_pg_query_t *q);
+void ngx_http_msgr_json_done(ngx_http_msgr_pg_query_t *q);
+void ngx_http_msgr_no_content_done(ngx_http_msgr_pg_query_t *q);
 ngx_int_t ngx_http_msgr_page_args(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx, int64_t *before);
 ngx_int_t ngx_http_msgr_json_keep(ngx_http_request_t *r, json_t *json);

@@ -1032,6 +1032,64 @@ ngx_http_msgr_page_args(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
 }
 
 
+/*
+ * A query whose one column is the JSON to answer with; no row (or NULL) is
+ * a 404 whose detail is ctx->data.
+ */
+
+void
+ngx_http_msgr_json_done(ngx_http_msgr_pg_query_t *q)
+{
+    json_t              *body;
+    json_error_t         err;
+    ngx_http_request_t  *r;
+    ngx_http_msgr_ctx_t *ctx;
+
+    r = q->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+
+    if (!ngx_http_msgr_result_ok(r, q)) {
+        return;
+    }
+
+    if (PQntuples(q->result) == 0 || PQgetisnull(q->result, 0, 0)) {
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
+                              ctx->data ? ctx->data : "not found", NULL);
+        return;
+    }
+
+    body = json_loads(PQgetvalue(q->result, 0, 0), 0, &err);
+
+    ngx_http_msgr_send_json(r, NGX_HTTP_OK, body);
+}
+
+
+/* 204 when a row came back, 404 otherwise */
+
+void
+ngx_http_msgr_no_content_done(ngx_http_msgr_pg_query_t *q)
+{
+    ngx_http_request_t   *r;
+    ngx_http_msgr_ctx_t  *ctx;
+
+    r = q->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+
+    if (!ngx_http_msgr_result_ok(r, q)) {
+        return;
+    }
+
+    if (PQntuples(q->result) == 0) {
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
+                              ctx->data ? ctx->data : "not found", NULL);
+        return;
+    }
+
+    ngx_http_msgr_send_raw(r, NGX_HTTP_NO_CONTENT, &ngx_http_msgr_json_type,
+                           NULL, 0);
+}
+
+
 /* GET /v1/health: no credential; says whether PostgreSQL answers */
 
 static void

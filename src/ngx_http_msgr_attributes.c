@@ -30,7 +30,6 @@
 static void ngx_http_msgr_attribute_done(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_attributes_done(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_attributes_deleted(ngx_http_msgr_pg_query_t *q);
-static void ngx_http_msgr_no_content_done(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_tokens_done(ngx_http_msgr_pg_query_t *q);
 
 
@@ -556,6 +555,8 @@ ngx_http_msgr_contact_attribute(ngx_http_request_t *r,
         }
     }
 
+    ctx->data = "no such contact or contact attribute";
+
     q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_attribute_value,
                             ngx_http_msgr_no_content_done);
 
@@ -572,28 +573,6 @@ ngx_http_msgr_contact_attribute(ngx_http_request_t *r,
     }
 
     ngx_http_msgr_query_run(r, q);
-}
-
-
-static void
-ngx_http_msgr_no_content_done(ngx_http_msgr_pg_query_t *q)
-{
-    ngx_http_request_t  *r;
-
-    r = q->data;
-
-    if (!ngx_http_msgr_result_ok(r, q)) {
-        return;
-    }
-
-    if (PQntuples(q->result) == 0) {
-        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
-                              "no such contact or contact attribute", NULL);
-        return;
-    }
-
-    ngx_http_msgr_send_raw(r, NGX_HTTP_NO_CONTENT, &ngx_http_msgr_json_type,
-                           NULL, 0);
 }
 
 

@@ -34,8 +34,6 @@
 #define NGX_HTTP_MSGR_PUSH_TOKEN_LEN  4096
 
 
-static void ngx_http_msgr_json_done(ngx_http_msgr_pg_query_t *q);
-static void ngx_http_msgr_gone_done(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_app_token_done(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_app_revoke_done(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_app_post(ngx_http_request_t *r,
@@ -287,61 +285,6 @@ ngx_http_msgr_trimmed(json_t *v, size_t max)
 }
 
 
-/* a query whose one column is the JSON to answer with, or no row: 404 */
-
-static void
-ngx_http_msgr_json_done(ngx_http_msgr_pg_query_t *q)
-{
-    json_t              *body;
-    json_error_t         err;
-    ngx_http_request_t  *r;
-    ngx_http_msgr_ctx_t *ctx;
-
-    r = q->data;
-    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
-
-    if (!ngx_http_msgr_result_ok(r, q)) {
-        return;
-    }
-
-    if (PQntuples(q->result) == 0 || PQgetisnull(q->result, 0, 0)) {
-        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
-                              ctx->data ? ctx->data : "not found", NULL);
-        return;
-    }
-
-    body = json_loads(PQgetvalue(q->result, 0, 0), 0, &err);
-
-    ngx_http_msgr_send_json(r, NGX_HTTP_OK, body);
-}
-
-
-/* 204 when a row came back, 404 otherwise */
-
-static void
-ngx_http_msgr_gone_done(ngx_http_msgr_pg_query_t *q)
-{
-    ngx_http_request_t   *r;
-    ngx_http_msgr_ctx_t  *ctx;
-
-    r = q->data;
-    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
-
-    if (!ngx_http_msgr_result_ok(r, q)) {
-        return;
-    }
-
-    if (PQntuples(q->result) == 0) {
-        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
-                              ctx->data ? ctx->data : "not found", NULL);
-        return;
-    }
-
-    ngx_http_msgr_send_raw(r, NGX_HTTP_NO_CONTENT, &ngx_http_msgr_json_type,
-                           NULL, 0);
-}
-
-
 /* POST /v1/contacts/{id}/app-tokens */
 
 void
@@ -582,7 +525,7 @@ ngx_http_msgr_app_device(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 
     if (r->method == NGX_HTTP_DELETE) {
         q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_device_delete,
-                                ngx_http_msgr_gone_done);
+                                ngx_http_msgr_no_content_done);
 
         if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
                   || ngx_http_msgr_pg_param(q, 1, (u_char *) ctx->key.id,
