@@ -154,6 +154,7 @@ ngx_int_t ngx_http_msgr_response_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_msgr_header(ngx_http_request_t *r, const char *name,
     ngx_str_t *value);
 ngx_int_t ngx_http_msgr_retry_after(ngx_http_request_t *r);
+ngx_int_t ngx_http_msgr_etag(ngx_http_request_t *r, ngx_str_t *value);
 ngx_int_t ngx_http_msgr_json_dump(ngx_http_request_t *r, json_t *body,
     ngx_str_t *out);
 void ngx_http_msgr_send_json(ngx_http_request_t *r, ngx_uint_t status,

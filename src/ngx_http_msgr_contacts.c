@@ -159,22 +159,42 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_members = {
     5, 1
 };
 
+/*
+ * A contact and its ETag: the row version's transaction id, which every
+ * change (a sync, an edit) replaces.
+ */
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contact = {
     NGX_HTTP_MSGR_STMT_CONTACT, "msgr_contact",
-    "SELECT msgr_contact_json(c)::text FROM msgr_contacts c"
+    "SELECT 1, msgr_contact_json(c)::text, '\"' || c.xmin || '\"'"
+    " FROM msgr_contacts c"
     " WHERE c.school_id = $1 AND c.contact_id = $2 AND c.retired_at IS NULL",
     2, 1
 };
 
-/* $3: the edits to keep, $4: the fields going back to the MIS's value */
+/*
+ * $3: the edits to keep, $4: the fields going back to the MIS's value,
+ * $5: If-Match.  One row: whether the contact is there, then the contact
+ * and its new ETag, both NULL when If-Match names an older version.
+ */
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contact_edit = {
     NGX_HTTP_MSGR_STMT_CONTACT_EDIT, "msgr_contact_edit",
-    "UPDATE msgr_contacts c"
-    "   SET overrides = (c.overrides || $3::jsonb) - $4::text[],"
-    "       updated_at = now()"
-    " WHERE c.school_id = $1 AND c.contact_id = $2 AND c.retired_at IS NULL"
-    " RETURNING msgr_contact_json(c)::text",
-    4, 0
+    "WITH cur AS ("
+    "  SELECT '\"' || c.xmin || '\"' AS etag FROM msgr_contacts c"
+    "   WHERE c.school_id = $1 AND c.contact_id = $2"
+    "     AND c.retired_at IS NULL),"
+    " upd AS ("
+    "  UPDATE msgr_contacts c"
+    "     SET overrides = (c.overrides || $3::jsonb) - $4::text[],"
+    "         updated_at = now()"
+    "   WHERE c.school_id = $1 AND c.contact_id = $2"
+    "     AND c.retired_at IS NULL"
+    "     AND ($5::text IS NULL OR $5 = '*'"
+    "          OR $5 = (SELECT etag FROM cur))"
+    "  RETURNING msgr_contact_json(c)::text AS j,"
+    "            '\"' || c.xmin || '\"' AS etag)"
+    " SELECT (SELECT count(*) FROM cur), upd.j, upd.etag"
+    "   FROM (SELECT 1) AS one LEFT JOIN upd ON true",
+    5, 0
 };
 
 /*
@@ -746,6 +766,7 @@ static void
 ngx_http_msgr_contact_done(ngx_http_msgr_pg_query_t *q)
 {
     json_t               *contact;
+    ngx_str_t             etag;
     json_error_t          err;
     ngx_http_request_t   *r;
     ngx_http_msgr_ctx_t  *ctx;
@@ -757,16 +778,39 @@ ngx_http_msgr_contact_done(ngx_http_msgr_pg_query_t *q)
         return;
     }
 
-    if (PQntuples(q->result) != 1) {
+    if (PQntuples(q->result) != 1
+        || PQgetvalue(q->result, 0, 0)[0] == '0')
+    {
         ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL, "no such contact",
                               NULL);
         return;
     }
 
-    contact = json_loads(PQgetvalue(q->result, 0, 0), 0, &err);
+    if (PQgetisnull(q->result, 0, 1)) {
+        ngx_http_msgr_problem(r, NGX_HTTP_PRECONDITION_FAILED, NULL,
+                              "the contact has changed since the version "
+                              "named in If-Match; read it again", NULL);
+        return;
+    }
+
+    contact = json_loads(PQgetvalue(q->result, 0, 1), 0, &err);
     if (contact == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
+    }
+
+    etag.data = (u_char *) PQgetvalue(q->result, 0, 2);
+    etag.len = PQgetlength(q->result, 0, 2);
+
+    if (ngx_http_msgr_etag(r, &etag) != NGX_OK) {
+        json_decref(contact);
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (r->method == NGX_HTTP_PATCH) {
+        /* If-Match has been judged above, against the row itself */
+        r->disable_not_modified = 1;
     }
 
     ngx_http_msgr_decorate_contact(ctx, contact);
@@ -1011,7 +1055,12 @@ ngx_http_msgr_contact_edit(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
         || ngx_http_msgr_pg_param_int(q, 1, ngx_http_msgr_id(&ctx->args[0]))
            != NGX_OK
         || ngx_http_msgr_param_json(q, 2, keep) != NGX_OK
-        || ngx_http_msgr_param_text_array(q, 3, drop) != NGX_OK)
+        || ngx_http_msgr_param_text_array(q, 3, drop) != NGX_OK
+        || (r->headers_in.if_match
+            && ngx_http_msgr_pg_param(q, 4,
+                                      r->headers_in.if_match->value.data,
+                                      r->headers_in.if_match->value.len)
+               != NGX_OK))
     {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;

@@ -110,6 +110,28 @@ ngx_http_msgr_header(ngx_http_request_t *r, const char *name,
 }
 
 
+/* a strong ETag, "..." with its quotes; the value must outlive the answer */
+
+ngx_int_t
+ngx_http_msgr_etag(ngx_http_request_t *r, ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "ETag");
+    h->value = *value;
+
+    r->headers_out.etag = h;
+
+    return NGX_OK;
+}
+
+
 ngx_int_t
 ngx_http_msgr_retry_after(ngx_http_request_t *r)
 {

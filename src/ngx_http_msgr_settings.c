@@ -371,30 +371,22 @@ ngx_http_msgr_settings_respond(ngx_http_request_t *r,
     ngx_http_msgr_settings_ctx_t *sctx, ngx_uint_t write)
 {
     json_t           *all, *tab;
-    ngx_str_t         body;
+    ngx_str_t         body, etag;
     json_error_t      err;
-    ngx_table_elt_t  *etag;
 
-    etag = ngx_list_push(&r->headers_out.headers);
-    if (etag == NULL) {
+    etag.data = ngx_pnalloc(r->pool, NGX_INT64_LEN + 2);
+    if (etag.data == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    etag->hash = 1;
-    ngx_str_set(&etag->key, "ETag");
+    etag.len = ngx_sprintf(etag.data, "\"%L\"", sctx->cs.version)
+               - etag.data;
 
-    etag->value.data = ngx_pnalloc(r->pool, NGX_INT64_LEN + 2);
-    if (etag->value.data == NULL) {
+    if (ngx_http_msgr_etag(r, &etag) != NGX_OK) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
-
-    etag->value.len = ngx_sprintf(etag->value.data, "\"%L\"",
-                                  sctx->cs.version)
-                      - etag->value.data;
-
-    r->headers_out.etag = etag;
 
     if (write) {
         r->disable_not_modified = 1;

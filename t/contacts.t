@@ -705,6 +705,44 @@ sub contact { get_json($_[0] // $a_admin, "$V/contacts/$_[1]") }
     }
 }
 
+# ETag and If-Match: two people editing one contact
+{
+    my $r = get($a_admin, "$V/contacts/$c4");
+    Msgr::Test::json_ok($r, 200, 'GET a contact: 200');
+    my $etag = $r->{headers}{etag};
+    like($etag // '', qr/^"\d+"$/, 'GET a contact carries a strong ETag');
+
+    $r = $ngx->req(GET => "$V/contacts/$c4", key => $a_admin,
+                   headers => { 'If-None-Match' => $etag });
+    is($r->{status}, 304, 'If-None-Match with the ETag: 304');
+
+    $r = $ngx->req(PATCH => "$V/contacts/$c4", key => $a_admin,
+                   body => $J->encode({ title => 'Dr' }),
+                   headers => { 'Content-Type' => 'application/json',
+                                'If-Match' => $etag });
+    Msgr::Test::json_ok($r, 200, 'PATCH with the current ETag: 200');
+    is($r->{json}{title}, 'Dr', 'the edit is in the answer');
+    my $next = $r->{headers}{etag};
+    ok(defined $next && $next ne $etag, 'the edit gives a new ETag');
+    is(get($a_admin, "$V/contacts/$c4")->{headers}{etag}, $next,
+       'GET shows the new ETag');
+
+    $r = $ngx->req(PATCH => "$V/contacts/$c4", key => $a_admin,
+                   body => $J->encode({ title => 'Prof' }),
+                   headers => { 'Content-Type' => 'application/json',
+                                'If-Match' => $etag });
+    Msgr::Test::problem_ok($r, 412, 'PATCH with a stale ETag: 412');
+    is(contact($a_admin, $c4)->{title}, 'Dr', 'the stale edit changed nothing');
+
+    $r = $ngx->req(PATCH => "$V/contacts/$c4", key => $a_admin,
+                   body => $J->encode({ title => undef }),
+                   headers => { 'Content-Type' => 'application/json',
+                                'If-Match' => '*' });
+    Msgr::Test::json_ok($r, 200, 'PATCH with If-Match: * is 200');
+    ok(!grep({ $_ eq 'title' } @{ $r->{json}{overridden} // [] }),
+       'the title goes back to the MIS value');
+}
+
 sub contact_of {
     my ($id) = @_;
     my ($c) = grep { $_->{mis_id} eq $id } @{ $snap->{contacts} };
