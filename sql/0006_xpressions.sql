@@ -102,3 +102,23 @@ $$;
 CREATE TRIGGER msgr_incoming_created
     AFTER INSERT ON msgr_incoming
     FOR EACH ROW EXECUTE FUNCTION msgr_incoming_notify();
+
+-- A contact the MIS no longer has cannot use the app: the tokens stay (the
+-- contact may come back), but every nginx host forgets them at once, and
+-- the next look-up finds the contact retired.
+CREATE FUNCTION msgr_contacts_retired_notify() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('msgr_app_tokens', t.school_id || ':' || t.token_id)
+       FROM msgr_app_tokens t
+      WHERE t.school_id = NEW.school_id AND t.contact_id = NEW.contact_id
+        AND t.revoked_at IS NULL;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER msgr_contacts_retired
+    AFTER UPDATE OF retired_at ON msgr_contacts
+    FOR EACH ROW
+    WHEN (NEW.retired_at IS NOT NULL AND OLD.retired_at IS NULL)
+    EXECUTE FUNCTION msgr_contacts_retired_notify();

@@ -1229,4 +1229,33 @@ sub post_ok {
        'the refused posts stored nothing');
 }
 
+# a contact the MIS drops loses the app at once, on every worker
+{
+    my $tok = issue($a_admin, $C4, 'Dad');
+    my @first = Msgr::Test::burst($ngx, count => 6, method => 'GET',
+                                  path => "$V/app/messages", key => $tok);
+    ok(!(grep { $_->{status} != 200 } @first),
+       'the token works (and is cached) while the contact is in the MIS');
+
+    my $s = snapshot_a();
+    $s->{contacts} = [ grep { $_->{mis_id} ne 'C4' } @{ $s->{contacts} } ];
+    $s->{students} = [ grep { $_->{mis_id} ne 'S4' } @{ $s->{students} } ];
+    my $r = req(POST => '/mis/sync', $a_int, $s);
+    ok_json($r, 200, 'a sync without C4 retires the contact');
+
+    my @after = Msgr::Test::burst($ngx, count => 20, method => 'GET',
+                                  path => "$V/app/messages", key => $tok);
+    my @not401 = grep { $_->{status} != 401 } @after;
+    is(scalar @not401, 0, 'its app token is refused at once, 20 of 20')
+        or diag(join ' ', map { $_->{status} } @after);
+
+    $r = req(POST => '/mis/sync', $a_int, snapshot_a());
+    ok_json($r, 200, 'C4 back in the MIS');
+    my @back = Msgr::Test::burst($ngx, count => 4, method => 'GET',
+                                 path => "$V/app/messages", key => $tok);
+    ok(!(grep { $_->{status} != 401 && $_->{status} != 200 } @back),
+       'back in the MIS: the token answers 200 or, while the tombstone '
+       . 'lasts, 401');
+}
+
 Msgr::Test::finish();
