@@ -93,7 +93,8 @@ enum {
     NGX_HTTP_MSGR_STMT_INCOMING_ADD,
     NGX_HTTP_MSGR_STMT_APP_MESSAGES,
     NGX_HTTP_MSGR_STMT_INCOMING,
-    NGX_HTTP_MSGR_STMT_INCOMING_MARK
+    NGX_HTTP_MSGR_STMT_INCOMING_MARK,
+    NGX_HTTP_MSGR_STMT_ATTRIBUTE
 };
 
 typedef struct ngx_http_msgr_route_s  ngx_http_msgr_route_t;
@@ -211,6 +212,8 @@ void ngx_http_msgr_recipients(ngx_http_request_t *r,
 void ngx_http_msgr_mis_sync(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx);
 
 void ngx_http_msgr_attributes(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+void ngx_http_msgr_attribute(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx);
 void ngx_http_msgr_attribute_add(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx);

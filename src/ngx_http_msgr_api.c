@@ -109,6 +109,9 @@ static const ngx_http_msgr_route_t  ngx_http_msgr_routes[] = {
     { NGX_HTTP_DELETE, "v1/contact-attributes", NGX_HTTP_MSGR_ROLE_ADMIN,
       ngx_http_msgr_attribute_delete },
 
+    { NGX_HTTP_MSGR_READ, "v1/contact-attributes/{}",
+      NGX_HTTP_MSGR_ROLE_ANY, ngx_http_msgr_attribute },
+
     { NGX_HTTP_PATCH, "v1/contact-attributes/{}", NGX_HTTP_MSGR_ROLE_ADMIN,
       ngx_http_msgr_attribute_edit },
 

@@ -3,7 +3,8 @@
  *
  *   GET    /v1/contact-attributes
  *   POST   /v1/contact-attributes             {"name", "default_value"}
- *   PATCH  /v1/contact-attributes/{id}
+ *   GET    /v1/contact-attributes/{id}         with its ETag
+ *   PATCH  /v1/contact-attributes/{id}         If-Match honoured
  *   DELETE /v1/contact-attributes/{id}
  *   DELETE /v1/contact-attributes?id=1&id=2    all or nothing
  *   PUT    /v1/contacts/{id}/attributes/{id}   {"value"}: the contact's own
@@ -51,25 +52,54 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attributes = {
     1, 1
 };
 
-/* no row back: the name is taken */
+#define NGX_HTTP_MSGR_ATTR_ETAG  "'\"' || a.xmin || '\"'"
+
+/*
+ * These answer one row: whether the attribute is there, its JSON and its
+ * ETag (the row version's transaction id, which every change replaces).
+ */
+
+/* JSON NULL: the name is taken */
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute_add = {
     NGX_HTTP_MSGR_STMT_ATTRIBUTE_ADD, "msgr_attribute_add",
-    "INSERT INTO msgr_contact_attributes AS a"
-    " (school_id, name, default_value) VALUES ($1, $2, $3)"
-    " ON CONFLICT (school_id, lower(name)) DO NOTHING"
-    " RETURNING " NGX_HTTP_MSGR_ATTR_JSON,
+    "WITH ins AS ("
+    "  INSERT INTO msgr_contact_attributes AS a"
+    "         (school_id, name, default_value) VALUES ($1, $2, $3)"
+    "  ON CONFLICT (school_id, lower(name)) DO NOTHING"
+    "  RETURNING " NGX_HTTP_MSGR_ATTR_JSON " AS j,"
+    "            " NGX_HTTP_MSGR_ATTR_ETAG " AS e)"
+    " SELECT 1, (SELECT j FROM ins), (SELECT e FROM ins)",
     3, 0
 };
 
-/* $3, $4: the new name and default, NULL to keep */
+/*
+ * $3, $4: the new name and default, NULL to keep; $5: If-Match.  JSON NULL:
+ * If-Match names an older version.
+ */
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute_edit = {
     NGX_HTTP_MSGR_STMT_ATTRIBUTE_EDIT, "msgr_attribute_edit",
-    "UPDATE msgr_contact_attributes AS a"
-    "   SET name = coalesce($3, a.name),"
-    "       default_value = coalesce($4, a.default_value)"
-    " WHERE a.school_id = $1 AND a.attribute_id = $2"
-    " RETURNING " NGX_HTTP_MSGR_ATTR_JSON,
-    4, 0
+    "WITH cur AS ("
+    "  SELECT " NGX_HTTP_MSGR_ATTR_ETAG " AS e FROM msgr_contact_attributes a"
+    "   WHERE a.school_id = $1 AND a.attribute_id = $2),"
+    " upd AS ("
+    "  UPDATE msgr_contact_attributes AS a"
+    "     SET name = coalesce($3, a.name),"
+    "         default_value = coalesce($4, a.default_value)"
+    "   WHERE a.school_id = $1 AND a.attribute_id = $2"
+    "     AND ($5::text IS NULL OR $5 = '*' OR $5 = (SELECT e FROM cur))"
+    "  RETURNING " NGX_HTTP_MSGR_ATTR_JSON " AS j,"
+    "            " NGX_HTTP_MSGR_ATTR_ETAG " AS e)"
+    " SELECT (SELECT count(*) FROM cur), upd.j, upd.e"
+    "   FROM (SELECT 1) AS one LEFT JOIN upd ON true",
+    5, 0
+};
+
+static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute = {
+    NGX_HTTP_MSGR_STMT_ATTRIBUTE, "msgr_attribute",
+    "SELECT 1, " NGX_HTTP_MSGR_ATTR_JSON ", " NGX_HTTP_MSGR_ATTR_ETAG
+    " FROM msgr_contact_attributes a"
+    " WHERE a.school_id = $1 AND a.attribute_id = $2",
+    2, 1
 };
 
 /*
@@ -359,7 +389,12 @@ ngx_http_msgr_attribute_edit(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
                         json_string_length(name)) != NGX_OK)
         || (def && ngx_http_msgr_pg_param(q, 3,
                         (u_char *) json_string_value(def),
-                        json_string_length(def)) != NGX_OK))
+                        json_string_length(def)) != NGX_OK)
+        || (r->headers_in.if_match
+            && ngx_http_msgr_pg_param(q, 4,
+                                      r->headers_in.if_match->value.data,
+                                      r->headers_in.if_match->value.len)
+               != NGX_OK))
     {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
@@ -373,6 +408,7 @@ static void
 ngx_http_msgr_attribute_done(ngx_http_msgr_pg_query_t *q)
 {
     json_t              *item;
+    ngx_str_t            etag;
     json_error_t         err;
     ngx_http_request_t  *r;
 
@@ -388,17 +424,38 @@ ngx_http_msgr_attribute_done(ngx_http_msgr_pg_query_t *q)
         return;
     }
 
-    if (PQntuples(q->result) == 0) {
-        if (r->method == NGX_HTTP_POST) {
-            goto taken;
-        }
-
+    if (PQntuples(q->result) == 0 || PQgetvalue(q->result, 0, 0)[0] == '0') {
         ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
                               "no such contact attribute", NULL);
         return;
     }
 
-    item = json_loads(PQgetvalue(q->result, 0, 0), 0, &err);
+    if (PQgetisnull(q->result, 0, 1)) {
+        if (r->method == NGX_HTTP_POST) {
+            goto taken;
+        }
+
+        ngx_http_msgr_problem(r, NGX_HTTP_PRECONDITION_FAILED, NULL,
+                              "the attribute has changed since the version "
+                              "named in If-Match; read it again", NULL);
+        return;
+    }
+
+    item = json_loads(PQgetvalue(q->result, 0, 1), 0, &err);
+
+    etag.data = (u_char *) PQgetvalue(q->result, 0, 2);
+    etag.len = PQgetlength(q->result, 0, 2);
+
+    if (item == NULL || ngx_http_msgr_etag(r, &etag) != NGX_OK) {
+        json_decref(item);
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (r->method != NGX_HTTP_GET && r->method != NGX_HTTP_HEAD) {
+        /* If-Match has been judged against the row itself */
+        r->disable_not_modified = 1;
+    }
 
     ngx_http_msgr_send_json(r, r->method == NGX_HTTP_POST
                                ? NGX_HTTP_CREATED : NGX_HTTP_OK, item);
@@ -411,6 +468,28 @@ taken:
                           "already (names are compared without case)",
                           json_pack("[{s:s, s:s}]", "field", "name",
                                     "message", "is taken"));
+}
+
+
+/* GET /v1/contact-attributes/{id} */
+
+void
+ngx_http_msgr_attribute(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+    ngx_http_msgr_pg_query_t  *q;
+
+    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_attribute,
+                            ngx_http_msgr_attribute_done);
+
+    if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
+              || ngx_http_msgr_pg_param_int(q, 1,
+                                            ngx_http_msgr_id(&ctx->args[0]))
+                 != NGX_OK))
+    {
+        q = NULL;
+    }
+
+    (void) ngx_http_msgr_run(r, q);
 }
 
 

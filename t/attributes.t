@@ -627,4 +627,41 @@ Msgr::Test::problem_ok(req(GET => undef, $CA), 401, 'no key: 401');
               'school B\'s attributes untouched by A\'s deletes');
 }
 
+# one attribute, its ETag, and If-Match on a change
+{
+    my $r = req(POST => $a_admin, $CA, { name => 'Concurrency Check',
+                                         default_value => 'one' });
+    Msgr::Test::json_ok($r, 201, 'POST an attribute for the ETag checks');
+    my $id = $r->{json}{id};
+    like($r->{headers}{etag} // '', qr/^"\d+"$/, 'POST answers with an ETag');
+
+    $r = req(GET => $a_staff, "$CA/$id");
+    Msgr::Test::json_ok($r, 200, 'GET one attribute (staff key): 200');
+    is($r->{json}{default_value}, 'one', 'GET one attribute: its default');
+    my $etag = $r->{headers}{etag};
+    like($etag // '', qr/^"\d+"$/, 'GET one attribute: a strong ETag');
+
+    $r = $ngx->req(PATCH => "$CA/$id", key => $a_admin,
+                   body => $J->encode({ default_value => 'two' }),
+                   headers => { 'Content-Type' => 'application/json',
+                                'If-Match' => $etag });
+    Msgr::Test::json_ok($r, 200, 'PATCH with the current ETag: 200');
+    isnt($r->{headers}{etag}, $etag, 'the change gives a new ETag');
+
+    $r = $ngx->req(PATCH => "$CA/$id", key => $a_admin,
+                   body => $J->encode({ default_value => 'three' }),
+                   headers => { 'Content-Type' => 'application/json',
+                                'If-Match' => $etag });
+    Msgr::Test::problem_ok($r, 412, 'PATCH with a stale ETag: 412');
+    is(req(GET => $a_admin, "$CA/$id")->{json}{default_value}, 'two',
+       'the stale change changed nothing');
+
+    Msgr::Test::problem_ok(req(GET => $b_admin, "$CA/$id"), 404,
+                           'another school\'s attribute: 404');
+    Msgr::Test::problem_ok(req(GET => $a_admin, "$CA/999999"), 404,
+                           'an attribute that does not exist: 404');
+    no_content_ok(req(DELETE => $a_admin, "$CA/$id"),
+                  'the ETag check attribute deleted');
+}
+
 Msgr::Test::finish();
