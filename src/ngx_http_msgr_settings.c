@@ -540,11 +540,8 @@ ngx_http_msgr_settings_patch_read(ngx_http_msgr_pg_query_t *q)
     changes = NULL;
     errors = NULL;
 
-    if (sctx->resolved) {
-        /* another attempt after a concurrent write */
-        json_decref(sctx->resolved);
-        sctx->resolved = NULL;
-    }
+    /* each attempt's result is released with the request */
+    sctx->resolved = NULL;
 
     rc = msgr_settings_patch(stored, PQgetvalue(q->result, 0, 2),
                              sctx->tab_name, sctx->patch, caps,
@@ -573,7 +570,8 @@ ngx_http_msgr_settings_patch_read(ngx_http_msgr_pg_query_t *q)
     }
 
     if (ngx_http_msgr_json_keep(r, new_stored) != NGX_OK
-        || ngx_http_msgr_json_keep(r, changes) != NGX_OK)
+        || ngx_http_msgr_json_keep(r, changes) != NGX_OK
+        || ngx_http_msgr_json_keep(r, sctx->resolved) != NGX_OK)
     {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
