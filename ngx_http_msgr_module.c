@@ -398,6 +398,12 @@ ngx_http_msgr_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->app_rate, prev->app_rate,
                               NGX_HTTP_MSGR_DEFAULT_APP_RATE);
 
+#if (NGX_THREADS)
+    if (conf->thread_pool == NULL) {
+        conf->thread_pool = prev->thread_pool;
+    }
+#endif
+
     if (!conf->api) {
         return NGX_CONF_OK;
     }
@@ -506,6 +512,14 @@ ngx_http_msgr_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     mlcf->api = 1;
+
+#if (NGX_THREADS)
+    /* nginx's "default" pool, unless the configuration sizes it otherwise */
+    mlcf->thread_pool = ngx_thread_pool_add(cf, NULL);
+    if (mlcf->thread_pool == NULL) {
+        return NGX_CONF_ERROR;
+    }
+#endif
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_msgr_api_handler;

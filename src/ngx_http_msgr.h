@@ -11,6 +11,10 @@
 #include <ngx_http.h>
 #include <jansson.h>
 
+#if (NGX_THREADS)
+#include <ngx_thread_pool.h>
+#endif
+
 #include "ngx_http_msgr_pg.h"
 #include "ngx_http_msgr_cache.h"
 #include "msgr_key.h"
@@ -53,6 +57,9 @@ typedef struct {
     ngx_uint_t                    app_rate;
     ngx_http_msgr_pg_pool_t      *pool;
     ngx_http_msgr_cache_t        *cache;
+#if (NGX_THREADS)
+    ngx_thread_pool_t            *thread_pool;  /* for heavy JSON work */
+#endif
 } ngx_http_msgr_loc_conf_t;
 
 
@@ -171,6 +178,9 @@ void ngx_http_msgr_method_not_allowed(ngx_http_request_t *r,
 json_t *ngx_http_msgr_read_json(ngx_http_request_t *r);
 json_t *ngx_http_msgr_read_json_as(ngx_http_request_t *r,
     ngx_uint_t merge_patch);
+ngx_int_t ngx_http_msgr_read_body(ngx_http_request_t *r,
+    ngx_uint_t merge_patch, ngx_str_t *body);
+void ngx_http_msgr_bad_json(ngx_http_request_t *r, json_error_t *err);
 json_t *ngx_http_msgr_read_fields(ngx_http_request_t *r,
     const char *const *allowed, json_t **errors);
 void ngx_http_msgr_field_error(json_t *errors, const char *field,

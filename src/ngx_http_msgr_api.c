@@ -736,13 +736,43 @@ ngx_http_msgr_read_json(ngx_http_request_t *r)
 json_t *
 ngx_http_msgr_read_json_as(ngx_http_request_t *r, ngx_uint_t merge_patch)
 {
-    u_char        *p;
-    size_t         len;
     json_t        *json;
-    ngx_buf_t     *b;
-    ngx_chain_t   *cl;
+    ngx_str_t      body;
     json_error_t   err;
-    u_char         detail[JSON_ERROR_TEXT_LENGTH + 64];
+
+    if (ngx_http_msgr_read_body(r, merge_patch, &body) != NGX_OK) {
+        return NULL;
+    }
+
+    json = json_loadb((char *) body.data, body.len, JSON_REJECT_DUPLICATES,
+                      &err);
+
+    if (json == NULL) {
+        ngx_http_msgr_bad_json(r, &err);
+        return NULL;
+    }
+
+    if (ngx_http_msgr_json_keep(r, json) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NULL;
+    }
+
+    return json;
+}
+
+
+/*
+ * The request body in one piece of the request's pool, once its type is
+ * checked; NGX_ERROR when the client has had its answer (415).
+ */
+
+ngx_int_t
+ngx_http_msgr_read_body(ngx_http_request_t *r, ngx_uint_t merge_patch,
+    ngx_str_t *body)
+{
+    u_char       *p;
+    size_t        len;
+    ngx_chain_t  *cl;
 
     if (r->headers_in.content_type == NULL
         || !(ngx_http_msgr_media_type(&r->headers_in.content_type->value,
@@ -759,7 +789,7 @@ ngx_http_msgr_read_json_as(ngx_http_request_t *r, ngx_uint_t merge_patch)
                                 "or application/json"
                               : "the body must be JSON: Content-Type "
                                 "application/json", NULL);
-        return NULL;
+        return NGX_ERROR;
     }
 
     len = 0;
@@ -769,7 +799,7 @@ ngx_http_msgr_read_json_as(ngx_http_request_t *r, ngx_uint_t merge_patch)
             if (cl->buf->in_file && !ngx_buf_in_memory(cl->buf)) {
                 /* msgr_max_body keeps bodies in memory */
                 ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-                return NULL;
+                return NGX_ERROR;
             }
 
             len += cl->buf->last - cl->buf->pos;
@@ -779,40 +809,37 @@ ngx_http_msgr_read_json_as(ngx_http_request_t *r, ngx_uint_t merge_patch)
     p = ngx_pnalloc(r->pool, len ? len : 1);
     if (p == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return NULL;
+        return NGX_ERROR;
     }
 
-    b = NULL;
-    len = 0;
+    body->data = p;
+    body->len = len;
 
     for (cl = r->request_body ? r->request_body->bufs : NULL;
          cl;
          cl = cl->next)
     {
-        b = cl->buf;
-        ngx_memcpy(p + len, b->pos, b->last - b->pos);
-        len += b->last - b->pos;
+        p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
     }
 
-    json = json_loadb((char *) p, len, JSON_REJECT_DUPLICATES, &err);
+    return NGX_OK;
+}
 
-    if (json == NULL) {
-        ngx_snprintf(detail, sizeof(detail) - 1,
-                     "the body is not valid JSON: %s (line %d, column %d)%Z",
-                     err.text, err.line, err.column);
-        detail[sizeof(detail) - 1] = '\0';
 
-        ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, NULL,
-                              (char *) detail, NULL);
-        return NULL;
-    }
+/* 400 naming where the body stops being JSON */
 
-    if (ngx_http_msgr_json_keep(r, json) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return NULL;
-    }
+void
+ngx_http_msgr_bad_json(ngx_http_request_t *r, json_error_t *err)
+{
+    u_char  detail[JSON_ERROR_TEXT_LENGTH + 64];
 
-    return json;
+    ngx_snprintf(detail, sizeof(detail) - 1,
+                 "the body is not valid JSON: %s (line %d, column %d)%Z",
+                 err->text, err->line, err->column);
+    detail[sizeof(detail) - 1] = '\0';
+
+    ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, NULL, (char *) detail,
+                          NULL);
 }
 
 

@@ -1,13 +1,15 @@
 /*
  * msgr: POST /v1/mis/sync, a snapshot of the school's MIS.
  *
- * The snapshot is checked and normalised in C (src/msgr_mis.c: every bad
- * record and field is named, phone numbers become E.164, those without a
- * +code taken as of school.phone_country unless the snapshot names its
- * default_country), then handed to
- * msgr_mis_sync() (sql/0005_mis_sync.sql) as one statement, so the whole
- * sync is one transaction.  With contacts.auto_sync_contacts off, contacts
- * and their links to students are left as they are.
+ * The snapshot is parsed, checked and normalised in C (src/msgr_mis.c:
+ * every bad record and field is named, phone numbers become E.164, those
+ * without a +code taken as of school.phone_country unless the snapshot
+ * names its default_country).  A big school's snapshot is megabytes of
+ * JSON, so that work runs in nginx's thread pool, not in the worker's event
+ * loop.  The result goes to msgr_mis_sync() (sql/0005_mis_sync.sql) as one
+ * statement, so the whole sync is one transaction.  With
+ * contacts.auto_sync_contacts off, contacts and their links to students are
+ * left as they are.
  */
 
 #include <ngx_config.h>
@@ -18,9 +20,36 @@
 #include "msgr_mis.h"
 
 
+/* what the thread is given and gives back; malloc'd results only */
+
+typedef struct {
+    ngx_str_t                 body;
+    char                      country[8];
+
+    int                       rc;      /* 0, 1 invalid, -1 memory, -2 JSON */
+    json_error_t              err;
+    json_t                   *warnings;
+    json_t                   *errors;
+    char                     *normalised;
+} ngx_http_msgr_mis_work_t;
+
+
+typedef struct {
+    ngx_str_t                 body;
+    ngx_http_request_t       *request;
+    ngx_http_msgr_mis_work_t *work;
+} ngx_http_msgr_mis_ctx_t;
+
+
 static void ngx_http_msgr_mis_sync_run(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx, json_t *settings);
+static void ngx_http_msgr_mis_prepare(void *data, ngx_log_t *log);
+static void ngx_http_msgr_mis_prepared(ngx_http_request_t *r);
 static void ngx_http_msgr_mis_sync_done(ngx_http_msgr_pg_query_t *q);
+static void ngx_http_msgr_mis_work_cleanup(void *data);
+#if (NGX_THREADS)
+static void ngx_http_msgr_mis_thread_done(ngx_event_t *ev);
+#endif
 
 
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_mis_sync = {
@@ -30,23 +59,10 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_mis_sync = {
 };
 
 
-typedef struct {
-    json_t  *snapshot;
-    json_t  *normalised;
-    json_t  *warnings;
-} ngx_http_msgr_mis_ctx_t;
-
-
 void
 ngx_http_msgr_mis_sync(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
-    json_t                   *snapshot;
     ngx_http_msgr_mis_ctx_t  *mctx;
-
-    snapshot = ngx_http_msgr_read_json(r);
-    if (snapshot == NULL) {
-        return;
-    }
 
     mctx = ngx_pcalloc(r->pool, sizeof(ngx_http_msgr_mis_ctx_t));
     if (mctx == NULL) {
@@ -54,7 +70,11 @@ ngx_http_msgr_mis_sync(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
         return;
     }
 
-    mctx->snapshot = snapshot;
+    if (ngx_http_msgr_read_body(r, 0, &mctx->body) != NGX_OK) {
+        return;
+    }
+
+    mctx->request = r;
     ctx->data = mctx;
 
     ngx_http_msgr_settings_load(r, ctx, ngx_http_msgr_mis_sync_run);
@@ -65,58 +85,205 @@ static void
 ngx_http_msgr_mis_sync_run(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     json_t *settings)
 {
-    int                        rc;
-    json_t                    *errors, *country;
-    ngx_uint_t                 contacts;
-    ngx_http_msgr_pg_query_t  *q;
+    const char                *country;
+    ngx_pool_cleanup_t        *cln;
     ngx_http_msgr_mis_ctx_t   *mctx;
+    ngx_http_msgr_mis_work_t  *work;
+#if (NGX_THREADS)
+    ngx_thread_task_t         *task;
+#endif
 
     mctx = ctx->data;
 
-    /* numbers without +code are of the school's country unless it says */
+    country = json_string_value(ngx_http_msgr_setting(settings, "school",
+                                                      "phone_country"));
 
-    country = ngx_http_msgr_setting(settings, "school", "phone_country");
+#if (NGX_THREADS)
+    task = NULL;
 
-    if (json_is_object(mctx->snapshot) && country
-        && json_object_get(mctx->snapshot, "default_country") == NULL)
+    if (ctx->conf->thread_pool) {
+        task = ngx_thread_task_alloc(r->pool,
+                                     sizeof(ngx_http_msgr_mis_work_t));
+        if (task == NULL) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        work = task->ctx;
+
+    } else
+#endif
     {
-        json_object_set(mctx->snapshot, "default_country", country);
+        work = ngx_pcalloc(r->pool, sizeof(ngx_http_msgr_mis_work_t));
+        if (work == NULL) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
     }
 
-    errors = NULL;
-
-    rc = msgr_mis_normalise(mctx->snapshot, &mctx->normalised,
-                            &mctx->warnings, &errors);
-
-    if (rc == 1) {
-        ngx_http_msgr_problem(r, 422, NULL,
-                              "the snapshot has invalid records; "
-                              "nothing was changed", errors);
-        return;
-    }
-
-    if (rc != 0
-        || ngx_http_msgr_json_keep(r, mctx->normalised) != NGX_OK
-        || ngx_http_msgr_json_keep(r, mctx->warnings) != NGX_OK)
-    {
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    contacts = json_is_true(ngx_http_msgr_setting(settings, "contacts",
+    cln->handler = ngx_http_msgr_mis_work_cleanup;
+    cln->data = work;
+
+    work->body = mctx->body;
+
+    if (country) {
+        ngx_cpystrn((u_char *) work->country, (u_char *) country,
+                    sizeof(work->country));
+    }
+
+    mctx->work = work;
+
+#if (NGX_THREADS)
+    if (task) {
+        task->handler = ngx_http_msgr_mis_prepare;
+        task->event.handler = ngx_http_msgr_mis_thread_done;
+        task->event.data = r;
+
+        if (ngx_thread_task_post(ctx->conf->thread_pool, task) == NGX_OK) {
+            /* the request's memory is the thread's until it is done */
+            r->main->blocked++;
+            return;
+        }
+
+        /* the pool's queue is full: do it here rather than fail */
+    }
+#endif
+
+    ngx_http_msgr_mis_prepare(work, r->connection->log);
+    ngx_http_msgr_mis_prepared(r);
+}
+
+
+/*
+ * Parses, checks and normalises the snapshot.  It may run in a thread of
+ * nginx's pool: it touches nothing of nginx's and allocates with malloc.
+ */
+
+static void
+ngx_http_msgr_mis_prepare(void *data, ngx_log_t *log)
+{
+    ngx_http_msgr_mis_work_t *work = data;
+
+    json_t  *snapshot, *normalised;
+
+    snapshot = json_loadb((char *) work->body.data, work->body.len,
+                          JSON_REJECT_DUPLICATES, &work->err);
+
+    if (snapshot == NULL) {
+        work->rc = -2;
+        return;
+    }
+
+    if (json_is_object(snapshot) && work->country[0]
+        && json_object_get(snapshot, "default_country") == NULL)
+    {
+        json_object_set_new(snapshot, "default_country",
+                            json_string(work->country));
+    }
+
+    normalised = NULL;
+
+    work->rc = msgr_mis_normalise(snapshot, &normalised, &work->warnings,
+                                  &work->errors);
+    json_decref(snapshot);
+
+    if (work->rc == 0) {
+        work->normalised = json_dumps(normalised, JSON_COMPACT);
+
+        if (work->normalised == NULL) {
+            work->rc = -1;
+        }
+    }
+
+    json_decref(normalised);
+}
+
+
+#if (NGX_THREADS)
+
+static void
+ngx_http_msgr_mis_thread_done(ngx_event_t *ev)
+{
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = ev->data;
+    c = r->connection;
+
+    r->main->blocked--;
+
+    if (c->error) {
+        /* the request was ended meanwhile: nginx finishes it now */
+        r->write_event_handler(r);
+
+    } else {
+        ngx_http_msgr_mis_prepared(r);
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+#endif
+
+
+static void
+ngx_http_msgr_mis_prepared(ngx_http_request_t *r)
+{
+    ngx_uint_t                 contacts;
+    ngx_http_msgr_ctx_t       *ctx;
+    ngx_http_msgr_pg_query_t  *q;
+    ngx_http_msgr_mis_work_t  *work;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+    work = ((ngx_http_msgr_mis_ctx_t *) ctx->data)->work;
+
+    switch (work->rc) {
+
+    case 0:
+        break;
+
+    case -2:
+        ngx_http_msgr_bad_json(r, &work->err);
+        return;
+
+    case 1:
+        ngx_http_msgr_problem(r, 422, NULL,
+                              "the snapshot has invalid records; "
+                              "nothing was changed",
+                              json_incref(work->errors));
+        return;
+
+    default:
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    contacts = json_is_true(ngx_http_msgr_setting(ctx->settings, "contacts",
                                                   "auto_sync_contacts"));
 
     q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_mis_sync,
                             ngx_http_msgr_mis_sync_done);
 
     if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
-              || ngx_http_msgr_param_json(q, 1, mctx->normalised) != NGX_OK
+              || ngx_http_msgr_pg_param(q, 1, (u_char *) work->normalised,
+                                        ngx_strlen(work->normalised))
+                 != NGX_OK
               || ngx_http_msgr_pg_param(q, 2,
                                         (u_char *) (contacts ? "t" : "f"), 1)
                  != NGX_OK))
     {
         q = NULL;
     }
+
+    /* the parameter is a copy: the text can go now */
+    free(work->normalised);
+    work->normalised = NULL;
 
     (void) ngx_http_msgr_run(r, q);
 }
@@ -145,7 +312,18 @@ ngx_http_msgr_mis_sync_done(ngx_http_msgr_pg_query_t *q)
         return;
     }
 
-    json_object_set(counts, "warnings", mctx->warnings);
+    json_object_set(counts, "warnings", mctx->work->warnings);
 
     ngx_http_msgr_send_json(r, NGX_HTTP_OK, counts);
+}
+
+
+static void
+ngx_http_msgr_mis_work_cleanup(void *data)
+{
+    ngx_http_msgr_mis_work_t *work = data;
+
+    json_decref(work->warnings);
+    json_decref(work->errors);
+    free(work->normalised);
 }
