@@ -45,13 +45,15 @@ deps:
 	fi
 
 # Debian's nginx-dev tree, configured as the stock nginx was, plus us.
+# (configured aside and moved into place, so that a build running meanwhile
+# never sees a half-made tree)
 $(NGX_BUILD)/Makefile: config | $(BUILD)
-	rm -rf $(NGX_BUILD)
-	cp -r $(NGX_SRC) $(NGX_BUILD)
-	cd $(NGX_BUILD) && source ./conf_flags && \
+	tmp=$(NGX_BUILD).$$$$; rm -rf $$tmp && cp -r $(NGX_SRC) $$tmp && \
+	(cd $$tmp && source ./conf_flags && \
 	    ./configure "$${NGX_CONF_FLAGS[@]}" \
 	        --with-cc-opt="$(CFLAGS) -fPIC -Wextra -I$(PG_INC)" \
-	        --add-dynamic-module=$(CURDIR) >configure.log
+	        --add-dynamic-module=$(CURDIR) >configure.log) && \
+	rm -rf $(NGX_BUILD) && mv $$tmp $(NGX_BUILD)
 
 $(BUILD)/ngx_http_msgr_module.so: $(NGX_BUILD)/Makefile $(MODULE_SRCS)
 	$(MAKE) -C $(NGX_BUILD) -f objs/Makefile modules
