@@ -67,10 +67,11 @@ $(BUILD)/msgrctl: $(CTL_SRCS) src/msgr_key.h src/msgr_settings.h | $(BUILD)
 
 ctl: $(BUILD)/msgrctl
 
-$(BUILD)/unit/%: t/unit/%.c $(wildcard src/msgr_*.c src/msgr_*.h) | $(BUILD)
+$(BUILD)/unit/%: t/unit/%.c t/unit/lib/msgr_tap.c t/unit/lib/msgr_tap.h \
+                 $(wildcard src/msgr_*.c src/msgr_*.h) | $(BUILD)
 	@mkdir -p $(BUILD)/unit
-	$(CC) $(MSGR_CFLAGS) -o $@ $< $(filter-out src/ctl/%,$(wildcard src/msgr_*.c)) \
-	    -ljansson -lsodium
+	$(CC) $(MSGR_CFLAGS) -It/unit/lib -o $@ $< t/unit/lib/msgr_tap.c \
+	    $(wildcard src/msgr_*.c) -ljansson -lsodium
 
 units: $(UNIT_BINS)
 

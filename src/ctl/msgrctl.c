@@ -513,6 +513,26 @@ msgrctl_command(msgrctl_ctx_t *ctx, const char *what, const char *sql)
 }
 
 
+/* runs a query and prints its rows, tab-separated, one a line */
+
+static int
+msgrctl_list(msgrctl_ctx_t *ctx, const char *what, const char *sql, int n,
+    const char *const *values)
+{
+    PGresult  *res;
+
+    res = msgrctl_query(ctx, what, sql, n, values, PGRES_TUPLES_OK);
+    if (res == NULL) {
+        return MSGRCTL_ERROR;
+    }
+
+    msgrctl_print_rows(res);
+    PQclear(res);
+
+    return msgrctl_flush();
+}
+
+
 static void
 msgrctl_rollback(msgrctl_ctx_t *ctx)
 {
@@ -950,8 +970,7 @@ msgrctl_school_create(msgrctl_ctx_t *ctx, int argc, char **argv)
 static int
 msgrctl_school_list(msgrctl_ctx_t *ctx, int argc, char **argv)
 {
-    int        rc;
-    PGresult  *res;
+    int  rc;
 
     rc = msgrctl_args(ctx, argc, argv, NULL, NULL, 0, 0);
     if (rc != MSGRCTL_OK) {
@@ -962,18 +981,10 @@ msgrctl_school_list(msgrctl_ctx_t *ctx, int argc, char **argv)
         return MSGRCTL_ERROR;
     }
 
-    res = msgrctl_query(ctx, "cannot list schools",
+    return msgrctl_list(ctx, "cannot list schools",
                         "SELECT school_id, name, created_at"
                         " FROM msgr_schools ORDER BY school_id",
-                        0, NULL, PGRES_TUPLES_OK);
-    if (res == NULL) {
-        return MSGRCTL_ERROR;
-    }
-
-    msgrctl_print_rows(res);
-    PQclear(res);
-
-    return msgrctl_flush();
+                        0, NULL);
 }
 
 
@@ -1462,7 +1473,6 @@ msgrctl_key_list(msgrctl_ctx_t *ctx, int argc, char **argv)
 {
     int             rc;
     char            school[MSGRCTL_ID_BUF];
-    PGresult       *res;
     const char     *school_arg, *pos[1], *values[1];
     msgrctl_opt_t   opts[] = { { "--school", &school_arg }, { NULL, NULL } };
 
@@ -1496,20 +1506,12 @@ msgrctl_key_list(msgrctl_ctx_t *ctx, int argc, char **argv)
 
     values[0] = school;
 
-    res = msgrctl_query(ctx, "cannot list keys",
+    return msgrctl_list(ctx, "cannot list keys",
                         "SELECT key_id, role, created_at,"
                         " coalesce(revoked_at::text, 'active')"
                         " FROM msgr_api_keys WHERE school_id = $1"
                         " ORDER BY created_at, key_id",
-                        1, values, PGRES_TUPLES_OK);
-    if (res == NULL) {
-        return MSGRCTL_ERROR;
-    }
-
-    msgrctl_print_rows(res);
-    PQclear(res);
-
-    return msgrctl_flush();
+                        1, values);
 }
 
 

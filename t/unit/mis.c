@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "msgr_mis.h"
+#include "msgr_tap.h"
 
 
 #define MSGR_TEST_PLAN  112
@@ -69,10 +70,6 @@ typedef struct {
     const char     *snapshot;
     const char     *errors;     /* "[]": valid */
 } msgr_test_case_t;
-
-
-static int  msgr_test_n;
-static int  msgr_test_failed;
 
 
 static const msgr_test_case_t  msgr_test_cases[] = {
@@ -606,32 +603,6 @@ static const msgr_test_case_t  msgr_test_cases[] = {
 
     { NULL, NULL, NULL }
 };
-
-
-static int
-msgr_test_ok(int ok, const char *desc)
-{
-    msgr_test_n++;
-
-    printf("%sok %d - %s\n", ok ? "" : "not ", msgr_test_n, desc);
-
-    if (!ok) {
-        msgr_test_failed++;
-    }
-
-    return ok;
-}
-
-
-static void
-msgr_test_diag(const char *what, json_t *v)
-{
-    char  *s;
-
-    s = v != NULL ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
-    printf("# %s: %s\n", what, s != NULL ? s : "NULL");
-    free(s);
-}
 
 
 /* JSON text written with ' for " */
@@ -1400,11 +1371,5 @@ main(void)
     msgr_test_oom();
     msgr_test_docs();
 
-    if (msgr_test_n != MSGR_TEST_PLAN) {
-        printf("# planned %d tests but ran %d\n", MSGR_TEST_PLAN,
-               msgr_test_n);
-        return 1;
-    }
-
-    return msgr_test_failed ? 1 : 0;
+    return msgr_test_end(MSGR_TEST_PLAN);
 }

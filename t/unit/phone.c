@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "msgr_phone.h"
+#include "msgr_tap.h"
 
 
 typedef struct {
@@ -20,10 +21,6 @@ typedef struct {
     const char     *e164;      /* NULL: invalid */
     const char     *why;       /* the reason expected when invalid */
 } msgr_test_case_t;
-
-
-static int  msgr_test_n;
-static int  msgr_test_failed;
 
 
 static const msgr_test_case_t  msgr_test_cases[] = {
@@ -190,21 +187,6 @@ static const msgr_test_case_t  msgr_test_cases[] = {
 };
 
 
-static int
-msgr_test_ok(int ok, const char *desc)
-{
-    msgr_test_n++;
-
-    printf("%sok %d - %s\n", ok ? "" : "not ", msgr_test_n, desc);
-
-    if (!ok) {
-        msgr_test_failed++;
-    }
-
-    return ok;
-}
-
-
 static void
 msgr_test_number(const msgr_test_case_t *c)
 {
@@ -339,10 +321,5 @@ main(void)
 
     msgr_test_api();
 
-    if (msgr_test_n != plan) {
-        printf("# planned %d tests but ran %d\n", plan, msgr_test_n);
-        return 1;
-    }
-
-    return msgr_test_failed ? 1 : 0;
+    return msgr_test_end(plan);
 }

@@ -16,15 +16,12 @@
 
 #include "msgr_settings.h"
 #include "msgr_recipients.h"
+#include "msgr_tap.h"
 
 
 #define MSGR_TEST_PLAN   134
 
 #define MSGR_TEST_TODAY  "2026-04-10"
-
-
-static int  msgr_test_n;
-static int  msgr_test_failed;
 
 
 /*
@@ -182,32 +179,6 @@ static const char  msgr_test_school[] =
 
 #define MSGR_TEST_NEXT_OFF                                                   \
     " (contacts.next_available_if_no_primary is off)"
-
-
-static int
-msgr_test_ok(int ok, const char *desc)
-{
-    msgr_test_n++;
-
-    printf("%sok %d - %s\n", ok ? "" : "not ", msgr_test_n, desc);
-
-    if (!ok) {
-        msgr_test_failed++;
-    }
-
-    return ok;
-}
-
-
-static void
-msgr_test_diag(const char *what, json_t *v)
-{
-    char  *s;
-
-    s = v != NULL ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
-    printf("# %s: %s\n", what, s != NULL ? s : "NULL");
-    free(s);
-}
 
 
 /* JSON text with ' for " */
@@ -1462,11 +1433,5 @@ main(void)
     msgr_test_unchanged();
     msgr_test_malformed();
 
-    if (msgr_test_n != MSGR_TEST_PLAN) {
-        printf("# planned %d tests but ran %d\n", MSGR_TEST_PLAN,
-               msgr_test_n);
-        return 1;
-    }
-
-    return msgr_test_failed ? 1 : 0;
+    return msgr_test_end(MSGR_TEST_PLAN);
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "msgr_settings.h"
+#include "msgr_tap.h"
 
 
 #define MSGR_TEST_PLAN  268
@@ -36,39 +37,10 @@ typedef struct {
 } msgr_test_case_t;
 
 
-static int  msgr_test_n;
-static int  msgr_test_failed;
-
 static const msgr_settings_caps_t  msgr_test_none = { 0, 0 };
 static const msgr_settings_caps_t  msgr_test_enhanced = { 1, 0 };
 static const msgr_settings_caps_t  msgr_test_operator = { 0, 1 };
 static const msgr_settings_caps_t  msgr_test_all = { 1, 1 };
-
-
-static int
-msgr_test_ok(int ok, const char *desc)
-{
-    msgr_test_n++;
-
-    printf("%sok %d - %s\n", ok ? "" : "not ", msgr_test_n, desc);
-
-    if (!ok && strstr(desc, "# TODO") == NULL) {
-        msgr_test_failed++;
-    }
-
-    return ok;
-}
-
-
-static void
-msgr_test_diag(const char *what, json_t *v)
-{
-    char  *s;
-
-    s = v != NULL ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
-    printf("# %s: %s\n", what, s != NULL ? s : "NULL");
-    free(s);
-}
 
 
 static json_t *
@@ -1465,11 +1437,5 @@ main(void)
     msgr_test_stale();
     msgr_test_docs();
 
-    if (msgr_test_n != MSGR_TEST_PLAN) {
-        printf("# planned %d tests but ran %d\n", MSGR_TEST_PLAN,
-               msgr_test_n);
-        return 1;
-    }
-
-    return msgr_test_failed ? 1 : 0;
+    return msgr_test_end(MSGR_TEST_PLAN);
 }

@@ -6,23 +6,7 @@
 #include <string.h>
 
 #include "msgr_text.h"
-
-
-static int  msgr_test_n;
-static int  msgr_test_failed;
-
-
-static void
-msgr_test_ok(int ok, const char *desc)
-{
-    msgr_test_n++;
-
-    if (!ok) {
-        msgr_test_failed++;
-    }
-
-    printf("%sok %d - %s\n", ok ? "" : "not ", msgr_test_n, desc);
-}
+#include "msgr_tap.h"
 
 
 static int
@@ -69,5 +53,5 @@ main(void)
     msgr_test_ok(!msgr_email_valid("jane@example..org", 17),
                  "an empty domain label");
 
-    return msgr_test_failed ? 1 : 0;
+    return msgr_test_end(16);
 }

@@ -1,0 +1,50 @@
+/*
+ * msgr unit tests: the TAP they print.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "msgr_tap.h"
+
+
+int  msgr_test_n;
+int  msgr_test_failed;
+
+
+int
+msgr_test_ok(int ok, const char *desc)
+{
+    msgr_test_n++;
+
+    printf("%sok %d - %s\n", ok ? "" : "not ", msgr_test_n, desc);
+
+    if (!ok) {
+        msgr_test_failed++;
+    }
+
+    return ok;
+}
+
+
+void
+msgr_test_diag(const char *what, json_t *v)
+{
+    char  *s;
+
+    s = v != NULL ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    printf("# %s: %s\n", what, s != NULL ? s : "NULL");
+    free(s);
+}
+
+
+int
+msgr_test_end(int plan)
+{
+    if (msgr_test_n != plan) {
+        printf("# planned %d tests but ran %d\n", plan, msgr_test_n);
+        return 1;
+    }
+
+    return msgr_test_failed ? 1 : 0;
+}
