@@ -1057,6 +1057,30 @@ msgr_settings_prune(json_t *next)
 }
 
 
+/* a tab's part of a patch: the tab must exist and be given an object */
+
+static int
+msgr_settings_patch_named_tab(msgr_settings_ctx_t *ctx, const char *tab,
+    json_t *fields)
+{
+    char  msg[MSGR_SETTINGS_MSG_LEN];
+
+    if (!msgr_settings_tab_known(tab, strlen(tab))) {
+        snprintf(msg, sizeof(msg), "unknown tab; tabs are: ");
+        msgr_settings_join(msg, sizeof(msg), msgr_settings_tabs, NULL);
+
+        return msgr_settings_error(ctx->invalid, tab, NULL, msg);
+    }
+
+    if (!json_is_object(fields)) {
+        return msgr_settings_error(ctx->invalid, tab, NULL,
+                                   "must be an object");
+    }
+
+    return msgr_settings_patch_tab(ctx, tab, fields);
+}
+
+
 int
 msgr_settings_patch(json_t *stored, const char *school_name,
     const char *tab, json_t *patch, msgr_settings_caps_t caps,
@@ -1064,7 +1088,6 @@ msgr_settings_patch(json_t *stored, const char *school_name,
     json_t **errors)
 {
     int                   rc;
-    char                  msg[MSGR_SETTINGS_MSG_LEN];
     json_t               *value, *now, *ch;
     const char           *key;
     msgr_settings_ctx_t   ctx;
@@ -1102,23 +1125,7 @@ msgr_settings_patch(json_t *stored, const char *school_name,
     }
 
     if (tab != NULL) {
-        if (!msgr_settings_tab_known(tab, strlen(tab))) {
-            snprintf(msg, sizeof(msg), "unknown tab; tabs are: ");
-            msgr_settings_join(msg, sizeof(msg), msgr_settings_tabs, NULL);
-
-            if (msgr_settings_error(ctx.invalid, tab, NULL, msg) != 0) {
-                goto error;
-            }
-
-        } else if (!json_is_object(patch)) {
-            if (msgr_settings_error(ctx.invalid, tab, NULL,
-                                    "must be an object")
-                != 0)
-            {
-                goto error;
-            }
-
-        } else if (msgr_settings_patch_tab(&ctx, tab, patch) != 0) {
+        if (msgr_settings_patch_named_tab(&ctx, tab, patch) != 0) {
             goto error;
         }
 
@@ -1131,24 +1138,7 @@ msgr_settings_patch(json_t *stored, const char *school_name,
 
     } else {
         json_object_foreach(patch, key, value) {
-            if (!msgr_settings_tab_known(key, strlen(key))) {
-                snprintf(msg, sizeof(msg), "unknown tab; tabs are: ");
-                msgr_settings_join(msg, sizeof(msg), msgr_settings_tabs,
-                                   NULL);
-
-                if (msgr_settings_error(ctx.invalid, key, NULL, msg) != 0) {
-                    goto error;
-                }
-
-            } else if (!json_is_object(value)) {
-                if (msgr_settings_error(ctx.invalid, key, NULL,
-                                        "must be an object")
-                    != 0)
-                {
-                    goto error;
-                }
-
-            } else if (msgr_settings_patch_tab(&ctx, key, value) != 0) {
+            if (msgr_settings_patch_named_tab(&ctx, key, value) != 0) {
                 goto error;
             }
         }
