@@ -36,7 +36,7 @@ typedef enum {
     MSGR_MIS_BOOL,
     MSGR_MIS_PHONE,      /* normalised to E.164; a bad one is a warning */
     MSGR_MIS_EMAIL,
-    MSGR_MIS_LANGUAGE,   /* 2 to 8 letters and '-' */
+    MSGR_MIS_LANGUAGE,   /* a language tag, msgr_text_language() */
     MSGR_MIS_COUNTRY,    /* a country msgr_phone knows */
     MSGR_MIS_RECORDS,    /* a list of records of kind `list` */
     MSGR_MIS_REFS        /* a list of mis_ids of the records of `list` */
@@ -263,87 +263,6 @@ static json_t *msgr_mis_record(msgr_mis_ctx_t *ctx, msgr_mis_list_t *list,
 
 /* helpers on strings */
 
-/* C0 and C1 control characters and DEL */
-
-static int
-msgr_mis_has_control(const char *s, size_t len)
-{
-    size_t         i;
-    unsigned char  c;
-
-    for (i = 0; i < len; i++) {
-        c = (unsigned char) s[i];
-
-        if (c < 0x20 || c == 0x7f) {
-            return 1;
-        }
-
-        if (c == 0xc2 && i + 1 < len
-            && (unsigned char) s[i + 1] >= 0x80
-            && (unsigned char) s[i + 1] <= 0x9f)
-        {
-            return 1;
-        }
-    }
-
-    return 0;
-}
-
-
-/* ASCII white space and U+00A0 (no-break space) */
-
-static size_t
-msgr_mis_space_at(const char *s, size_t len)
-{
-    if (len > 0 && strchr(" \t\n\r\v\f", s[0]) != NULL && s[0] != '\0') {
-        return 1;
-    }
-
-    if (len > 1 && (unsigned char) s[0] == 0xc2
-        && (unsigned char) s[1] == 0xa0)
-    {
-        return 2;
-    }
-
-    return 0;
-}
-
-
-static size_t
-msgr_mis_space_before(const char *s, size_t len)
-{
-    if (len > 0 && s[len - 1] != '\0'
-        && strchr(" \t\n\r\v\f", s[len - 1]) != NULL)
-    {
-        return 1;
-    }
-
-    if (len > 1 && (unsigned char) s[len - 2] == 0xc2
-        && (unsigned char) s[len - 1] == 0xa0)
-    {
-        return 2;
-    }
-
-    return 0;
-}
-
-
-static void
-msgr_mis_trim(const char **s, size_t *len)
-{
-    size_t  n;
-
-    while ((n = msgr_mis_space_at(*s, *len)) != 0) {
-        *s += n;
-        *len -= n;
-    }
-
-    while ((n = msgr_mis_space_before(*s, *len)) != 0) {
-        *len -= n;
-    }
-}
-
-
 static int
 msgr_mis_choice(const char *const *choices, const char *s, size_t len)
 {
@@ -403,11 +322,11 @@ msgr_mis_id_error(json_t *v)
         return "must be at most 64 characters";
     }
 
-    if (memchr(s, '\0', len) != NULL || msgr_mis_has_control(s, len)) {
-        return "must not contain control characters";
+    if (memchr(s, '\0', len) != NULL || msgr_text_has_control(s, len)) {
+        return MSGR_TEXT_CONTROL;
     }
 
-    if (msgr_mis_space_at(s, len) || msgr_mis_space_before(s, len)) {
+    if (msgr_text_space_at(s, len) || msgr_text_space_before(s, len)) {
         return "must not start or end with white space";
     }
 
@@ -419,29 +338,6 @@ static int
 msgr_mis_email(const char *s, size_t len, size_t max)
 {
     return msgr_utf8_chars(s, len) <= max && msgr_email_valid(s, len);
-}
-
-
-static int
-msgr_mis_language(const char *s, size_t len, size_t min, size_t max)
-{
-    size_t  i;
-
-    if (len < min || len > max) {
-        return 0;
-    }
-
-    for (i = 0; i < len; i++) {
-        if ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')) {
-            continue;
-        }
-
-        if (s[i] != '-' || i == 0) {
-            return 0;
-        }
-    }
-
-    return 1;
 }
 
 
@@ -911,7 +807,7 @@ msgr_mis_value(msgr_mis_ctx_t *ctx, msgr_mis_rec_t *r, int fi, json_t *v)
     char                    msg[MSGR_MIS_MSG_LEN];
     size_t                  i, len, chars;
     json_int_t              n;
-    const char             *s;
+    const char             *s, *why;
     const msgr_mis_field_t *f;
 
     f = &r->kind->fields[fi];
@@ -982,36 +878,25 @@ msgr_mis_value(msgr_mis_ctx_t *ctx, msgr_mis_rec_t *r, int fi, json_t *v)
     len = json_string_length(v);
 
     if (memchr(s, '\0', len) != NULL) {
-        msgr_mis_error(ctx, r, fi, "", "must not contain NUL characters");
+        msgr_mis_error(ctx, r, fi, "", MSGR_TEXT_NUL);
         return json_null();
     }
 
-    msgr_mis_trim(&s, &len);
-
-    switch (f->type) {
-
-    case MSGR_MIS_TEXT:
-        if (msgr_mis_has_control(s, len)) {
-            msgr_mis_error(ctx, r, fi, "",
-                           "must not contain control characters");
-            return json_null();
-        }
-
-        chars = msgr_utf8_chars(s, len);
-
-        if (chars == 0 && f->min > 0) {
-            msgr_mis_error(ctx, r, fi, "", "must not be empty");
-            return json_null();
-        }
-
-        if (chars > f->max) {
-            snprintf(msg, sizeof(msg), "must be at most %zu characters",
-                     f->max);
-            msgr_mis_error(ctx, r, fi, "", msg);
+    if (f->type == MSGR_MIS_TEXT) {
+        why = msgr_text_check(&s, &len, f->max,
+                              f->min > 0 ? MSGR_TEXT_REQUIRED : 0,
+                              msg, sizeof(msg));
+        if (why != NULL) {
+            msgr_mis_error(ctx, r, fi, "", why);
             return json_null();
         }
 
         return json_stringn_nocheck(s, len);
+    }
+
+    msgr_text_trim(&s, &len);
+
+    switch (f->type) {
 
     case MSGR_MIS_CHOICE:
         if (msgr_mis_choice(f->choices, s, len) < 0) {
@@ -1090,10 +975,8 @@ msgr_mis_value(msgr_mis_ctx_t *ctx, msgr_mis_rec_t *r, int fi, json_t *v)
             return msgr_mis_default(f);
         }
 
-        if (!msgr_mis_language(s, len, f->min, f->max)) {
-            msgr_mis_error(ctx, r, fi, "",
-                           "must be a language tag of 2 to 8 letters and -, "
-                           "such as en or pt-BR");
+        if (!msgr_text_language(s, len)) {
+            msgr_mis_error(ctx, r, fi, "", MSGR_TEXT_LANGUAGE);
             return json_null();
         }
 

@@ -1,10 +1,11 @@
 /*
  * msgr: text helpers shared by the settings, the MIS sync and the API:
- * UTF-8 character counts, case-insensitive comparison, email addresses.
- * Pure C.
+ * UTF-8 checks and character counts, the one rule for text fields,
+ * language tags, case-insensitive comparison, email addresses.  Pure C.
  */
 
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "msgr_text.h"
@@ -24,6 +25,226 @@ msgr_utf8_chars(const char *s, size_t len)
     }
 
     return n;
+}
+
+
+int
+msgr_utf8_valid(const char *s, size_t len)
+{
+    size_t               n, i;
+    uint32_t             c, min;
+    const unsigned char  *p, *end;
+
+    p = (const unsigned char *) s;
+    end = p + len;
+
+    while (p < end) {
+        c = *p;
+
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+
+        if (c >= 0xc2 && c <= 0xdf) {
+            c &= 0x1f;
+            n = 1;
+            min = 0x80;
+
+        } else if ((c & 0xf0) == 0xe0) {
+            c &= 0x0f;
+            n = 2;
+            min = 0x800;
+
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            c &= 0x07;
+            n = 3;
+            min = 0x10000;
+
+        } else {
+            return 0;
+        }
+
+        if ((size_t) (end - p) <= n) {
+            return 0;
+        }
+
+        for (i = 1; i <= n; i++) {
+            if ((p[i] & 0xc0) != 0x80) {
+                return 0;
+            }
+
+            c = (c << 6) | (p[i] & 0x3f);
+        }
+
+        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) {
+            return 0;
+        }
+
+        p += n + 1;
+    }
+
+    return 1;
+}
+
+
+/* C0 and C1 control characters and DEL */
+
+int
+msgr_text_has_control(const char *s, size_t len)
+{
+    size_t         i;
+    unsigned char  c;
+
+    for (i = 0; i < len; i++) {
+        c = (unsigned char) s[i];
+
+        if (c < 0x20 || c == 0x7f) {
+            return 1;
+        }
+
+        if (c == 0xc2 && i + 1 < len
+            && (unsigned char) s[i + 1] >= 0x80
+            && (unsigned char) s[i + 1] <= 0x9f)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* ASCII white space and U+00A0 (no-break space) */
+
+static int
+msgr_text_ascii_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v'
+           || c == '\f';
+}
+
+
+size_t
+msgr_text_space_at(const char *s, size_t len)
+{
+    if (len > 0 && msgr_text_ascii_space(s[0])) {
+        return 1;
+    }
+
+    if (len > 1 && (unsigned char) s[0] == 0xc2
+        && (unsigned char) s[1] == 0xa0)
+    {
+        return 2;
+    }
+
+    return 0;
+}
+
+
+size_t
+msgr_text_space_before(const char *s, size_t len)
+{
+    if (len > 0 && msgr_text_ascii_space(s[len - 1])) {
+        return 1;
+    }
+
+    if (len > 1 && (unsigned char) s[len - 2] == 0xc2
+        && (unsigned char) s[len - 1] == 0xa0)
+    {
+        return 2;
+    }
+
+    return 0;
+}
+
+
+void
+msgr_text_trim(const char **s, size_t *len)
+{
+    size_t  n;
+
+    while ((n = msgr_text_space_at(*s, *len)) != 0) {
+        *s += n;
+        *len -= n;
+    }
+
+    while ((n = msgr_text_space_before(*s, *len)) != 0) {
+        *len -= n;
+    }
+}
+
+
+const char *
+msgr_text_check(const char **s, size_t *len, size_t max, unsigned flags,
+    char *buf, size_t size)
+{
+    size_t         i, chars;
+    const char    *p;
+    unsigned char  c;
+
+    if (memchr(*s, '\0', *len) != NULL) {
+        return MSGR_TEXT_NUL;
+    }
+
+    msgr_text_trim(s, len);
+
+    p = *s;
+
+    for (i = 0; i < *len; i++) {
+        c = (unsigned char) p[i];
+
+        if ((flags & MSGR_TEXT_MULTILINE)
+            && (c == '\n' || c == '\r' || c == '\t'))
+        {
+            continue;
+        }
+
+        if (c < 0x20 || c == 0x7f
+            || (c == 0xc2 && i + 1 < *len
+                && (unsigned char) p[i + 1] >= 0x80
+                && (unsigned char) p[i + 1] <= 0x9f))
+        {
+            return (flags & MSGR_TEXT_MULTILINE) ? MSGR_TEXT_CONTROL_ML
+                                                 : MSGR_TEXT_CONTROL;
+        }
+    }
+
+    chars = msgr_utf8_chars(p, *len);
+
+    if (chars == 0 && (flags & MSGR_TEXT_REQUIRED)) {
+        return MSGR_TEXT_EMPTY;
+    }
+
+    if (chars > max) {
+        snprintf(buf, size, "must be at most %zu characters", max);
+        return buf;
+    }
+
+    return NULL;
+}
+
+
+int
+msgr_text_language(const char *s, size_t len)
+{
+    size_t  i;
+
+    if (len < 2 || len > 8) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        if ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')) {
+            continue;
+        }
+
+        if (s[i] != '-' || i < 2 || i == len - 1 || s[i - 1] == '-') {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 

@@ -12,8 +12,60 @@
 /* the characters (code points) of valid UTF-8 text of len bytes */
 size_t msgr_utf8_chars(const char *s, size_t len);
 
+/*
+ * 1 when s (len bytes) is well-formed UTF-8: shortest forms only, no
+ * surrogates, nothing past U+10FFFF (NUL bytes are well-formed; callers
+ * refuse them on their own)
+ */
+int msgr_utf8_valid(const char *s, size_t len);
+
 /* 1 when s has spaces or control characters (C0, C1, DEL, no-break space) */
 int msgr_text_has_space(const char *s, size_t len);
+
+/* 1 when s has control characters (C0, DEL, C1) */
+int msgr_text_has_control(const char *s, size_t len);
+
+/* the bytes of white space (ASCII or no-break space) at s, or just before */
+size_t msgr_text_space_at(const char *s, size_t len);
+size_t msgr_text_space_before(const char *s, size_t len);
+
+/* drops white space at both ends: *s moves on, *len shrinks */
+void msgr_text_trim(const char **s, size_t *len);
+
+
+/*
+ * The one rule for text fields, in the API and the MIS sync alike.  Valid
+ * UTF-8 (what jansson gives) is trimmed of white space at both ends
+ * (*s and *len are updated), then checked: no NUL, no control characters
+ * (a multi-line field allows line feeds, carriage returns and tabs), not
+ * empty when required, at most max characters.  NULL when the text is
+ * good, else the message to put beside the field's name; buf (size bytes,
+ * 48 are plenty) holds messages that name the limit.
+ */
+
+#define MSGR_TEXT_REQUIRED   0x01
+#define MSGR_TEXT_MULTILINE  0x02
+
+const char *msgr_text_check(const char **s, size_t *len, size_t max,
+    unsigned flags, char *buf, size_t size);
+
+#define MSGR_TEXT_NUL        "must not contain NUL characters"
+#define MSGR_TEXT_CONTROL    "must not contain control characters"
+#define MSGR_TEXT_CONTROL_ML "must not contain control characters other " \
+                             "than line breaks and tabs"
+#define MSGR_TEXT_EMPTY      "must not be empty"
+#define MSGR_TEXT_UTF8       "must be valid UTF-8"
+
+
+/*
+ * 1 when s (len bytes, trimmed) is a language tag: 2 to 8 letters and
+ * hyphens, starting with two letters, no hyphen at the end or twice in a
+ * row ("en", "pt-BR")
+ */
+int msgr_text_language(const char *s, size_t len);
+
+#define MSGR_TEXT_LANGUAGE   "must be a language tag of 2 to 8 letters and " \
+                             "-, such as en or pt-BR"
 
 /*
  * 1 when s (len bytes) is a plausible email address: one @, a local part of

@@ -16,10 +16,55 @@ msgr_test_same(const char *a, const char *b)
 }
 
 
+/* the message of msgr_text_check, "" when good; *out the trimmed text */
+
+static char  msgr_test_out[256];
+
+static const char *
+msgr_test_check(const char *text, size_t len, size_t max, unsigned flags)
+{
+    char         buf[64];
+    size_t       n;
+    const char  *s, *why;
+
+    s = text;
+    n = len;
+
+    why = msgr_text_check(&s, &n, max, flags, buf, sizeof(buf));
+
+    if (why != NULL) {
+        snprintf(msgr_test_out, sizeof(msgr_test_out), "%s", why);
+        return msgr_test_out;
+    }
+
+    snprintf(msgr_test_out, sizeof(msgr_test_out), "=%.*s", (int) n, s);
+    return msgr_test_out;
+}
+
+
+static int
+msgr_test_is(const char *got, const char *want)
+{
+    if (strcmp(got, want) == 0) {
+        return 1;
+    }
+
+    printf("# got \"%s\", want \"%s\"\n", got, want);
+    return 0;
+}
+
+
+#define MSGR_T(text, max, flags)                                             \
+    msgr_test_check(text, sizeof(text) - 1, max, flags)
+
+#define MSGR_REQ   MSGR_TEXT_REQUIRED
+#define MSGR_ML    (MSGR_TEXT_REQUIRED|MSGR_TEXT_MULTILINE)
+
+
 int
 main(void)
 {
-    printf("1..16\n");
+    printf("1..60\n");
 
     msgr_test_ok(msgr_test_same("Lunch", "LUNCH"), "ASCII without case");
     msgr_test_ok(!msgr_test_same("Lunch", "Lunches"), "a longer text differs");
@@ -53,5 +98,95 @@ main(void)
     msgr_test_ok(!msgr_email_valid("jane@example..org", 17),
                  "an empty domain label");
 
-    return msgr_test_end(16);
+    /* UTF-8 */
+
+    msgr_test_ok(msgr_utf8_valid("caf\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x98\x80",
+                                 14), "valid UTF-8");
+    msgr_test_ok(msgr_utf8_valid("", 0), "the empty text is valid UTF-8");
+    msgr_test_ok(msgr_utf8_valid("a\0b", 3), "NUL is well-formed");
+    msgr_test_ok(!msgr_utf8_valid("\xff", 1), "0xff is not UTF-8");
+    msgr_test_ok(!msgr_utf8_valid("\xc3", 1), "a cut two-byte character");
+    msgr_test_ok(!msgr_utf8_valid("\xe6\x97", 2),
+                 "a cut three-byte character");
+    msgr_test_ok(!msgr_utf8_valid("\xc3\x28", 2), "a broken sequence");
+    msgr_test_ok(!msgr_utf8_valid("\xc0\xaf", 2), "an overlong slash");
+    msgr_test_ok(!msgr_utf8_valid("\xe0\x80\xaf", 3),
+                 "an overlong three-byte form");
+    msgr_test_ok(!msgr_utf8_valid("\xed\xa0\x80", 3), "a surrogate");
+    msgr_test_ok(!msgr_utf8_valid("\xf4\x90\x80\x80", 4),
+                 "past U+10FFFF");
+    msgr_test_ok(!msgr_utf8_valid("\x80", 1), "a lone continuation byte");
+
+    /* the one rule: single-line fields */
+
+    msgr_test_ok(msgr_test_is(MSGR_T("  Jane \t", 100, MSGR_REQ), "=Jane"),
+                 "trimmed of spaces and tabs");
+    msgr_test_ok(msgr_test_is(MSGR_T("\xc2\xa0Jane\xc2\xa0\n", 100,
+                                     MSGR_REQ), "=Jane"),
+                 "trimmed of no-break spaces and line breaks");
+    msgr_test_ok(msgr_test_is(MSGR_T("Mary Ann", 100, MSGR_REQ),
+                              "=Mary Ann"), "a space inside is kept");
+    msgr_test_ok(msgr_test_is(MSGR_T("Line1\nLine2", 100, MSGR_REQ),
+                              MSGR_TEXT_CONTROL), "a newline inside");
+    msgr_test_ok(msgr_test_is(MSGR_T("a\tb", 100, MSGR_REQ),
+                              MSGR_TEXT_CONTROL), "a tab inside");
+    msgr_test_ok(msgr_test_is(MSGR_T("bell\x07", 100, MSGR_REQ),
+                              MSGR_TEXT_CONTROL), "a bell");
+    msgr_test_ok(msgr_test_is(MSGR_T("del\x7fx", 100, MSGR_REQ),
+                              MSGR_TEXT_CONTROL), "DEL");
+    msgr_test_ok(msgr_test_is(MSGR_T("c1\xc2\x85x", 100, MSGR_REQ),
+                              MSGR_TEXT_CONTROL), "a C1 control (NEL)");
+    msgr_test_ok(msgr_test_is(MSGR_T("a\0b", 100, MSGR_REQ), MSGR_TEXT_NUL),
+                 "NUL");
+    msgr_test_ok(msgr_test_is(MSGR_T("   ", 100, MSGR_REQ), MSGR_TEXT_EMPTY),
+                 "blank where required");
+    msgr_test_ok(msgr_test_is(MSGR_T("", 100, MSGR_REQ), MSGR_TEXT_EMPTY),
+                 "empty where required");
+    msgr_test_ok(msgr_test_is(MSGR_T("  ", 50, 0), "="),
+                 "blank where optional is empty");
+    msgr_test_ok(msgr_test_is(MSGR_T("abc", 3, MSGR_REQ), "=abc"),
+                 "at the limit");
+    msgr_test_ok(msgr_test_is(MSGR_T("abcd", 3, MSGR_REQ),
+                              "must be at most 3 characters"),
+                 "past the limit");
+    msgr_test_ok(msgr_test_is(MSGR_T("\xc3\xa9\xc3\xa9\xc3\xa9", 3,
+                                     MSGR_REQ), "=\xc3\xa9\xc3\xa9\xc3\xa9"),
+                 "the limit counts characters, not bytes");
+    msgr_test_ok(msgr_test_is(MSGR_T(" abc ", 3, MSGR_REQ), "=abc"),
+                 "the limit counts after trimming");
+    msgr_test_ok(msgr_test_is(MSGR_T("caf\xc3\xa9 \xc2\xa9", 10, MSGR_REQ),
+                              "=caf\xc3\xa9 \xc2\xa9"),
+                 "Latin-1 letters and signs are not controls");
+
+    /* multi-line fields */
+
+    msgr_test_ok(msgr_test_is(MSGR_T("\n Hello\r\n\tthere \n", 100, MSGR_ML),
+                              "=Hello\r\n\tthere"),
+                 "multi-line: line breaks and tabs inside, trimmed");
+    msgr_test_ok(msgr_test_is(MSGR_T("a\x07" "b", 100, MSGR_ML),
+                              MSGR_TEXT_CONTROL_ML), "multi-line: a bell");
+    msgr_test_ok(msgr_test_is(MSGR_T("a\x7f", 100, MSGR_ML),
+                              MSGR_TEXT_CONTROL_ML), "multi-line: DEL");
+    msgr_test_ok(msgr_test_is(MSGR_T("a\xc2\x9b" "b", 100, MSGR_ML),
+                              MSGR_TEXT_CONTROL_ML),
+                 "multi-line: a C1 control");
+    msgr_test_ok(msgr_test_is(MSGR_T(" \n\t ", 100, MSGR_ML), MSGR_TEXT_EMPTY),
+                 "multi-line: white space only");
+
+    /* language tags, one rule */
+
+    msgr_test_ok(msgr_text_language("en", 2), "language: en");
+    msgr_test_ok(msgr_text_language("pt-BR", 5), "language: pt-BR");
+    msgr_test_ok(msgr_text_language("zh-Hant", 7), "language: zh-Hant");
+    msgr_test_ok(!msgr_text_language("-en", 3), "language: a leading -");
+    msgr_test_ok(!msgr_text_language("e-n", 3),
+                 "language: a - after one letter");
+    msgr_test_ok(!msgr_text_language("en-", 3), "language: a trailing -");
+    msgr_test_ok(!msgr_text_language("en--gb", 6), "language: --");
+    msgr_test_ok(!msgr_text_language("e", 1), "language: one letter");
+    msgr_test_ok(!msgr_text_language("abcdefghi", 9),
+                 "language: 9 characters");
+    msgr_test_ok(!msgr_text_language("en_GB", 5), "language: an underscore");
+
+    return msgr_test_end(60);
 }
