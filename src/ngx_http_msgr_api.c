@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "ngx_http_msgr.h"
+#include "msgr_text.h"
 
 
 typedef struct {
@@ -28,6 +29,9 @@ static void ngx_http_msgr_unknown_key(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx);
 static ngx_int_t ngx_http_msgr_match(const char *pattern, ngx_str_t *path,
     ngx_http_msgr_ctx_t *ctx);
+static ngx_int_t ngx_http_msgr_check_input(ngx_http_request_t *r);
+static ngx_int_t ngx_http_msgr_unescape_arg(ngx_pool_t *pool, u_char *data,
+    size_t len, ngx_str_t *value);
 
 static void ngx_http_msgr_health(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx);
@@ -278,6 +282,20 @@ ngx_http_msgr_api_handler(ngx_http_request_t *r)
         return NGX_DONE;
     }
 
+    /* query parameters and headers are text: checked once, here */
+
+    rc = ngx_http_msgr_check_input(r);
+
+    if (rc != NGX_OK) {
+        ngx_http_discard_request_body(r);
+
+        if (rc == NGX_ERROR) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        }
+
+        return NGX_DONE;
+    }
+
     if (r->method & (NGX_HTTP_POST|NGX_HTTP_PUT|NGX_HTTP_PATCH)) {
         /* the body reader holds its own reference */
         r->main->count--;
@@ -400,7 +418,180 @@ ngx_http_msgr_match(const char *pattern, ngx_str_t *path,
 }
 
 
-static void
+/*
+ * A query parameter's value, or a header the API reads, as text: well-formed
+ * UTF-8 and no NUL (nor, in a header, other control characters); NULL when
+ * good, else why not.
+ */
+
+static const char *
+ngx_http_msgr_text_error(u_char *data, size_t len, ngx_uint_t header)
+{
+    if (!msgr_utf8_valid((const char *) data, len)) {
+        return MSGR_TEXT_UTF8;
+    }
+
+    if (ngx_strlchr(data, data + len, '\0') != NULL) {
+        return MSGR_TEXT_NUL;
+    }
+
+    if (header && msgr_text_has_control((const char *) data, len)) {
+        return MSGR_TEXT_CONTROL;
+    }
+
+    return NULL;
+}
+
+
+/*
+ * Every query parameter (name and value, decoded) and the conditional
+ * headers, before any route looks at them: PostgreSQL takes text only as
+ * UTF-8, and a NUL would cut it short.  NGX_DECLINED: the client has had its
+ * 400; NGX_ERROR: out of memory.
+ */
+
+static ngx_int_t
+ngx_http_msgr_check_input(ngx_http_request_t *r)
+{
+    u_char           *p, *last, *start, *end, *eq;
+    json_t           *errors;
+    ngx_str_t         name, value;
+    ngx_uint_t        i;
+    const char       *why, *field;
+    ngx_table_elt_t  *h;
+
+    static const char  *headers[] = { "If-Match", "If-None-Match" };
+
+    errors = json_array();
+
+    if (ngx_http_msgr_json_keep(r, errors) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    p = r->args.data;
+    last = p + r->args.len;
+
+    while (p < last) {
+        start = p;
+        end = ngx_strlchr(p, last, '&');
+        if (end == NULL) {
+            end = last;
+        }
+
+        p = end + 1;
+
+        eq = ngx_strlchr(start, end, '=');
+        if (eq == NULL) {
+            eq = end;
+        }
+
+        if (ngx_http_msgr_unescape_arg(r->pool, start, eq - start, &name)
+               != NGX_OK
+            || ngx_http_msgr_unescape_arg(r->pool,
+                                          eq < end ? eq + 1 : end,
+                                          eq < end ? end - eq - 1 : 0,
+                                          &value)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        why = ngx_http_msgr_text_error(name.data, name.len, 0);
+        field = why ? "query" : (const char *) name.data;
+
+        if (why == NULL) {
+            why = ngx_http_msgr_text_error(value.data, value.len, 0);
+        }
+
+        if (why != NULL) {
+            ngx_http_msgr_field_error(errors, field, why);
+            break;
+        }
+    }
+
+    if (json_array_size(errors)) {
+        ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
+                              "the query parameters are invalid",
+                              json_incref(errors));
+        return NGX_DECLINED;
+    }
+
+    for (i = 0; i < sizeof(headers) / sizeof(headers[0]); i++) {
+        h = (i == 0) ? r->headers_in.if_match : r->headers_in.if_none_match;
+
+        if (h == NULL) {
+            continue;
+        }
+
+        why = ngx_http_msgr_text_error(h->value.data, h->value.len, 1);
+
+        if (why != NULL) {
+            ngx_http_msgr_field_error(errors, headers[i], why);
+        }
+    }
+
+    if (json_array_size(errors)) {
+        ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
+                              "the request headers are invalid",
+                              json_incref(errors));
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/* a query string's name or value, decoded: "+" a space, then "%XX" */
+
+static ngx_int_t
+ngx_http_msgr_unescape_arg(ngx_pool_t *pool, u_char *data, size_t len,
+    ngx_str_t *value)
+{
+    u_char  *plus, *dst, *src;
+    size_t   i;
+
+    plus = ngx_pnalloc(pool, 2 * len + 1);
+    if (plus == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* "+" is a space in a query string, "%2B" a plus: "+" goes first */
+    for (i = 0; i < len; i++) {
+        plus[i] = (data[i] == '+') ? ' ' : data[i];
+    }
+
+    dst = plus + len;
+    src = plus;
+    value->data = dst;
+
+    ngx_unescape_uri(&dst, &src, len, 0);
+
+    value->len = dst - value->data;
+    *dst = '\0';
+
+    return NGX_OK;
+}
+
+
+/*
+ * Query argument name: its URL-decoded value in the request pool, or
+ * NGX_DECLINED when absent.
+ */
+
+ngx_int_t
+ngx_http_msgr_arg(ngx_http_request_t *r, const char *name, ngx_str_t *value)
+{
+    ngx_str_t  raw;
+
+    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &raw) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_msgr_unescape_arg(r->pool, raw.data, raw.len, value);
+}
+
+
+void
 ngx_http_msgr_unauthorized(ngx_http_request_t *r, const char *detail)
 {
     static ngx_str_t  challenge = ngx_string("Bearer realm=\"msgr\"");

@@ -356,45 +356,6 @@ ngx_http_msgr_id(ngx_str_t *s)
 }
 
 
-/*
- * Query argument name: its URL-decoded value in the request pool, or
- * NGX_DECLINED when absent.
- */
-
-ngx_int_t
-ngx_http_msgr_arg(ngx_http_request_t *r, const char *name, ngx_str_t *value)
-{
-    u_char     *dst, *src, *plus;
-    size_t      i;
-    ngx_str_t   raw;
-
-    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &raw) != NGX_OK) {
-        return NGX_DECLINED;
-    }
-
-    plus = ngx_pnalloc(r->pool, 2 * raw.len + 1);
-    if (plus == NULL) {
-        return NGX_ERROR;
-    }
-
-    /* "+" is a space in a query string, "%2B" a plus: "+" goes first */
-    for (i = 0; i < raw.len; i++) {
-        plus[i] = (raw.data[i] == '+') ? ' ' : raw.data[i];
-    }
-
-    dst = plus + raw.len;
-    src = plus;
-    value->data = dst;
-
-    ngx_unescape_uri(&dst, &src, raw.len, 0);
-
-    value->len = dst - value->data;
-    *dst = '\0';
-
-    return NGX_OK;
-}
-
-
 static json_t *
 ngx_http_msgr_param_error(const char *field, const char *message)
 {
