@@ -178,30 +178,59 @@ ngx_http_msgr_sqlstate_is(ngx_http_msgr_pg_query_t *q, const char *state)
 }
 
 
-static void
-ngx_http_msgr_check_name(json_t *v, json_t *errors)
+/*
+ * The one text rule (src/msgr_text.c) on a string of the body; the string
+ * is trimmed in place.  0 when good; otherwise the field's error is added.
+ */
+
+static ngx_int_t
+ngx_http_msgr_check_text(json_t *v, const char *field, size_t max,
+    unsigned flags, json_t *errors)
 {
-    size_t             len;
-    const char        *s;
-    const char *const *t;
+    char         buf[64];
+    size_t       len;
+    const char  *s, *why;
 
     if (!json_is_string(v)) {
-        ngx_http_msgr_field_error(errors, "name", "must be a string");
-        return;
+        ngx_http_msgr_field_error(errors, field, "must be a string");
+        return NGX_ERROR;
     }
 
     s = json_string_value(v);
     len = json_string_length(v);
 
-    if (len == 0 || msgr_utf8_chars(s, len) > NGX_HTTP_MSGR_ATTR_NAME_MAX
-        || s[0] == ' ' || s[len - 1] == ' ')
+    why = msgr_text_check(&s, &len, max, flags, buf, sizeof(buf));
+
+    if (why != NULL) {
+        ngx_http_msgr_field_error(errors, field, why);
+        return NGX_ERROR;
+    }
+
+    if (len != json_string_length(v) && json_string_setn(v, s, len) != 0) {
+        ngx_http_msgr_field_error(errors, field, "could not be read");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_msgr_check_name(json_t *v, json_t *errors)
+{
+    const char         *s;
+    const char *const  *t;
+
+    if (ngx_http_msgr_check_text(v, "name", NGX_HTTP_MSGR_ATTR_NAME_MAX,
+                                 MSGR_TEXT_REQUIRED, errors)
+        != NGX_OK)
     {
-        ngx_http_msgr_field_error(errors, "name", "must be 1 to 100 "
-                                  "characters, without spaces at the ends");
         return;
     }
 
-    if (strpbrk(s, "{}") || strlen(s) != len) {
+    s = json_string_value(v);
+
+    if (strpbrk(s, "{}")) {
         ngx_http_msgr_field_error(errors, "name",
                                   "must not contain { or }");
         return;
@@ -221,18 +250,8 @@ ngx_http_msgr_check_name(json_t *v, json_t *errors)
 static void
 ngx_http_msgr_check_value(json_t *v, const char *field, json_t *errors)
 {
-    if (!json_is_string(v)) {
-        ngx_http_msgr_field_error(errors, field, "must be a string");
-        return;
-    }
-
-    if (msgr_utf8_chars(json_string_value(v), json_string_length(v))
-        > NGX_HTTP_MSGR_ATTR_VALUE_MAX
-        || strlen(json_string_value(v)) != json_string_length(v))
-    {
-        ngx_http_msgr_field_error(errors, field,
-                                  "must be at most 1000 characters");
-    }
+    (void) ngx_http_msgr_check_text(v, field, NGX_HTTP_MSGR_ATTR_VALUE_MAX,
+                                    0, errors);
 }
 
 

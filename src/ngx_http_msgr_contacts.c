@@ -840,8 +840,8 @@ static json_t *
 ngx_http_msgr_edit_value(const ngx_http_msgr_edit_field_t *f, json_t *v,
     const char *country, const char **message)
 {
-    char         e164[32];
-    size_t       len, i, chars;
+    char         e164[32], buf[64];
+    size_t       len;
     const char  *s, *why;
 
     if (!json_is_string(v)) {
@@ -852,29 +852,41 @@ ngx_http_msgr_edit_value(const ngx_http_msgr_edit_field_t *f, json_t *v,
     s = json_string_value(v);
     len = json_string_length(v);
 
-    if (strlen(s) != len) {
-        *message = "must not contain NUL characters";
-        return NULL;
-    }
-
-    chars = msgr_utf8_chars(s, len);
+    /* the one text rule (src/msgr_text.c), as the MIS sync applies it */
 
     switch (f->type) {
 
     case NGX_HTTP_MSGR_EDIT_NAME:
-        if (chars < 1 || chars > 100) {
-            *message = "must be 1 to 100 characters";
-            return NULL;
-        }
-
+        *message = msgr_text_check(&s, &len, 100, MSGR_TEXT_REQUIRED, buf,
+                                   sizeof(buf));
         break;
 
     case NGX_HTTP_MSGR_EDIT_TEXT:
-        if (chars > 50) {
-            *message = "must be at most 50 characters";
-            return NULL;
+        *message = msgr_text_check(&s, &len, 50, 0, buf, sizeof(buf));
+        break;
+
+    default:
+        *message = msgr_text_check(&s, &len, 254, 0, buf, sizeof(buf));
+        break;
+    }
+
+    if (*message != NULL) {
+        if (*message == buf) {
+            /* "must be at most N characters" outlives buf */
+            *message = (f->type == NGX_HTTP_MSGR_EDIT_NAME)
+                       ? "must be at most 100 characters"
+                       : (f->type == NGX_HTTP_MSGR_EDIT_TEXT)
+                       ? "must be at most 50 characters"
+                       : "must be at most 254 characters";
         }
 
+        return NULL;
+    }
+
+    switch (f->type) {
+
+    case NGX_HTTP_MSGR_EDIT_NAME:
+    case NGX_HTTP_MSGR_EDIT_TEXT:
         break;
 
     case NGX_HTTP_MSGR_EDIT_PHONE:
@@ -883,7 +895,11 @@ ngx_http_msgr_edit_value(const ngx_http_msgr_edit_field_t *f, json_t *v,
             break;
         }
 
-        if (msgr_phone_e164(s, country, e164, sizeof(e164), &why) != 0) {
+        /* the whole string: no NUL in it, and the parser skips spaces */
+        if (msgr_phone_e164(json_string_value(v), country, e164,
+                            sizeof(e164), &why)
+            != 0)
+        {
             *message = "must be a phone number (written nationally for the "
                        "country of school.phone_country, else with "
                        "+country code), or \"\"";
@@ -901,24 +917,15 @@ ngx_http_msgr_edit_value(const ngx_http_msgr_edit_field_t *f, json_t *v,
         break;
 
     case NGX_HTTP_MSGR_EDIT_LANGUAGE:
-        if (len < 2 || len > 8) {
-            *message = "must be a language code such as \"en\" or \"pl\"";
+        if (!msgr_text_language(s, len)) {
+            *message = MSGR_TEXT_LANGUAGE;
             return NULL;
-        }
-
-        for (i = 0; i < len; i++) {
-            if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')
-                  || s[i] == '-'))
-            {
-                *message = "must be a language code such as \"en\" or \"pl\"";
-                return NULL;
-            }
         }
 
         break;
     }
 
-    return json_incref(v);
+    return json_stringn(s, len);
 }
 
 
