@@ -111,6 +111,13 @@ static ngx_command_t  ngx_http_msgr_commands[] = {
       offsetof(ngx_http_msgr_loc_conf_t, app_rate),
       &ngx_http_msgr_rate_bounds },
 
+    { ngx_string("msgr_app_refused_rate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_msgr_loc_conf_t, app_refused_rate),
+      &ngx_http_msgr_rate_bounds },
+
       ngx_null_command
 };
 
@@ -378,6 +385,7 @@ ngx_http_msgr_create_loc_conf(ngx_conf_t *cf)
     conf->api = NGX_CONF_UNSET;
     conf->max_body = NGX_CONF_UNSET_SIZE;
     conf->app_rate = NGX_CONF_UNSET_UINT;
+    conf->app_refused_rate = NGX_CONF_UNSET_UINT;
 
     return conf;
 }
@@ -397,6 +405,10 @@ ngx_http_msgr_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               NGX_HTTP_MSGR_DEFAULT_BODY);
     ngx_conf_merge_uint_value(conf->app_rate, prev->app_rate,
                               NGX_HTTP_MSGR_DEFAULT_APP_RATE);
+
+    /* refused posts: six times the accepted ones unless said */
+    ngx_conf_merge_uint_value(conf->app_refused_rate, prev->app_refused_rate,
+                              ngx_min(6 * conf->app_rate, 60000));
 
 #if (NGX_THREADS)
     if (conf->thread_pool == NULL) {

@@ -55,6 +55,7 @@ typedef struct {
     ngx_flag_t                    api;
     size_t                        max_body;
     ngx_uint_t                    app_rate;
+    ngx_uint_t                    app_refused_rate;
     ngx_http_msgr_pg_pool_t      *pool;
     ngx_http_msgr_cache_t        *cache;
 #if (NGX_THREADS)
@@ -169,6 +170,8 @@ void ngx_http_msgr_send_json(ngx_http_request_t *r, ngx_uint_t status,
     json_t *body);
 void ngx_http_msgr_send_raw(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *type, u_char *data, size_t len);
+/* 401 with the Bearer challenge */
+void ngx_http_msgr_unauthorized(ngx_http_request_t *r, const char *detail);
 void ngx_http_msgr_problem(ngx_http_request_t *r, ngx_uint_t status,
     const char *type, const char *detail, json_t *errors);
 void ngx_http_msgr_unavailable(ngx_http_request_t *r);

@@ -16,6 +16,7 @@
 #define NGX_HTTP_MSGR_CACHE_SETTINGS  2
 #define NGX_HTTP_MSGR_CACHE_APP       3
 #define NGX_HTTP_MSGR_CACHE_RATE      4
+#define NGX_HTTP_MSGR_CACHE_REFUSED   5
 
 
 typedef struct {
@@ -522,7 +523,8 @@ done:
 
 ngx_int_t
 ngx_http_msgr_cache_rate(ngx_http_msgr_cache_t *cache, int64_t school_id,
-    const char *token_id, ngx_uint_t limit, time_t *retry_after)
+    const char *token_id, ngx_uint_t refused, ngx_uint_t limit,
+    ngx_uint_t take, time_t *retry_after)
 {
     int64_t                      now, tat, interval, burst;
     ngx_int_t                    rc;
@@ -536,7 +538,9 @@ ngx_http_msgr_cache_rate(ngx_http_msgr_cache_t *cache, int64_t school_id,
     burst = 60000 - interval;
     now = (int64_t) ngx_current_msec;
 
-    hash = ngx_http_msgr_cache_ident(&ident, NGX_HTTP_MSGR_CACHE_RATE,
+    hash = ngx_http_msgr_cache_ident(&ident,
+                                     refused ? NGX_HTTP_MSGR_CACHE_REFUSED
+                                             : NGX_HTTP_MSGR_CACHE_RATE,
                                      school_id, token_id);
 
     ngx_shmtx_lock(&cache->shpool->mutex);
@@ -544,6 +548,12 @@ ngx_http_msgr_cache_rate(ngx_http_msgr_cache_t *cache, int64_t school_id,
     cn = ngx_http_msgr_cache_lookup(cache, &ident, hash);
 
     if (cn == NULL) {
+        if (take != NGX_HTTP_MSGR_RATE_TAKE) {
+            /* nothing counted yet, or forgotten: nothing to give back */
+            ngx_shmtx_unlock(&cache->shpool->mutex);
+            return NGX_OK;
+        }
+
         cn = ngx_http_msgr_cache_alloc(cache, &ident, hash, 0);
 
         if (cn == NULL) {
@@ -555,6 +565,12 @@ ngx_http_msgr_cache_rate(ngx_http_msgr_cache_t *cache, int64_t school_id,
         cn->version = now;
     }
 
+    if (take == NGX_HTTP_MSGR_RATE_GIVE_BACK) {
+        cn->version = ngx_max(cn->version - interval, now);
+        ngx_shmtx_unlock(&cache->shpool->mutex);
+        return NGX_OK;
+    }
+
     tat = ngx_max(cn->version, now);
 
     if (tat - now > burst) {
@@ -562,8 +578,12 @@ ngx_http_msgr_cache_rate(ngx_http_msgr_cache_t *cache, int64_t school_id,
         rc = NGX_BUSY;
 
     } else {
-        cn->version = tat + interval;
-        cn->expires = ngx_current_msec + 60000 + NGX_HTTP_MSGR_CACHE_VALID;
+        if (take == NGX_HTTP_MSGR_RATE_TAKE) {
+            cn->version = tat + interval;
+            cn->expires = ngx_current_msec + 60000
+                          + NGX_HTTP_MSGR_CACHE_VALID;
+        }
+
         rc = NGX_OK;
     }
 

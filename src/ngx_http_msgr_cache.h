@@ -63,13 +63,21 @@ void ngx_http_msgr_cache_key_revoke(ngx_http_msgr_cache_t *cache,
     ngx_uint_t app, int64_t school_id, const char *key_id);
 
 /*
- * Counts one event of an app token against "limit a minute", for every
- * worker of the host (GCRA: a burst of limit, then one per 60/limit s).
- * NGX_OK, or NGX_BUSY with *retry_after in seconds.
+ * Counts events of an app token against "limit a minute", for every worker
+ * of the host (GCRA: a burst of limit, then one per 60/limit s); each
+ * token has two counters, one for accepted events and one for refused
+ * ones.  take: NGX_HTTP_MSGR_RATE_TAKE counts one, _PEEK only looks,
+ * _GIVE_BACK uncounts one taken earlier.  NGX_OK, or NGX_BUSY (the limit
+ * is reached: nothing counted) with *retry_after in seconds.
  */
+
+#define NGX_HTTP_MSGR_RATE_PEEK       0
+#define NGX_HTTP_MSGR_RATE_TAKE       1
+#define NGX_HTTP_MSGR_RATE_GIVE_BACK  2
+
 ngx_int_t ngx_http_msgr_cache_rate(ngx_http_msgr_cache_t *cache,
-    int64_t school_id, const char *token_id, ngx_uint_t limit,
-    time_t *retry_after);
+    int64_t school_id, const char *token_id, ngx_uint_t refused,
+    ngx_uint_t limit, ngx_uint_t take, time_t *retry_after);
 
 /* NGX_OK: found (body copied from pool); NGX_DONE: not cached */
 ngx_int_t ngx_http_msgr_cache_settings_get(ngx_http_msgr_cache_t *cache,

@@ -38,7 +38,12 @@ static void ngx_http_msgr_app_token_done(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_app_revoke_done(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_app_post(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx, json_t *settings);
+static void ngx_http_msgr_app_insert(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
 static void ngx_http_msgr_app_post_done(ngx_http_msgr_pg_query_t *q);
+static void ngx_http_msgr_app_refused(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_device_done(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_page_done(ngx_http_msgr_pg_query_t *q);
 
 
@@ -79,32 +84,37 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_app_tokens = {
     2, 1
 };
 
-/* revoked with its device gone; no row: no such live token */
+/*
+ * Revoked, and its device gone with it (the trigger of
+ * sql/0008_app_limits.sql); no row: no such live token
+ */
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_app_token_revoke = {
     NGX_HTTP_MSGR_STMT_APP_TOKEN_REVOKE, "msgr_app_token_revoke",
-    "WITH t AS ("
-    "  UPDATE msgr_app_tokens SET revoked_at = now()"
-    "   WHERE school_id = $1 AND contact_id = $2 AND token_id = $3"
-    "     AND revoked_at IS NULL RETURNING token_id),"
-    " d AS ("
-    "  DELETE FROM msgr_app_devices"
-    "   WHERE school_id = $1 AND token_id IN (SELECT token_id FROM t))"
-    " SELECT token_id FROM t",
+    "UPDATE msgr_app_tokens SET revoked_at = now()"
+    " WHERE school_id = $1 AND contact_id = $2 AND token_id = $3"
+    "   AND revoked_at IS NULL RETURNING token_id",
     3, 0
 };
 
+/*
+ * Only for a live token, locked (FOR SHARE) so that a revocation under way
+ * is waited for and then seen; no row: the token is revoked
+ */
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_device_put = {
     NGX_HTTP_MSGR_STMT_DEVICE_PUT, "msgr_device_put",
     "INSERT INTO msgr_app_devices AS d"
     " (school_id, token_id, contact_id, platform, push_token)"
-    " VALUES ($1, $2, $3, $4, $5)"
+    " SELECT t.school_id, t.token_id, t.contact_id, $3, $4"
+    "   FROM msgr_app_tokens t"
+    "  WHERE t.school_id = $1 AND t.token_id = $2 AND t.revoked_at IS NULL"
+    "    FOR SHARE"
     " ON CONFLICT (school_id, token_id) DO UPDATE"
     "   SET platform = excluded.platform, push_token = excluded.push_token,"
     "       updated_at = now()"
     " RETURNING jsonb_build_object('platform', d.platform,"
     "  'push_token', d.push_token,"
     "  'updated_at', " NGX_HTTP_MSGR_TIME("d.updated_at") ")::text",
-    5, 0
+    4, 0
 };
 
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_device_delete = {
@@ -143,9 +153,11 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_topics_put = {
 };
 
 /*
- * A parent's message: one row of three columns, whether the topic is one
- * of the school's, whether the student is the contact's, and the message
- * when both are and the rest of the fields were good ($7).
+ * A parent's message: one row of four columns, whether the topic is one
+ * of the school's, whether the student is the contact's, the message when
+ * both are and the rest of the fields were good ($7), and the school's
+ * topics when the topic is not one of them as written (it may be in
+ * another case).
  */
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_incoming_add = {
     NGX_HTTP_MSGR_STMT_INCOMING_ADD, "msgr_incoming_add",
@@ -167,7 +179,9 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_incoming_add = {
     "  RETURNING jsonb_build_object('id', m.message_id, 'topic', m.topic,"
     "   'body', m.body, 'student_id', m.student_id, 'status', 'unread',"
     "   'created_at', " NGX_HTTP_MSGR_TIME("m.created_at") ") AS j)"
-    " SELECT tp.ok, st.ok, (SELECT jsonb_agg(ins.j) FROM ins)::text"
+    " SELECT tp.ok, st.ok, (SELECT jsonb_agg(ins.j) FROM ins)::text,"
+    "  CASE WHEN NOT tp.ok THEN (SELECT x.topics FROM msgr_xpressions_topics x"
+    "   WHERE x.school_id = $1)::text END"
     "   FROM tp, st",
     7, 0
 };
@@ -244,44 +258,44 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_incoming_mark = {
 };
 
 
-/* a string of 1 to max characters after trimming; NULL otherwise */
+/*
+ * A string field by the one text rule (src/msgr_text.c): the trimmed text,
+ * released with the request, or NULL with the field's error added.
+ */
 
 static json_t *
-ngx_http_msgr_trimmed(json_t *v, size_t max)
+ngx_http_msgr_app_text(ngx_http_request_t *r, json_t *v, const char *field,
+    size_t max, unsigned flags, json_t *errors)
 {
+    char         buf[64];
     size_t       len;
-    const char  *s;
+    json_t      *t;
+    const char  *s, *why;
 
     if (!json_is_string(v)) {
+        ngx_http_msgr_field_error(errors, field,
+                                  v ? "must be a string" : "is required");
         return NULL;
     }
 
     s = json_string_value(v);
     len = json_string_length(v);
 
-    while (len && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')) {
-        s++;
-        len--;
-    }
+    why = msgr_text_check(&s, &len, max, flags, buf, sizeof(buf));
 
-    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'
-                   || s[len - 1] == '\n' || s[len - 1] == '\r'))
-    {
-        len--;
-    }
-
-    if (len == 0 || memchr(s, '\0', len)) {
+    if (why != NULL) {
+        ngx_http_msgr_field_error(errors, field, why);
         return NULL;
     }
 
-    v = json_stringn(s, len);
+    t = json_stringn_nocheck(s, len);
 
-    if (v && msgr_utf8_chars(s, len) > max) {
-        json_decref(v);
+    if (ngx_http_msgr_json_keep(r, t) != NGX_OK) {
+        ngx_http_msgr_field_error(errors, field, "could not be read");
         return NULL;
     }
 
-    return v;
+    return t;
 }
 
 
@@ -319,14 +333,10 @@ ngx_http_msgr_app_token_add(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 
         label = json_object_get(body, "label");
 
-        if (label && (!json_is_string(label)
-                      || msgr_utf8_chars(json_string_value(label),
-                                         json_string_length(label))
-                         > NGX_HTTP_MSGR_LABEL_LEN))
-        {
-            ngx_http_msgr_field_error(errors, "label",
-                                      "must be a string of at most 100 "
-                                      "characters, e.g. \"Mum's phone\"");
+        if (label) {
+            label = ngx_http_msgr_app_text(r, label, "label",
+                                           NGX_HTTP_MSGR_LABEL_LEN, 0,
+                                           errors);
         }
 
         if (json_array_size(errors)) {
@@ -385,12 +395,28 @@ static void
 ngx_http_msgr_app_token_done(ngx_http_msgr_pg_query_t *q)
 {
     json_t               *body;
+    const char           *c;
     json_error_t          err;
     ngx_http_request_t   *r;
     ngx_http_msgr_ctx_t  *ctx;
 
     r = q->data;
     ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+
+    /* at most so many live tokens a contact (sql/0008_app_limits.sql) */
+
+    if (q->status == NGX_OK && q->result
+        && PQresultStatus(q->result) == PGRES_FATAL_ERROR
+        && (c = PQresultErrorField(q->result, PG_DIAG_CONSTRAINT_NAME))
+           != NULL
+        && ngx_strcmp(c, "msgr_app_tokens_per_contact") == 0)
+    {
+        ngx_http_msgr_problem(r, NGX_HTTP_CONFLICT, "app-token-limit",
+                              PQresultErrorField(q->result,
+                                                 PG_DIAG_MESSAGE_PRIMARY),
+                              NULL);
+        return;
+    }
 
     if (!ngx_http_msgr_result_ok(r, q)) {
         return;
@@ -544,7 +570,6 @@ ngx_http_msgr_app_device(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
     }
 
     platform = json_object_get(body, "platform");
-    push = json_object_get(body, "push_token");
     p = json_string_value(platform);
 
     if (p == NULL
@@ -555,15 +580,9 @@ ngx_http_msgr_app_device(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
                                   "must be one of: android, ios, web");
     }
 
-    if (!json_is_string(push) || json_string_length(push) == 0
-        || json_string_length(push) > NGX_HTTP_MSGR_PUSH_TOKEN_LEN
-        || strlen(json_string_value(push)) != json_string_length(push))
-    {
-        ngx_http_msgr_field_error(errors, "push_token",
-                                  "must be the push service's token for "
-                                  "this device: a string of 1 to 4096 "
-                                  "bytes");
-    }
+    push = ngx_http_msgr_app_text(r, json_object_get(body, "push_token"),
+                                  "push_token", NGX_HTTP_MSGR_PUSH_TOKEN_LEN,
+                                  MSGR_TEXT_REQUIRED, errors);
 
     if (json_array_size(errors)) {
         ngx_http_msgr_invalid(r, errors);
@@ -571,15 +590,14 @@ ngx_http_msgr_app_device(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
     }
 
     q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_device_put,
-                            ngx_http_msgr_json_done);
+                            ngx_http_msgr_device_done);
 
     if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
               || ngx_http_msgr_pg_param(q, 1, (u_char *) ctx->key.id,
                                         MSGR_KEY_ID_LEN) != NGX_OK
-              || ngx_http_msgr_pg_param_int(q, 2, ctx->contact_id) != NGX_OK
-              || ngx_http_msgr_pg_param(q, 3, (u_char *) p, ngx_strlen(p))
+              || ngx_http_msgr_pg_param(q, 2, (u_char *) p, ngx_strlen(p))
                  != NGX_OK
-              || ngx_http_msgr_pg_param(q, 4,
+              || ngx_http_msgr_pg_param(q, 3,
                                         (u_char *) json_string_value(push),
                                         json_string_length(push))
                  != NGX_OK))
@@ -588,6 +606,27 @@ ngx_http_msgr_app_device(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
     }
 
     (void) ngx_http_msgr_run(r, q);
+}
+
+
+/* no row: the token was revoked since it was looked up */
+
+static void
+ngx_http_msgr_device_done(ngx_http_msgr_pg_query_t *q)
+{
+    ngx_http_request_t  *r;
+
+    r = q->data;
+
+    if (q->status == NGX_OK && q->result
+        && PQresultStatus(q->result) == PGRES_TUPLES_OK
+        && PQntuples(q->result) == 0)
+    {
+        ngx_http_msgr_unauthorized(r, "the app token is unknown or revoked");
+        return;
+    }
+
+    ngx_http_msgr_json_done(q);
 }
 
 
@@ -646,12 +685,10 @@ ngx_http_msgr_topics_put(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
         json_array_foreach(list, i, v) {
             ngx_sprintf(field, "topics[%uz]%Z", i);
 
-            t = ngx_http_msgr_trimmed(v, NGX_HTTP_MSGR_TOPIC_LEN);
-
+            t = ngx_http_msgr_app_text(r, v, (char *) field,
+                                       NGX_HTTP_MSGR_TOPIC_LEN,
+                                       MSGR_TEXT_REQUIRED, errors);
             if (t == NULL) {
-                ngx_http_msgr_field_error(errors, (char *) field,
-                                          "must be a topic of 1 to 100 "
-                                          "characters");
                 continue;
             }
 
@@ -669,14 +706,13 @@ ngx_http_msgr_topics_put(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
             }
 
             if (k < json_array_size(topics)) {
-                json_decref(t);
                 ngx_http_msgr_field_error(errors, (char *) field,
                                           "is there already (topics are "
                                           "compared without case)");
                 continue;
             }
 
-            json_array_append_new(topics, t);
+            json_array_append(topics, t);
         }
     }
 
@@ -711,39 +747,58 @@ typedef struct {
     json_t       *topic;
     json_t       *text;
     int64_t       student;
+    unsigned      counted:1;    /* against the accepted posts */
+    unsigned      again:1;      /* the topic as the school spells it */
 } ngx_http_msgr_post_t;
 
+
+/* 429 with Retry-After */
+
+static void
+ngx_http_msgr_app_flood(ngx_http_request_t *r, time_t retry,
+    const char *detail)
+{
+    u_char     after[NGX_TIME_T_LEN];
+    ngx_str_t  value;
+
+    value.data = after;
+    value.len = ngx_sprintf(after, "%T", retry) - after;
+
+    if (ngx_http_msgr_header(r, "Retry-After", &value) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_msgr_problem(r, 429, NULL, detail, NULL);
+}
+
+
+/*
+ * Flood control, shared by the host's workers: accepted posts count
+ * against msgr_app_rate, refused ones (400, 403, 415, 422) against the
+ * higher msgr_app_refused_rate, so that a broken app is held back before
+ * it reaches the database without costing a working one its posts.
+ */
 
 void
 ngx_http_msgr_app_message(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
-    u_char                     after[NGX_TIME_T_LEN];
-    time_t                     retry;
-    json_t                    *body, *v;
-    ngx_str_t                  value;
-    ngx_http_msgr_post_t      *post;
+    time_t                  retry;
+    json_t                 *body, *v;
+    ngx_http_msgr_post_t   *post;
 
     static const char *const  allowed[] = { "topic", "body", "student_id",
                                             NULL };
 
-    /* flood control, shared by the host's workers */
-
     if (ctx->conf->cache
         && ngx_http_msgr_cache_rate(ctx->conf->cache, ctx->school_id,
-                                    ctx->key.id, ctx->conf->app_rate, &retry)
+                                    ctx->key.id, 1,
+                                    ctx->conf->app_refused_rate,
+                                    NGX_HTTP_MSGR_RATE_PEEK, &retry)
            == NGX_BUSY)
     {
-        value.data = after;
-        value.len = ngx_sprintf(after, "%T", retry) - after;
-
-        if (ngx_http_msgr_header(r, "Retry-After", &value) != NGX_OK) {
-            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return;
-        }
-
-        ngx_http_msgr_problem(r, 429, NULL,
-                              "too many messages from this app; "
-                              "try again later", NULL);
+        ngx_http_msgr_app_flood(r, retry, "too many refused messages from "
+                                "this app; try again later");
         return;
     }
 
@@ -753,36 +808,27 @@ ngx_http_msgr_app_message(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
         return;
     }
 
+    ctx->data = post;
+
     body = ngx_http_msgr_read_fields(r, allowed, &post->errors);
     if (body == NULL) {
+        /* answered: 400, 415 or 422 */
+        ngx_http_msgr_app_refused(r, ctx);
         return;
     }
 
     v = json_object_get(body, "topic");
 
-    if (json_is_string(v) && json_string_length(v) > 0) {
-        post->topic = v;
-
-    } else {
-        ngx_http_msgr_field_error(post->errors, "topic",
-                                  "must be one of the school's topics "
-                                  "(GET /v1/xpressions/topics)");
-    }
+    post->topic = ngx_http_msgr_app_text(r, v, "topic",
+                                         NGX_HTTP_MSGR_TOPIC_LEN,
+                                         MSGR_TEXT_REQUIRED, post->errors);
 
     v = json_object_get(body, "body");
 
-    if (json_is_string(v) && json_string_length(v) > 0
-        && strlen(json_string_value(v)) == json_string_length(v)
-        && msgr_utf8_chars(json_string_value(v), json_string_length(v))
-           <= NGX_HTTP_MSGR_BODY_LEN)
-    {
-        post->text = v;
-
-    } else {
-        ngx_http_msgr_field_error(post->errors, "body",
-                                  "must be a message of 1 to 2000 "
-                                  "characters");
-    }
+    post->text = ngx_http_msgr_app_text(r, v, "body", NGX_HTTP_MSGR_BODY_LEN,
+                                        MSGR_TEXT_REQUIRED
+                                        |MSGR_TEXT_MULTILINE,
+                                        post->errors);
 
     v = json_object_get(body, "student_id");
 
@@ -794,9 +840,52 @@ ngx_http_msgr_app_message(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
                                   "must be the id of one of your children");
     }
 
-    ctx->data = post;
+    /* a good post counts now, and is given back if refused after all */
+
+    if (json_array_size(post->errors) == 0 && ctx->conf->cache) {
+        if (ngx_http_msgr_cache_rate(ctx->conf->cache, ctx->school_id,
+                                     ctx->key.id, 0, ctx->conf->app_rate,
+                                     NGX_HTTP_MSGR_RATE_TAKE, &retry)
+            == NGX_BUSY)
+        {
+            ngx_http_msgr_app_flood(r, retry, "too many messages from this "
+                                    "app; try again later");
+            return;
+        }
+
+        post->counted = 1;
+    }
 
     ngx_http_msgr_settings_load(r, ctx, ngx_http_msgr_app_post);
+}
+
+
+/* a refused post: counted as one, and not as an accepted one */
+
+static void
+ngx_http_msgr_app_refused(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+    time_t                 retry;
+    ngx_http_msgr_post_t  *post;
+
+    post = ctx->data;
+
+    if (ctx->conf->cache == NULL) {
+        return;
+    }
+
+    if (post->counted) {
+        post->counted = 0;
+        (void) ngx_http_msgr_cache_rate(ctx->conf->cache, ctx->school_id,
+                                        ctx->key.id, 0, ctx->conf->app_rate,
+                                        NGX_HTTP_MSGR_RATE_GIVE_BACK,
+                                        &retry);
+    }
+
+    (void) ngx_http_msgr_cache_rate(ctx->conf->cache, ctx->school_id,
+                                    ctx->key.id, 1,
+                                    ctx->conf->app_refused_rate,
+                                    NGX_HTTP_MSGR_RATE_TAKE, &retry);
 }
 
 
@@ -804,14 +893,10 @@ static void
 ngx_http_msgr_app_post(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     json_t *settings)
 {
-    ngx_http_msgr_post_t      *post;
-    ngx_http_msgr_pg_query_t  *q;
-
-    post = ctx->data;
-
     if (!json_is_true(ngx_http_msgr_setting(settings, "xpressions",
                                             "incoming_enabled")))
     {
+        ngx_http_msgr_app_refused(r, ctx);
         ngx_http_msgr_problem(r, NGX_HTTP_FORBIDDEN, NULL,
                               "the school does not take messages from the "
                               "app: the setting xpressions.incoming_enabled "
@@ -819,7 +904,19 @@ ngx_http_msgr_app_post(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
         return;
     }
 
-    /* stored only when every field is good */
+    ngx_http_msgr_app_insert(r, ctx);
+}
+
+
+/* stored only when every field is good */
+
+static void
+ngx_http_msgr_app_insert(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+    ngx_http_msgr_post_t      *post;
+    ngx_http_msgr_pg_query_t  *q;
+
+    post = ctx->data;
 
     q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_incoming_add,
                             ngx_http_msgr_app_post_done);
@@ -846,14 +943,48 @@ ngx_http_msgr_app_post(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
         q = NULL;
     }
 
-    (void) ngx_http_msgr_run(r, q);
+    if (ngx_http_msgr_run(r, q) != NGX_OK) {
+        ngx_http_msgr_app_refused(r, ctx);
+    }
+}
+
+
+/* the school's topic the given one is, but for case; NULL: none */
+
+static json_t *
+ngx_http_msgr_app_topic(ngx_http_request_t *r, json_t *topic,
+    const char *list)
+{
+    size_t        i;
+    json_t       *topics, *t;
+    json_error_t  err;
+
+    topics = list ? json_loads(list, 0, &err) : NULL;
+
+    if (topics == NULL || ngx_http_msgr_json_keep(r, topics) != NGX_OK) {
+        json_decref(topics);
+        return NULL;
+    }
+
+    json_array_foreach(topics, i, t) {
+        if (json_is_string(t)
+            && msgr_utf8_casecmp(json_string_value(t), json_string_length(t),
+                                 json_string_value(topic),
+                                 json_string_length(topic))
+               == 0)
+        {
+            return t;
+        }
+    }
+
+    return NULL;
 }
 
 
 static void
 ngx_http_msgr_app_post_done(ngx_http_msgr_pg_query_t *q)
 {
-    json_t                *list;
+    json_t                *list, *topic;
     json_error_t           err;
     ngx_http_request_t    *r;
     ngx_http_msgr_ctx_t   *ctx;
@@ -864,13 +995,24 @@ ngx_http_msgr_app_post_done(ngx_http_msgr_pg_query_t *q)
     post = ctx->data;
 
     if (!ngx_http_msgr_result_ok(r, q)) {
+        ngx_http_msgr_app_refused(r, ctx);
         return;
     }
 
+    topic = NULL;
+
     if (post->topic && PQgetvalue(q->result, 0, 0)[0] != 't') {
-        ngx_http_msgr_field_error(post->errors, "topic",
-                                  "must be one of the school's topics "
-                                  "(GET /v1/xpressions/topics)");
+        topic = post->again
+                ? NULL
+                : ngx_http_msgr_app_topic(r, post->topic,
+                      PQgetisnull(q->result, 0, 3)
+                      ? NULL : PQgetvalue(q->result, 0, 3));
+
+        if (topic == NULL) {
+            ngx_http_msgr_field_error(post->errors, "topic",
+                                      "must be one of the school's topics "
+                                      "(GET /v1/xpressions/topics)");
+        }
     }
 
     if (post->student && PQgetvalue(q->result, 0, 1)[0] != 't') {
@@ -879,9 +1021,18 @@ ngx_http_msgr_app_post_done(ngx_http_msgr_pg_query_t *q)
     }
 
     if (json_array_size(post->errors)) {
+        ngx_http_msgr_app_refused(r, ctx);
         ngx_http_msgr_problem(r, 422, NULL, "the message has invalid "
                               "fields; it was not sent",
                               json_incref(post->errors));
+        return;
+    }
+
+    if (topic) {
+        /* once more, under the school's spelling of the topic */
+        post->topic = topic;
+        post->again = 1;
+        ngx_http_msgr_app_insert(r, ctx);
         return;
     }
 
