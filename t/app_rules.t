@@ -21,6 +21,9 @@ use Time::HiRes qw(sleep time);
 use lib 't/lib';
 use Msgr::Test;
 
+binmode(Test::More->builder->$_, ':encoding(UTF-8)')
+    for qw(output failure_output todo_output);
+
 my $J = JSON::PP->new->utf8->canonical->allow_nonref;
 my $T = JSON::PP::true;
 

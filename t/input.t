@@ -19,6 +19,9 @@ use Test::More;
 use lib 't/lib';
 use Msgr::Test;
 
+binmode(Test::More->builder->$_, ':encoding(UTF-8)')
+    for qw(output failure_output todo_output);
+
 my $J = JSON::PP->new->utf8->canonical->allow_nonref;
 my $T = JSON::PP::true;
 
@@ -57,6 +60,12 @@ sub req {
 }
 
 sub get { req(GET => $_[1], $_[0]) }
+
+# a body for a test's name, cut short
+sub show {
+    my $s = $J->encode($_[0]);
+    return length $s > 50 ? substr($s, 0, 47) . '...' : $s;
+}
 
 # A request written by hand, for header bytes HTTP::Tiny will not send.
 sub raw_req {
@@ -235,7 +244,7 @@ unlike($ngx->error_log, qr/PostgreSQL/,
         my ($body, $field, $message) = @$c;
         problem_is(req(PATCH => "/contacts/$C1", $adm, $body), 422,
                    [ [ $field, $message ] ],
-                   'PATCH contact ' . $J->encode($body));
+                   'PATCH contact ' . show($body));
     }
 
     $r = req(PATCH => "/contacts/$C1", $adm,
@@ -282,7 +291,7 @@ is(sync_message(first_name => 'é' x 101), 'must be at most 100 characters',
         my ($body, $field, $message) = @$c;
         problem_is(req(POST => '/contact-attributes', $adm, $body), 422,
                    [ [ $field, $message ] ],
-                   'POST attribute ' . $J->encode($body));
+                   'POST attribute ' . show($body));
     }
 
     $r = req(POST => '/contact-attributes', $adm,
@@ -333,7 +342,7 @@ my $app;
         problem_is(req(PUT => '/xpressions/topics', $adm,
                        { topics => $topics }), 422,
                    [ [ $field, $message ] ],
-                   'PUT topics ' . $J->encode($topics));
+                   'PUT topics ' . show($topics));
     }
     $r = req(PUT => '/xpressions/topics', $adm,
              { topics => [ ' Absence ', 'Lunch' ] });
@@ -347,7 +356,7 @@ my $app;
         problem_is(req(PUT => '/app/device', $app,
                        { platform => 'ios', push_token => $c->[0] }), 422,
                    [ [ 'push_token', $c->[1] ] ],
-                   'PUT /app/device push_token ' . $J->encode($c->[0]));
+                   'PUT /app/device push_token ' . show($c->[0]));
     }
     $r = req(PUT => '/app/device', $app,
              { platform => 'ios', push_token => "  ExponentPushToken[x] \n" });
@@ -374,7 +383,7 @@ my $app;
                     student_id => $S1, %$over };
         problem_is(req(POST => '/app/messages', $app, $msg), 422,
                    [ [ $field, $message ] ],
-                   'POST /app/messages ' . $J->encode($over));
+                   'POST /app/messages ' . show($over));
     }
     is($pg->psql('SELECT count(*) FROM msgr_incoming'), $n,
        'none of them stored');
