@@ -37,6 +37,11 @@ static void ngx_http_msgr_school(ngx_http_request_t *r,
 static void ngx_http_msgr_school_by_id(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx);
 static void ngx_http_msgr_school_done(ngx_http_msgr_pg_query_t *q);
+static void ngx_http_msgr_query_done(ngx_http_msgr_pg_query_t *q);
+
+
+/* the connection whose request is starting a query, if any */
+static ngx_connection_t  *ngx_http_msgr_query_caller;
 
 
 #define NGX_HTTP_MSGR_READ  (NGX_HTTP_GET|NGX_HTTP_HEAD)
@@ -405,7 +410,7 @@ ngx_http_msgr_unauthorized(ngx_http_request_t *r, const char *detail)
 {
     static ngx_str_t  challenge = ngx_string("Bearer realm=\"msgr\"");
 
-    if (ngx_http_msgr_header(r, "WWW-Authenticate", &challenge) != NGX_OK) {
+    if (ngx_http_msgr_www_authenticate(r, &challenge) != NGX_OK) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
@@ -646,18 +651,28 @@ ngx_http_msgr_cache_usable(ngx_http_msgr_ctx_t *ctx)
 }
 
 
+/*
+ * A request runs one query at a time: its handler waits in the request's
+ * context, and every completion goes through ngx_http_msgr_query_done.
+ */
+
 ngx_http_msgr_pg_query_t *
 ngx_http_msgr_query(ngx_http_request_t *r,
     const ngx_http_msgr_pg_stmt_t *stmt, ngx_http_msgr_pg_handler_pt h)
 {
+    ngx_http_msgr_ctx_t       *ctx;
     ngx_http_msgr_pg_query_t  *q;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
 
     q = ngx_http_msgr_pg_query_create(r->pool, r->connection->log, stmt);
     if (q == NULL) {
         return NULL;
     }
 
-    q->handler = h;
+    ctx->query_handler = h;
+
+    q->handler = ngx_http_msgr_query_done;
     q->data = r;
 
     return q;
@@ -667,11 +682,55 @@ ngx_http_msgr_query(ngx_http_request_t *r,
 void
 ngx_http_msgr_query_run(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
 {
+    ngx_connection_t     *prev;
     ngx_http_msgr_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
 
+    /* the request may be gone when ngx_http_msgr_pg_run returns */
+
+    prev = ngx_http_msgr_query_caller;
+    ngx_http_msgr_query_caller = r->connection;
+
     ngx_http_msgr_pg_run(ctx->conf->pool, q);
+
+    ngx_http_msgr_query_caller = prev;
+}
+
+
+/*
+ * A query completes from a PostgreSQL socket's event or a timer, where
+ * nothing of nginx's HTTP core runs the posted requests afterwards: a
+ * subrequest's parent (auth_request, SSI, mirror) would wait for ever.
+ * Like nginx's own event handlers, run them once the handler is done; the
+ * handler may have freed the request, not its connection.  A query that
+ * completes while it is being started is already inside an event of that
+ * connection, whose handler runs them.
+ */
+
+static void
+ngx_http_msgr_query_done(ngx_http_msgr_pg_query_t *q)
+{
+    ngx_connection_t             *c;
+    ngx_http_request_t           *r;
+    ngx_http_msgr_ctx_t          *ctx;
+    ngx_http_msgr_pg_handler_pt   handler;
+
+    r = q->data;
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+    handler = ctx->query_handler;
+
+    if (c == ngx_http_msgr_query_caller) {
+        handler(q);
+        return;
+    }
+
+    ngx_http_set_log_request(c->log, r);
+
+    handler(q);
+
+    ngx_http_run_posted_requests(c);
 }
 
 

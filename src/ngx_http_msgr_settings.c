@@ -714,15 +714,24 @@ ngx_http_msgr_settings_wait(ngx_http_request_t *r,
 }
 
 
+/* a timer's event: the posted requests are ours to run (subrequests) */
+
 static void
 ngx_http_msgr_settings_retry(ngx_event_t *ev)
 {
+    ngx_connection_t              *c;
+    ngx_http_request_t            *r;
     ngx_http_msgr_settings_ctx_t  *sctx;
 
     sctx = ev->data;
+    r = sctx->request;
+    c = r->connection;
 
-    ngx_http_msgr_settings_read(sctx->request,
-                                ngx_http_msgr_settings_patch_read);
+    ngx_http_set_log_request(c->log, r);
+
+    ngx_http_msgr_settings_read(r, ngx_http_msgr_settings_patch_read);
+
+    ngx_http_run_posted_requests(c);
 }
 
 
