@@ -120,6 +120,9 @@ typedef struct ngx_http_msgr_ctx_s {
     int64_t                       contact_id;
     unsigned                      app:1;
 
+    /* the cache's generation when the request began (what it reads) */
+    ngx_uint_t                    cache_generation;
+
     /* the running query's completion handler */
     ngx_http_msgr_pg_handler_pt   query_handler;
 

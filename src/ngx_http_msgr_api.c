@@ -231,6 +231,16 @@ ngx_http_msgr_api_handler(ngx_http_request_t *r)
     ctx->conf = ngx_http_get_module_loc_conf(r, ngx_http_msgr_module);
     ngx_http_set_ctx(r, ctx, ngx_http_msgr_module);
 
+    /*
+     * What this request reads may fill the cache only if no LISTEN
+     * connection (re)starts meanwhile (docs/architecture.md).
+     */
+
+    if (ctx->conf->cache) {
+        ctx->cache_generation =
+                              ngx_http_msgr_cache_generation(ctx->conf->cache);
+    }
+
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
     path = r->uri;
@@ -599,7 +609,7 @@ ngx_http_msgr_auth_done(ngx_http_msgr_pg_query_t *q)
     if (ngx_http_msgr_cache_usable(ctx)) {
         ngx_memcpy(ck.hash, hash, MSGR_KEY_HASH_LEN);
         ngx_http_msgr_cache_key_put(ctx->conf->cache, ctx->key.school_id,
-                                    ctx->key.id, &ck);
+                                    ctx->key.id, &ck, ctx->cache_generation);
     }
 
     ctx->contact_id = ck.contact_id;

@@ -286,7 +286,7 @@ ngx_http_msgr_settings_read_done(ngx_http_msgr_pg_query_t *q)
 
     if (ngx_http_msgr_cache_usable(ctx)) {
         ngx_http_msgr_cache_settings_put(ctx->conf->cache, ctx->school_id,
-                                         &sctx->cs);
+                                         &sctx->cs, ctx->cache_generation);
     }
 
     if (ctx->on_settings) {
@@ -672,7 +672,7 @@ ngx_http_msgr_settings_patch_done(ngx_http_msgr_pg_query_t *q)
     /* committed: this host's workers see it from now on */
     if (ctx->conf->cache) {
         ngx_http_msgr_cache_settings_put(ctx->conf->cache, ctx->school_id,
-                                         &sctx->cs);
+                                         &sctx->cs, ctx->cache_generation);
     }
 
     ngx_http_msgr_settings_respond(r, sctx, 1);
