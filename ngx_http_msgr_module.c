@@ -296,6 +296,7 @@ ngx_http_msgr_pool_cache(ngx_conf_t *cf, ngx_http_msgr_pg_pool_t *pool,
 
     pool->notify = ngx_http_msgr_notify;
     pool->listen_sql = "LISTEN msgr_keys; LISTEN msgr_app_tokens;"
+                       " LISTEN msgr_app_tokens_restored;"
                        " LISTEN msgr_settings";
     pool->listen_up = ngx_http_msgr_listen_up;
 
@@ -305,6 +306,7 @@ ngx_http_msgr_pool_cache(ngx_conf_t *cf, ngx_http_msgr_pg_pool_t *pool,
 
 /*
  * "msgr_keys" and "msgr_app_tokens": "school:id" revoked;
+ * "msgr_app_tokens_restored": "school:id" live again (its contact is back);
  * "msgr_settings": "school:version"
  */
 
@@ -345,6 +347,15 @@ ngx_http_msgr_notify(ngx_http_msgr_pg_pool_t *pool, PGnotify *n)
         return;
     }
 
+    if (ngx_strcmp(n->relname, "msgr_app_tokens_restored") == 0) {
+        if (ngx_strlen(colon + 1) != MSGR_KEY_ID_LEN) {
+            goto bad;
+        }
+
+        ngx_http_msgr_cache_key_restore(cache, 1, school, colon + 1);
+        return;
+    }
+
     if (ngx_strcmp(n->relname, "msgr_settings") == 0) {
         version = strtoll(colon + 1, &end, 10);
         if (*end != '\0' || version <= 0) {
@@ -363,7 +374,10 @@ bad:
 }
 
 
-/* notifications may have been missed while nobody listened */
+/*
+ * Notifications may have been missed while nobody listened: the cache is
+ * emptied, and reads begun before cannot fill it (flood control stays).
+ */
 
 static void
 ngx_http_msgr_listen_up(ngx_http_msgr_pg_pool_t *pool)

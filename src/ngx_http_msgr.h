@@ -121,6 +121,12 @@ typedef struct ngx_http_msgr_ctx_s {
     int64_t                       contact_id;
     unsigned                      app:1;
 
+    /* the cache's generation when the request began (what it reads) */
+    ngx_uint_t                    cache_generation;
+
+    /* the running query's completion handler */
+    ngx_http_msgr_pg_handler_pt   query_handler;
+
     /* the route's own state */
     void                         *data;
     ngx_int_t                     limit;
@@ -164,6 +170,8 @@ ngx_int_t ngx_http_msgr_header(ngx_http_request_t *r, const char *name,
     ngx_str_t *value);
 ngx_int_t ngx_http_msgr_retry_after(ngx_http_request_t *r);
 ngx_int_t ngx_http_msgr_etag(ngx_http_request_t *r, ngx_str_t *value);
+ngx_int_t ngx_http_msgr_www_authenticate(ngx_http_request_t *r,
+    ngx_str_t *value);
 ngx_int_t ngx_http_msgr_json_dump(ngx_http_request_t *r, json_t *body,
     ngx_str_t *out);
 void ngx_http_msgr_send_json(ngx_http_request_t *r, ngx_uint_t status,

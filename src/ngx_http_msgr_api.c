@@ -41,6 +41,11 @@ static void ngx_http_msgr_school(ngx_http_request_t *r,
 static void ngx_http_msgr_school_by_id(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx);
 static void ngx_http_msgr_school_done(ngx_http_msgr_pg_query_t *q);
+static void ngx_http_msgr_query_done(ngx_http_msgr_pg_query_t *q);
+
+
+/* the connection whose request is starting a query, if any */
+static ngx_connection_t  *ngx_http_msgr_query_caller;
 
 
 #define NGX_HTTP_MSGR_READ  (NGX_HTTP_GET|NGX_HTTP_HEAD)
@@ -229,6 +234,16 @@ ngx_http_msgr_api_handler(ngx_http_request_t *r)
 
     ctx->conf = ngx_http_get_module_loc_conf(r, ngx_http_msgr_module);
     ngx_http_set_ctx(r, ctx, ngx_http_msgr_module);
+
+    /*
+     * What this request reads may fill the cache only if no LISTEN
+     * connection (re)starts meanwhile (docs/architecture.md).
+     */
+
+    if (ctx->conf->cache) {
+        ctx->cache_generation =
+                              ngx_http_msgr_cache_generation(ctx->conf->cache);
+    }
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
@@ -596,7 +611,7 @@ ngx_http_msgr_unauthorized(ngx_http_request_t *r, const char *detail)
 {
     static ngx_str_t  challenge = ngx_string("Bearer realm=\"msgr\"");
 
-    if (ngx_http_msgr_header(r, "WWW-Authenticate", &challenge) != NGX_OK) {
+    if (ngx_http_msgr_www_authenticate(r, &challenge) != NGX_OK) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
@@ -785,7 +800,7 @@ ngx_http_msgr_auth_done(ngx_http_msgr_pg_query_t *q)
     if (ngx_http_msgr_cache_usable(ctx)) {
         ngx_memcpy(ck.hash, hash, MSGR_KEY_HASH_LEN);
         ngx_http_msgr_cache_key_put(ctx->conf->cache, ctx->key.school_id,
-                                    ctx->key.id, &ck);
+                                    ctx->key.id, &ck, ctx->cache_generation);
     }
 
     ctx->contact_id = ck.contact_id;
@@ -837,18 +852,28 @@ ngx_http_msgr_cache_usable(ngx_http_msgr_ctx_t *ctx)
 }
 
 
+/*
+ * A request runs one query at a time: its handler waits in the request's
+ * context, and every completion goes through ngx_http_msgr_query_done.
+ */
+
 ngx_http_msgr_pg_query_t *
 ngx_http_msgr_query(ngx_http_request_t *r,
     const ngx_http_msgr_pg_stmt_t *stmt, ngx_http_msgr_pg_handler_pt h)
 {
+    ngx_http_msgr_ctx_t       *ctx;
     ngx_http_msgr_pg_query_t  *q;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
 
     q = ngx_http_msgr_pg_query_create(r->pool, r->connection->log, stmt);
     if (q == NULL) {
         return NULL;
     }
 
-    q->handler = h;
+    ctx->query_handler = h;
+
+    q->handler = ngx_http_msgr_query_done;
     q->data = r;
 
     return q;
@@ -858,11 +883,55 @@ ngx_http_msgr_query(ngx_http_request_t *r,
 void
 ngx_http_msgr_query_run(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
 {
+    ngx_connection_t     *prev;
     ngx_http_msgr_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
 
+    /* the request may be gone when ngx_http_msgr_pg_run returns */
+
+    prev = ngx_http_msgr_query_caller;
+    ngx_http_msgr_query_caller = r->connection;
+
     ngx_http_msgr_pg_run(ctx->conf->pool, q);
+
+    ngx_http_msgr_query_caller = prev;
+}
+
+
+/*
+ * A query completes from a PostgreSQL socket's event or a timer, where
+ * nothing of nginx's HTTP core runs the posted requests afterwards: a
+ * subrequest's parent (auth_request, SSI, mirror) would wait for ever.
+ * Like nginx's own event handlers, run them once the handler is done; the
+ * handler may have freed the request, not its connection.  A query that
+ * completes while it is being started is already inside an event of that
+ * connection, whose handler runs them.
+ */
+
+static void
+ngx_http_msgr_query_done(ngx_http_msgr_pg_query_t *q)
+{
+    ngx_connection_t             *c;
+    ngx_http_request_t           *r;
+    ngx_http_msgr_ctx_t          *ctx;
+    ngx_http_msgr_pg_handler_pt   handler;
+
+    r = q->data;
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+    handler = ctx->query_handler;
+
+    if (c == ngx_http_msgr_query_caller) {
+        handler(q);
+        return;
+    }
+
+    ngx_http_set_log_request(c->log, r);
+
+    handler(q);
+
+    ngx_http_run_posted_requests(c);
 }
 
 

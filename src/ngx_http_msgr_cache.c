@@ -4,6 +4,13 @@
  * One red-black tree per zone, ordered by a CRC32 of (kind, school, id)
  * with the whole identity as tie-breaker, and a least-recently-used queue
  * from which entries are evicted when the slab pool is full.
+ *
+ * The zone has a generation, which every (re)start of a LISTEN connection
+ * bumps while it empties the cache: a fill made with what a request read
+ * under an older generation is dropped, since a notification it should
+ * have yielded to may have been missed, or emptied away with its
+ * tombstone.  Flood-control counters are not read from the database and
+ * stay.
  */
 
 #include <ngx_config.h>
@@ -23,6 +30,7 @@ typedef struct {
     ngx_rbtree_t                  rbtree;
     ngx_rbtree_node_t             sentinel;
     ngx_queue_t                   lru;
+    ngx_atomic_t                  generation;
 } ngx_http_msgr_cache_sh_t;
 
 
@@ -132,6 +140,7 @@ ngx_http_msgr_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_rbtree_init(&cache->sh->rbtree, &cache->sh->sentinel,
                     ngx_http_msgr_cache_rbtree_insert);
     ngx_queue_init(&cache->sh->lru);
+    cache->sh->generation = 1;
 
     len = sizeof(" in msgr cache zone \"\"") + shm_zone->shm.name.len;
 
@@ -340,9 +349,16 @@ ngx_http_msgr_cache_key_get(ngx_http_msgr_cache_t *cache, int64_t school_id,
 }
 
 
+ngx_uint_t
+ngx_http_msgr_cache_generation(ngx_http_msgr_cache_t *cache)
+{
+    return cache->sh->generation;
+}
+
+
 void
 ngx_http_msgr_cache_key_put(ngx_http_msgr_cache_t *cache, int64_t school_id,
-    const char *key_id, ngx_http_msgr_cache_key_t *key)
+    const char *key_id, ngx_http_msgr_cache_key_t *key, ngx_uint_t generation)
 {
     ngx_uint_t                   hash;
     ngx_http_msgr_cache_id_t     ident;
@@ -354,6 +370,11 @@ ngx_http_msgr_cache_key_put(ngx_http_msgr_cache_t *cache, int64_t school_id,
                                      school_id, key_id);
 
     ngx_shmtx_lock(&cache->shpool->mutex);
+
+    if (generation != cache->sh->generation) {
+        /* read before the cache was emptied */
+        goto done;
+    }
 
     cn = ngx_http_msgr_cache_lookup(cache, &ident, hash);
 
@@ -367,6 +388,8 @@ ngx_http_msgr_cache_key_put(ngx_http_msgr_cache_t *cache, int64_t school_id,
             ngx_memcpy(cn->hash, key->hash, MSGR_KEY_HASH_LEN);
         }
     }
+
+done:
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
 }
@@ -396,6 +419,33 @@ ngx_http_msgr_cache_key_revoke(ngx_http_msgr_cache_t *cache, ngx_uint_t app,
     if (cn) {
         cn->gone = 1;
         ngx_memzero(cn->hash, MSGR_KEY_HASH_LEN);
+    }
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+}
+
+
+/* the key is live again: its tombstone goes, the next look-up reads it */
+
+void
+ngx_http_msgr_cache_key_restore(ngx_http_msgr_cache_t *cache, ngx_uint_t app,
+    int64_t school_id, const char *key_id)
+{
+    ngx_uint_t                   hash;
+    ngx_http_msgr_cache_id_t     ident;
+    ngx_http_msgr_cache_node_t  *cn;
+
+    hash = ngx_http_msgr_cache_ident(&ident,
+                                     app ? NGX_HTTP_MSGR_CACHE_APP
+                                         : NGX_HTTP_MSGR_CACHE_KEY,
+                                     school_id, key_id);
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    cn = ngx_http_msgr_cache_lookup(cache, &ident, hash);
+
+    if (cn && cn->gone) {
+        ngx_http_msgr_cache_delete(cache, cn);
     }
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
@@ -443,7 +493,8 @@ ngx_http_msgr_cache_settings_get(ngx_http_msgr_cache_t *cache,
 
 void
 ngx_http_msgr_cache_settings_put(ngx_http_msgr_cache_t *cache,
-    int64_t school_id, ngx_http_msgr_cache_settings_t *s)
+    int64_t school_id, ngx_http_msgr_cache_settings_t *s,
+    ngx_uint_t generation)
 {
     ngx_uint_t                   hash;
     ngx_http_msgr_cache_id_t     ident;
@@ -453,6 +504,11 @@ ngx_http_msgr_cache_settings_put(ngx_http_msgr_cache_t *cache,
                                      school_id, NULL);
 
     ngx_shmtx_lock(&cache->shpool->mutex);
+
+    if (generation != cache->sh->generation) {
+        /* read before the cache was emptied */
+        goto done;
+    }
 
     cn = ngx_http_msgr_cache_lookup(cache, &ident, hash);
 
@@ -593,17 +649,32 @@ ngx_http_msgr_cache_rate(ngx_http_msgr_cache_t *cache, int64_t school_id,
 }
 
 
+/*
+ * A LISTEN connection (re)starts: what was heard before may be incomplete.
+ * Every entry read from the database goes, and a read still in flight
+ * cannot put its answer back; flood-control counters stay.
+ */
+
 void
 ngx_http_msgr_cache_flush(ngx_http_msgr_cache_t *cache)
 {
-    ngx_queue_t  *q;
+    ngx_queue_t                 *q, *next;
+    ngx_http_msgr_cache_node_t  *cn;
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
-    while (!ngx_queue_empty(&cache->sh->lru)) {
-        q = ngx_queue_head(&cache->sh->lru);
-        ngx_http_msgr_cache_delete(cache,
-            ngx_queue_data(q, ngx_http_msgr_cache_node_t, queue));
+    cache->sh->generation++;
+
+    for (q = ngx_queue_head(&cache->sh->lru);
+         q != ngx_queue_sentinel(&cache->sh->lru);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        cn = ngx_queue_data(q, ngx_http_msgr_cache_node_t, queue);
+
+        if (cn->ident.kind != NGX_HTTP_MSGR_CACHE_RATE) {
+            ngx_http_msgr_cache_delete(cache, cn);
+        }
     }
 
     ngx_shmtx_unlock(&cache->shpool->mutex);

@@ -12,7 +12,9 @@
  *     read cannot overwrite;
  *   - a worker uses the cache only while its LISTEN connection is up, and
  *     the cache is emptied whenever a LISTEN connection (re)starts, since
- *     notifications may have been missed while it was down;
+ *     notifications may have been missed while it was down; the emptying
+ *     bumps the cache's generation, and a fill made under an older one
+ *     (read before) is dropped; flood-control counters are kept;
  *   - every entry also expires after a while, as a last resort.
  */
 
@@ -57,9 +59,19 @@ ngx_http_msgr_cache_t *ngx_http_msgr_cache_add(ngx_conf_t *cf,
  */
 ngx_int_t ngx_http_msgr_cache_key_get(ngx_http_msgr_cache_t *cache,
     int64_t school_id, const char *key_id, ngx_http_msgr_cache_key_t *out);
+/*
+ * The generation to take before reading what will fill the cache, and to
+ * pass to the put: the fill is dropped if the cache was emptied meanwhile.
+ */
+ngx_uint_t ngx_http_msgr_cache_generation(ngx_http_msgr_cache_t *cache);
+
 void ngx_http_msgr_cache_key_put(ngx_http_msgr_cache_t *cache,
-    int64_t school_id, const char *key_id, ngx_http_msgr_cache_key_t *key);
+    int64_t school_id, const char *key_id, ngx_http_msgr_cache_key_t *key,
+    ngx_uint_t generation);
 void ngx_http_msgr_cache_key_revoke(ngx_http_msgr_cache_t *cache,
+    ngx_uint_t app, int64_t school_id, const char *key_id);
+/* a key (an app token whose contact is back) usable again: no tombstone */
+void ngx_http_msgr_cache_key_restore(ngx_http_msgr_cache_t *cache,
     ngx_uint_t app, int64_t school_id, const char *key_id);
 
 /*
@@ -83,10 +95,12 @@ ngx_int_t ngx_http_msgr_cache_rate(ngx_http_msgr_cache_t *cache,
 ngx_int_t ngx_http_msgr_cache_settings_get(ngx_http_msgr_cache_t *cache,
     int64_t school_id, ngx_pool_t *pool, ngx_http_msgr_cache_settings_t *out);
 void ngx_http_msgr_cache_settings_put(ngx_http_msgr_cache_t *cache,
-    int64_t school_id, ngx_http_msgr_cache_settings_t *s);
+    int64_t school_id, ngx_http_msgr_cache_settings_t *s,
+    ngx_uint_t generation);
 void ngx_http_msgr_cache_settings_changed(ngx_http_msgr_cache_t *cache,
     int64_t school_id, int64_t version);
 
+/* empties all but the flood-control counters, and bumps the generation */
 void ngx_http_msgr_cache_flush(ngx_http_msgr_cache_t *cache);
 
 

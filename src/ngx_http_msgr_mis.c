@@ -216,11 +216,20 @@ ngx_http_msgr_mis_thread_done(ngx_event_t *ev)
     r = ev->data;
     c = r->connection;
 
+    ngx_http_set_log_request(c->log, r);
+
     r->main->blocked--;
 
     if (c->error) {
-        /* the request was ended meanwhile: nginx finishes it now */
-        r->write_event_handler(r);
+        /*
+         * The client went away meanwhile.  Over HTTP/1 nginx may have
+         * terminated the request and left a finalizer as its write
+         * handler; an HTTP/2 stream reset (or its connection's loss) only
+         * marks the stream's connection and leaves the request waiting for
+         * us.  Finalizing ends both: with c->error nginx terminates it and
+         * releases the request and the stream.
+         */
+        ngx_http_finalize_request(r, NGX_HTTP_CLIENT_CLOSED_REQUEST);
 
     } else {
         ngx_http_msgr_mis_prepared(r);

@@ -90,21 +90,68 @@ ngx_http_msgr_status(ngx_uint_t status)
 }
 
 
-ngx_int_t
-ngx_http_msgr_header(ngx_http_request_t *r, const char *name,
+/*
+ * Every header the module adds goes through here.  nginx 1.23 links
+ * headers of the same name (ngx_table_elt_t.next) and walks those links
+ * (auth_request's WWW-Authenticate, multi-header variables, HTTP/2 and 3):
+ * an element fresh from ngx_list_push holds garbage there.
+ */
+
+static ngx_table_elt_t *
+ngx_http_msgr_header_push(ngx_http_request_t *r, const char *name,
     ngx_str_t *value)
 {
     ngx_table_elt_t  *h;
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     h->hash = 1;
     h->key.data = (u_char *) name;
     h->key.len = ngx_strlen(name);
     h->value = *value;
+    h->lowcase_key = NULL;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    return h;
+}
+
+
+ngx_int_t
+ngx_http_msgr_header(ngx_http_request_t *r, const char *name,
+    ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_http_msgr_header_push(r, name, value);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * WWW-Authenticate, known to nginx as such: auth_request passes a
+ * subrequest's challenge on to the client.
+ */
+
+ngx_int_t
+ngx_http_msgr_www_authenticate(ngx_http_request_t *r, ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_http_msgr_header_push(r, "WWW-Authenticate", value);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    r->headers_out.www_authenticate = h;
 
     return NGX_OK;
 }
@@ -117,14 +164,10 @@ ngx_http_msgr_etag(ngx_http_request_t *r, ngx_str_t *value)
 {
     ngx_table_elt_t  *h;
 
-    h = ngx_list_push(&r->headers_out.headers);
+    h = ngx_http_msgr_header_push(r, "ETag", value);
     if (h == NULL) {
         return NGX_ERROR;
     }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "ETag");
-    h->value = *value;
 
     r->headers_out.etag = h;
 

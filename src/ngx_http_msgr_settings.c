@@ -286,7 +286,7 @@ ngx_http_msgr_settings_read_done(ngx_http_msgr_pg_query_t *q)
 
     if (ngx_http_msgr_cache_usable(ctx)) {
         ngx_http_msgr_cache_settings_put(ctx->conf->cache, ctx->school_id,
-                                         &sctx->cs);
+                                         &sctx->cs, ctx->cache_generation);
     }
 
     if (ctx->on_settings) {
@@ -672,7 +672,7 @@ ngx_http_msgr_settings_patch_done(ngx_http_msgr_pg_query_t *q)
     /* committed: this host's workers see it from now on */
     if (ctx->conf->cache) {
         ngx_http_msgr_cache_settings_put(ctx->conf->cache, ctx->school_id,
-                                         &sctx->cs);
+                                         &sctx->cs, ctx->cache_generation);
     }
 
     ngx_http_msgr_settings_respond(r, sctx, 1);
@@ -714,15 +714,24 @@ ngx_http_msgr_settings_wait(ngx_http_request_t *r,
 }
 
 
+/* a timer's event: the posted requests are ours to run (subrequests) */
+
 static void
 ngx_http_msgr_settings_retry(ngx_event_t *ev)
 {
+    ngx_connection_t              *c;
+    ngx_http_request_t            *r;
     ngx_http_msgr_settings_ctx_t  *sctx;
 
     sctx = ev->data;
+    r = sctx->request;
+    c = r->connection;
 
-    ngx_http_msgr_settings_read(sctx->request,
-                                ngx_http_msgr_settings_patch_read);
+    ngx_http_set_log_request(c->log, r);
+
+    ngx_http_msgr_settings_read(r, ngx_http_msgr_settings_patch_read);
+
+    ngx_http_run_posted_requests(c);
 }
 
 

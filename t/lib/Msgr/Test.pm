@@ -429,6 +429,7 @@ sub nginx_test_config {
 # nginx_start($pg, pool => 4, queue => 64, timeout => '5s', max_body => '1m',
 #             workers => 2, http => 'directives', server => 'directives',
 #             location => 'directives', pg => 'conninfo',
+#             listen => 'http2' (parameters of the listen line),
 #             allow => [qr/expected log line/])
 sub nginx_start {
     my ($pg, %o) = @_;
@@ -463,7 +464,8 @@ sub nginx_start {
             . "    msgr_pg_timeout " . ($o{timeout} // '5s') . ";\n"
             . ($o{http} // '') . "\n"
             . "    server {\n"
-            . "        listen 127.0.0.1:$port;\n"
+            . "        listen 127.0.0.1:$port"
+            . (defined $o{listen} ? " $o{listen}" : '') . ";\n"
             . ($o{server} // '') . "\n"
             . "        location /msgr/ {\n"
             . "            msgr_api;\n"
