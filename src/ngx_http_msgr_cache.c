@@ -672,7 +672,9 @@ ngx_http_msgr_cache_flush(ngx_http_msgr_cache_t *cache)
         next = ngx_queue_next(q);
         cn = ngx_queue_data(q, ngx_http_msgr_cache_node_t, queue);
 
-        if (cn->ident.kind != NGX_HTTP_MSGR_CACHE_RATE) {
+        if (cn->ident.kind != NGX_HTTP_MSGR_CACHE_RATE
+            && cn->ident.kind != NGX_HTTP_MSGR_CACHE_REFUSED)
+        {
             ngx_http_msgr_cache_delete(cache, cn);
         }
     }
