@@ -19,6 +19,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_msgr.h"
+#include "msgr_recipients.h"
 #include "msgr_text.h"
 
 
@@ -732,9 +733,9 @@ ngx_http_msgr_join_names(json_t *students, ngx_uint_t full)
 static void
 ngx_http_msgr_tokens_done(ngx_http_msgr_pg_query_t *q)
 {
-    u_char               name[512], *p, *last;
+    char                *name;
     json_t              *doc, *contact, *tokens, *students;
-    const char          *key, *part;
+    const char          *part;
     ngx_uint_t           i;
     json_error_t         err;
     ngx_http_request_t  *r;
@@ -771,23 +772,24 @@ ngx_http_msgr_tokens_done(ngx_http_msgr_pg_query_t *q)
         return;
     }
 
-    p = name;
-    last = name + sizeof(name) - 1;
-
     for (i = 0; parts[i]; i++) {
-        key = parts[i];
-        part = json_string_value(json_object_get(contact, key));
-        part = part ? part : "";
-
-        json_object_set_new(tokens, key, json_string(part));
-
-        if (*part) {
-            p = ngx_slprintf(p, last, "%s%s", p == name ? "" : " ", part);
-        }
+        part = json_string_value(json_object_get(contact, parts[i]));
+        json_object_set_new(tokens, parts[i], json_string(part ? part : ""));
     }
 
-    json_object_set_new(tokens, "name",
-                        json_stringn((char *) name, p - name));
+    name = msgr_person_display_name(
+               json_string_value(json_object_get(tokens, "title")),
+               json_string_value(json_object_get(tokens, "first_name")),
+               json_string_value(json_object_get(tokens, "last_name")));
+    if (name == NULL) {
+        json_decref(tokens);
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    json_object_set_new(tokens, "name", json_string(name));
+    free(name);
+
     json_object_set_new(tokens, "student_names",
                         ngx_http_msgr_join_names(students, 1));
     json_object_set_new(tokens, "student_first_names",

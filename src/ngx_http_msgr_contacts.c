@@ -586,31 +586,20 @@ ngx_http_msgr_str(json_t *item, const char *key)
 }
 
 
-/* "Mrs Jane Jones", without empty parts */
+/* "Mrs Jane Jones", without empty parts, of any length */
 
 static void
 ngx_http_msgr_person_name(json_t *item)
 {
-    u_char       buf[512], *p, *last;
-    const char  *part[3];
-    ngx_uint_t   i;
+    char  *name;
 
-    part[0] = ngx_http_msgr_str(item, "title");
-    part[1] = ngx_http_msgr_str(item, "first_name");
-    part[2] = ngx_http_msgr_str(item, "last_name");
-
-    p = buf;
-    last = buf + sizeof(buf) - 1;
-
-    for (i = 0; i < 3; i++) {
-        if (part[i][0] == '\0') {
-            continue;
-        }
-
-        p = ngx_slprintf(p, last, "%s%s", p == buf ? "" : " ", part[i]);
+    name = msgr_person_display_name(ngx_http_msgr_str(item, "title"),
+                                    ngx_http_msgr_str(item, "first_name"),
+                                    ngx_http_msgr_str(item, "last_name"));
+    if (name) {
+        json_object_set_new(item, "name", json_string(name));
+        free(name);
     }
-
-    json_object_set_new(item, "name", json_stringn((char *) buf, p - buf));
 }
 
 
@@ -655,43 +644,18 @@ ngx_http_msgr_decorate_contact(ngx_http_msgr_ctx_t *ctx, json_t *item)
 }
 
 
-/* "+447700900456" as "*********456", "t.smith@x.org" as "t***@x.org" */
+/*
+ * Whether this request sees staff details masked: the school hides them
+ * (contacts.hide_staff_contact_details) and the key is not admin's.  Every
+ * route showing staff asks here, and masks with msgr_staff_mask().
+ */
 
-static void
-ngx_http_msgr_mask(json_t *item, const char *key)
+static ngx_uint_t
+ngx_http_msgr_staff_masked(ngx_http_msgr_ctx_t *ctx)
 {
-    char        *m;
-    size_t       len, i;
-    const char  *s, *at;
-
-    s = json_string_value(json_object_get(item, key));
-    if (s == NULL || *s == '\0') {
-        return;
-    }
-
-    len = ngx_strlen(s);
-
-    m = malloc(len + 4);
-    if (m == NULL) {
-        json_object_set_new(item, key, json_null());
-        return;
-    }
-
-    at = strchr(s, '@');
-
-    if (at) {
-        ngx_sprintf((u_char *) m, "%c***%s%Z", s[0], at);
-
-    } else {
-        for (i = 0; i < len; i++) {
-            m[i] = (i + 3 < len) ? '*' : s[i];
-        }
-
-        m[len] = '\0';
-    }
-
-    json_object_set_new(item, key, json_string(m));
-    free(m);
+    return ctx->role != NGX_HTTP_MSGR_ROLE_ADMIN
+           && json_is_true(ngx_http_msgr_setting(ctx->settings, "contacts",
+                                                 "hide_staff_contact_details"));
 }
 
 
@@ -700,15 +664,9 @@ ngx_http_msgr_decorate_staff(ngx_http_msgr_ctx_t *ctx, json_t *item)
 {
     ngx_http_msgr_person_name(item);
 
-    if (ctx->role != NGX_HTTP_MSGR_ROLE_ADMIN
-        && json_is_true(ngx_http_msgr_setting(ctx->settings, "contacts",
-                                              "hide_staff_contact_details")))
-    {
-        ngx_http_msgr_mask(item, "work_phone");
-        ngx_http_msgr_mask(item, "mobile_phone");
-        ngx_http_msgr_mask(item, "email");
-        json_object_set_new(item, "phone_problems", json_object());
-        json_object_set_new(item, "masked", json_true());
+    if (ngx_http_msgr_staff_masked(ctx)) {
+        /* on out of memory the details are null: never shown in clear */
+        (void) msgr_staff_mask(item);
     }
 }
 
@@ -1313,6 +1271,8 @@ ngx_http_msgr_recipients_done(ngx_http_msgr_pg_query_t *q)
                 tm.ngx_tm_mday);
 
     msgr_recipient_rules_from_settings(ctx->settings, &rules);
+
+    rules.mask_staff_details = ngx_http_msgr_staff_masked(ctx);
 
     why = NULL;
     result = msgr_recipients_resolve(data, rctx->send_to, &rules,
