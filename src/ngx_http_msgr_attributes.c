@@ -75,19 +75,22 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute_add = {
 
 /*
  * $3, $4: the new name and default, NULL to keep; $5: If-Match.  JSON NULL:
- * If-Match names an older version.
+ * If-Match names another version.  If-Match is compared in the UPDATE's own
+ * WHERE: when the row lock had to be waited for, against the row as the
+ * other writer left it, never against an older snapshot.
  */
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute_edit = {
     NGX_HTTP_MSGR_STMT_ATTRIBUTE_EDIT, "msgr_attribute_edit",
     "WITH cur AS ("
-    "  SELECT " NGX_HTTP_MSGR_ATTR_ETAG " AS e FROM msgr_contact_attributes a"
+    "  SELECT 1 FROM msgr_contact_attributes a"
     "   WHERE a.school_id = $1 AND a.attribute_id = $2),"
     " upd AS ("
     "  UPDATE msgr_contact_attributes AS a"
     "     SET name = coalesce($3, a.name),"
     "         default_value = coalesce($4, a.default_value)"
     "   WHERE a.school_id = $1 AND a.attribute_id = $2"
-    "     AND ($5::text IS NULL OR $5 = '*' OR $5 = (SELECT e FROM cur))"
+    "     AND ($5::text IS NULL OR $5 = '*'"
+    "          OR $5 = " NGX_HTTP_MSGR_ATTR_ETAG ")"
     "  RETURNING " NGX_HTTP_MSGR_ATTR_JSON " AS j,"
     "            " NGX_HTTP_MSGR_ATTR_ETAG " AS e)"
     " SELECT (SELECT count(*) FROM cur), upd.j, upd.e"
@@ -353,7 +356,8 @@ ngx_http_msgr_attribute_edit(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
         return;
     }
 
-    body = ngx_http_msgr_read_fields(r, allowed, &errors);
+    /* a merge patch: a member left out keeps its value */
+    body = ngx_http_msgr_read_fields_as(r, 1, allowed, &errors);
     if (body == NULL) {
         return;
     }

@@ -160,26 +160,30 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_members = {
 };
 
 /*
- * A contact and its ETag: the row version's transaction id, which every
- * change (a sync, an edit) replaces.
+ * A contact and its ETag (sql/0007_contact_json.sql), a digest of its row
+ * version, its body and $3, the view: what of the settings changes how it
+ * is shown.
  */
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contact = {
     NGX_HTTP_MSGR_STMT_CONTACT, "msgr_contact",
-    "SELECT 1, msgr_contact_json(c)::text, '\"' || c.xmin || '\"'"
-    " FROM msgr_contacts c"
+    "SELECT 1, x.j::text, msgr_contact_etag(c.xmin::text, x.j, $3)"
+    " FROM msgr_contacts c, LATERAL (SELECT msgr_contact_json(c) AS j) x"
     " WHERE c.school_id = $1 AND c.contact_id = $2 AND c.retired_at IS NULL",
-    2, 1
+    3, 1
 };
 
 /*
  * $3: the edits to keep, $4: the fields going back to the MIS's value,
- * $5: If-Match.  One row: whether the contact is there, then the contact
- * and its new ETag, both NULL when If-Match names an older version.
+ * $5: If-Match, $6: the view.  One row: whether the contact is there, then
+ * the contact and its new ETag, both NULL when If-Match names another
+ * version.  If-Match is compared in the UPDATE's own WHERE: when the row
+ * lock had to be waited for, that is against the row as the other writer
+ * left it, never against an older snapshot.
  */
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contact_edit = {
     NGX_HTTP_MSGR_STMT_CONTACT_EDIT, "msgr_contact_edit",
     "WITH cur AS ("
-    "  SELECT '\"' || c.xmin || '\"' AS etag FROM msgr_contacts c"
+    "  SELECT 1 FROM msgr_contacts c"
     "   WHERE c.school_id = $1 AND c.contact_id = $2"
     "     AND c.retired_at IS NULL),"
     " upd AS ("
@@ -189,12 +193,13 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contact_edit = {
     "   WHERE c.school_id = $1 AND c.contact_id = $2"
     "     AND c.retired_at IS NULL"
     "     AND ($5::text IS NULL OR $5 = '*'"
-    "          OR $5 = (SELECT etag FROM cur))"
-    "  RETURNING msgr_contact_json(c)::text AS j,"
-    "            '\"' || c.xmin || '\"' AS etag)"
-    " SELECT (SELECT count(*) FROM cur), upd.j, upd.etag"
+    "          OR $5 = msgr_contact_etag(c.xmin::text,"
+    "                                    msgr_contact_json(c), $6))"
+    "  RETURNING msgr_contact_json(c) AS j, c.xmin::text AS x)"
+    " SELECT (SELECT count(*) FROM cur), upd.j::text,"
+    "        msgr_contact_etag(upd.x, upd.j, $6)"
     "   FROM (SELECT 1) AS one LEFT JOIN upd ON true",
-    5, 0
+    6, 0
 };
 
 /*
@@ -698,6 +703,28 @@ ngx_http_msgr_contact(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 }
 
 
+/*
+ * The settings that change how a contact is shown, as a part of its ETag:
+ * registration groups in its students' names.
+ */
+
+static ngx_int_t
+ngx_http_msgr_contact_view(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
+    json_t *settings)
+{
+    ngx_str_t  *view;
+
+    static ngx_str_t  reg = ngx_string("reg");
+    static ngx_str_t  plain = ngx_string("plain");
+
+    view = json_is_true(ngx_http_msgr_setting(settings, "contacts",
+                                              "show_registration_in_names"))
+           ? &reg : &plain;
+
+    return ngx_http_msgr_pg_param(q, i, view->data, view->len);
+}
+
+
 static void
 ngx_http_msgr_contact_read(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     json_t *settings)
@@ -710,7 +737,8 @@ ngx_http_msgr_contact_read(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     if (q == NULL
         || ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
         || ngx_http_msgr_pg_param_int(q, 1, ngx_http_msgr_id(&ctx->args[0]))
-           != NGX_OK)
+           != NGX_OK
+        || ngx_http_msgr_contact_view(q, 2, settings) != NGX_OK)
     {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
@@ -789,7 +817,8 @@ ngx_http_msgr_contact_patch(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
         return;
     }
 
-    body = ngx_http_msgr_read_json(r);
+    /* a merge patch: "" clears a field locally, null drops the edit */
+    body = ngx_http_msgr_read_json_as(r, 1);
     if (body == NULL) {
         return;
     }
@@ -1018,7 +1047,8 @@ ngx_http_msgr_contact_edit(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
             && ngx_http_msgr_pg_param(q, 4,
                                       r->headers_in.if_match->value.data,
                                       r->headers_in.if_match->value.len)
-               != NGX_OK))
+               != NGX_OK)
+        || ngx_http_msgr_contact_view(q, 5, settings) != NGX_OK)
     {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
