@@ -59,6 +59,8 @@ main(void)
     json_t                  *rec, *data, *res;
     msgr_recipient_rules_t   rules;
 
+    printf("1..%d\n", MSGR_TEST_PLAN);
+
     msgr_test_mask("+447700900401", "**********401");
     msgr_test_mask("12345", "**345");
     msgr_test_mask("123", "123");
