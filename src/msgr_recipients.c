@@ -282,6 +282,193 @@ msgr_student_display_name(const char *first, const char *last,
 }
 
 
+char *
+msgr_person_display_name(const char *title, const char *first,
+    const char *last)
+{
+    const char  *parts[3];
+
+    parts[0] = title;
+    parts[1] = first;
+    parts[2] = last;
+
+    return msgr_recipients_join(parts, 3, NULL);
+}
+
+
+/* masking */
+
+char *
+msgr_mask_detail(const char *s)
+{
+    char        *m, *p;
+    size_t       len, chars, stars, i;
+    const char  *at, *tail;
+
+    len = strlen(s);
+    at = strchr(s, '@');
+
+    if (at != NULL) {
+        /* the first character, all of its bytes */
+        tail = s;
+
+        if (at > s) {
+            tail++;
+
+            while (tail < at && ((unsigned char) *tail & 0xc0) == 0x80) {
+                tail++;
+            }
+        }
+
+        m = malloc((tail - s) + 3 + strlen(at) + 1);
+        if (m == NULL) {
+            return NULL;
+        }
+
+        p = m;
+        memcpy(p, s, tail - s);
+        p += tail - s;
+        memcpy(p, "***", 3);
+        strcpy(p + 3, at);
+
+        return m;
+    }
+
+    chars = 0;
+
+    for (i = 0; i < len; i++) {
+        chars += ((unsigned char) s[i] & 0xc0) != 0x80;
+    }
+
+    stars = chars > 3 ? chars - 3 : 0;
+
+    /* the last three characters start after stars character starts */
+
+    tail = s;
+
+    for (i = 0; i < stars; i++) {
+        tail++;
+
+        while (((unsigned char) *tail & 0xc0) == 0x80) {
+            tail++;
+        }
+    }
+
+    m = malloc(stars + strlen(tail) + 1);
+    if (m == NULL) {
+        return NULL;
+    }
+
+    memset(m, '*', stars);
+    strcpy(m + stars, tail);
+
+    return m;
+}
+
+
+/* json[key], a non-empty string, masked; 0 or -1 (then it is null) */
+
+static int
+msgr_recipients_mask_member(json_t *json, const char *key)
+{
+    char    *m;
+    json_t  *v;
+
+    v = json_object_get(json, key);
+
+    if (!json_is_string(v) || json_string_length(v) == 0) {
+        return 0;
+    }
+
+    m = msgr_mask_detail(json_string_value(v));
+    v = (m != NULL) ? json_string(m) : NULL;
+    free(m);
+
+    if (v == NULL || json_object_set_new(json, key, v) != 0) {
+        json_object_set_new(json, key, json_null());
+        return -1;
+    }
+
+    return 0;
+}
+
+
+int
+msgr_staff_mask(json_t *rec)
+{
+    int      rc;
+    void    *it;
+    json_t  *problems;
+
+    rc = 0;
+
+    rc |= msgr_recipients_mask_member(rec, "work_phone");
+    rc |= msgr_recipients_mask_member(rec, "mobile_phone");
+    rc |= msgr_recipients_mask_member(rec, "email");
+
+    problems = json_object_get(rec, "phone_problems");
+
+    if (json_is_object(problems)) {
+        /* replacing a member's value keeps the iteration valid */
+
+        for (it = json_object_iter(problems);
+             it != NULL;
+             it = json_object_iter_next(problems, it))
+        {
+            rc |= msgr_recipients_mask_member(problems,
+                                              json_object_iter_key(it));
+        }
+
+    } else if (problems != NULL) {
+        rc |= json_object_set_new(rec, "phone_problems", json_object());
+    }
+
+    if (json_object_set_new(rec, "masked", json_true()) != 0) {
+        rc = -1;
+    }
+
+    return rc ? -1 : 0;
+}
+
+
+/* a staff entry of the result, for display to a key that must not see */
+
+static int
+msgr_recipients_mask_entry(json_t *e)
+{
+    int      rc;
+    char    *m;
+    size_t   i;
+    json_t  *ch, *voice, *v;
+
+    ch = json_object_get(e, "channels");
+
+    rc = msgr_recipients_mask_member(ch, "sms");
+    rc |= msgr_recipients_mask_member(ch, "email");
+
+    voice = json_object_get(ch, "voice");
+
+    for (i = 0; i < json_array_size(voice); i++) {
+        v = json_array_get(voice, i);
+        m = json_is_string(v) ? msgr_mask_detail(json_string_value(v)) : NULL;
+        v = (m != NULL) ? json_string(m) : NULL;
+        free(m);
+
+        if (v == NULL || json_array_set_new(voice, i, v) != 0) {
+            json_array_clear(voice);
+            rc = -1;
+            break;
+        }
+    }
+
+    if (json_object_set_new(e, "masked", json_true()) != 0) {
+        rc = -1;
+    }
+
+    return rc ? -1 : 0;
+}
+
+
 /* dates */
 
 static long
@@ -1129,6 +1316,11 @@ msgr_recipients_staff_member(msgr_recipients_ctx_t *ctx, json_t *idv,
         if (json_array_append_new(ctx->staff_unreachable, e) != 0) {
             goto nomem;
         }
+    }
+
+    if (ctx->rules->mask_staff_details && msgr_recipients_mask_entry(e) != 0)
+    {
+        goto nomem;
     }
 
     if (json_object_set(ctx->by_staff, key, e) != 0) {

@@ -42,6 +42,13 @@ typedef struct {
     int        leavers_persistence_days;
     /* sending tab: voice_calling all_numbers (else first_number) */
     unsigned   voice_all_numbers:1;
+    /*
+     * Set by the caller, never from the settings: staff details are shown
+     * masked (msgr_staff_mask()), as contacts.hide_staff_contact_details
+     * asks for a key that is not admin's.  The result is then for display
+     * only: its staff channels cannot be sent to.
+     */
+    unsigned   mask_staff_details:1;
 } msgr_recipient_rules_t;
 
 
@@ -61,6 +68,29 @@ void msgr_recipient_rules_from_settings(json_t *settings,
  */
 char *msgr_student_display_name(const char *first, const char *last,
     const char *reg_group, int with_reg);
+
+/*
+ * "Mrs Jane Jones": the non-empty parts joined by spaces, of any length.
+ * malloc'd (the caller frees it); NULL on out of memory.
+ */
+char *msgr_person_display_name(const char *title, const char *first,
+    const char *last);
+
+/*
+ * A staff member's detail as contacts.hide_staff_contact_details shows it:
+ * an email keeps its first character and its domain ("t***@school.example"),
+ * anything else its last three characters ("**********456").  Characters
+ * are UTF-8 characters, never cut.  malloc'd; NULL on out of memory.
+ */
+char *msgr_mask_detail(const char *s);
+
+/*
+ * Masks a staff record in place, the one rule for every route that shows
+ * staff: work_phone, mobile_phone, email and the texts of phone_problems,
+ * and sets "masked": true.  0, or -1 on out of memory (rec is then left
+ * with no detail at all rather than a clear one).
+ */
+int msgr_staff_mask(json_t *rec);
 
 /*
  * data: the raw records of a send (docs/recipients.md); today: the school's

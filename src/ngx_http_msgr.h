@@ -194,6 +194,8 @@ ngx_int_t ngx_http_msgr_read_body(ngx_http_request_t *r,
 void ngx_http_msgr_bad_json(ngx_http_request_t *r, json_error_t *err);
 json_t *ngx_http_msgr_read_fields(ngx_http_request_t *r,
     const char *const *allowed, json_t **errors);
+json_t *ngx_http_msgr_read_fields_as(ngx_http_request_t *r,
+    ngx_uint_t merge_patch, const char *const *allowed, json_t **errors);
 void ngx_http_msgr_field_error(json_t *errors, const char *field,
     const char *message);
 void ngx_http_msgr_invalid(ngx_http_request_t *r, json_t *errors);

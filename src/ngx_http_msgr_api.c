@@ -1211,11 +1211,21 @@ json_t *
 ngx_http_msgr_read_fields(ngx_http_request_t *r, const char *const *allowed,
     json_t **errors)
 {
+    return ngx_http_msgr_read_fields_as(r, 0, allowed, errors);
+}
+
+
+/* merge_patch: application/merge-patch+json is taken too */
+
+json_t *
+ngx_http_msgr_read_fields_as(ngx_http_request_t *r, ngx_uint_t merge_patch,
+    const char *const *allowed, json_t **errors)
+{
     json_t             *body, *v;
     const char         *key;
     const char *const  *a;
 
-    body = ngx_http_msgr_read_json(r);
+    body = ngx_http_msgr_read_json_as(r, merge_patch);
     if (body == NULL) {
         return NULL;
     }

@@ -19,6 +19,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_msgr.h"
+#include "msgr_recipients.h"
 #include "msgr_text.h"
 
 
@@ -74,19 +75,22 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute_add = {
 
 /*
  * $3, $4: the new name and default, NULL to keep; $5: If-Match.  JSON NULL:
- * If-Match names an older version.
+ * If-Match names another version.  If-Match is compared in the UPDATE's own
+ * WHERE: when the row lock had to be waited for, against the row as the
+ * other writer left it, never against an older snapshot.
  */
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute_edit = {
     NGX_HTTP_MSGR_STMT_ATTRIBUTE_EDIT, "msgr_attribute_edit",
     "WITH cur AS ("
-    "  SELECT " NGX_HTTP_MSGR_ATTR_ETAG " AS e FROM msgr_contact_attributes a"
+    "  SELECT 1 FROM msgr_contact_attributes a"
     "   WHERE a.school_id = $1 AND a.attribute_id = $2),"
     " upd AS ("
     "  UPDATE msgr_contact_attributes AS a"
     "     SET name = coalesce($3, a.name),"
     "         default_value = coalesce($4, a.default_value)"
     "   WHERE a.school_id = $1 AND a.attribute_id = $2"
-    "     AND ($5::text IS NULL OR $5 = '*' OR $5 = (SELECT e FROM cur))"
+    "     AND ($5::text IS NULL OR $5 = '*'"
+    "          OR $5 = " NGX_HTTP_MSGR_ATTR_ETAG ")"
     "  RETURNING " NGX_HTTP_MSGR_ATTR_JSON " AS j,"
     "            " NGX_HTTP_MSGR_ATTR_ETAG " AS e)"
     " SELECT (SELECT count(*) FROM cur), upd.j, upd.e"
@@ -371,7 +375,8 @@ ngx_http_msgr_attribute_edit(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
         return;
     }
 
-    body = ngx_http_msgr_read_fields(r, allowed, &errors);
+    /* a merge patch: a member left out keeps its value */
+    body = ngx_http_msgr_read_fields_as(r, 1, allowed, &errors);
     if (body == NULL) {
         return;
     }
@@ -751,9 +756,9 @@ ngx_http_msgr_join_names(json_t *students, ngx_uint_t full)
 static void
 ngx_http_msgr_tokens_done(ngx_http_msgr_pg_query_t *q)
 {
-    u_char               name[512], *p, *last;
+    char                *name;
     json_t              *doc, *contact, *tokens, *students;
-    const char          *key, *part;
+    const char          *part;
     ngx_uint_t           i;
     json_error_t         err;
     ngx_http_request_t  *r;
@@ -790,23 +795,24 @@ ngx_http_msgr_tokens_done(ngx_http_msgr_pg_query_t *q)
         return;
     }
 
-    p = name;
-    last = name + sizeof(name) - 1;
-
     for (i = 0; parts[i]; i++) {
-        key = parts[i];
-        part = json_string_value(json_object_get(contact, key));
-        part = part ? part : "";
-
-        json_object_set_new(tokens, key, json_string(part));
-
-        if (*part) {
-            p = ngx_slprintf(p, last, "%s%s", p == name ? "" : " ", part);
-        }
+        part = json_string_value(json_object_get(contact, parts[i]));
+        json_object_set_new(tokens, parts[i], json_string(part ? part : ""));
     }
 
-    json_object_set_new(tokens, "name",
-                        json_stringn((char *) name, p - name));
+    name = msgr_person_display_name(
+               json_string_value(json_object_get(tokens, "title")),
+               json_string_value(json_object_get(tokens, "first_name")),
+               json_string_value(json_object_get(tokens, "last_name")));
+    if (name == NULL) {
+        json_decref(tokens);
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    json_object_set_new(tokens, "name", json_string(name));
+    free(name);
+
     json_object_set_new(tokens, "student_names",
                         ngx_http_msgr_join_names(students, 1));
     json_object_set_new(tokens, "student_first_names",

@@ -160,26 +160,30 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_members = {
 };
 
 /*
- * A contact and its ETag: the row version's transaction id, which every
- * change (a sync, an edit) replaces.
+ * A contact and its ETag (sql/0007_contact_json.sql), a digest of its row
+ * version, its body and $3, the view: what of the settings changes how it
+ * is shown.
  */
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contact = {
     NGX_HTTP_MSGR_STMT_CONTACT, "msgr_contact",
-    "SELECT 1, msgr_contact_json(c)::text, '\"' || c.xmin || '\"'"
-    " FROM msgr_contacts c"
+    "SELECT 1, x.j::text, msgr_contact_etag(c.xmin::text, x.j, $3)"
+    " FROM msgr_contacts c, LATERAL (SELECT msgr_contact_json(c) AS j) x"
     " WHERE c.school_id = $1 AND c.contact_id = $2 AND c.retired_at IS NULL",
-    2, 1
+    3, 1
 };
 
 /*
  * $3: the edits to keep, $4: the fields going back to the MIS's value,
- * $5: If-Match.  One row: whether the contact is there, then the contact
- * and its new ETag, both NULL when If-Match names an older version.
+ * $5: If-Match, $6: the view.  One row: whether the contact is there, then
+ * the contact and its new ETag, both NULL when If-Match names another
+ * version.  If-Match is compared in the UPDATE's own WHERE: when the row
+ * lock had to be waited for, that is against the row as the other writer
+ * left it, never against an older snapshot.
  */
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contact_edit = {
     NGX_HTTP_MSGR_STMT_CONTACT_EDIT, "msgr_contact_edit",
     "WITH cur AS ("
-    "  SELECT '\"' || c.xmin || '\"' AS etag FROM msgr_contacts c"
+    "  SELECT 1 FROM msgr_contacts c"
     "   WHERE c.school_id = $1 AND c.contact_id = $2"
     "     AND c.retired_at IS NULL),"
     " upd AS ("
@@ -189,12 +193,13 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contact_edit = {
     "   WHERE c.school_id = $1 AND c.contact_id = $2"
     "     AND c.retired_at IS NULL"
     "     AND ($5::text IS NULL OR $5 = '*'"
-    "          OR $5 = (SELECT etag FROM cur))"
-    "  RETURNING msgr_contact_json(c)::text AS j,"
-    "            '\"' || c.xmin || '\"' AS etag)"
-    " SELECT (SELECT count(*) FROM cur), upd.j, upd.etag"
+    "          OR $5 = msgr_contact_etag(c.xmin::text,"
+    "                                    msgr_contact_json(c), $6))"
+    "  RETURNING msgr_contact_json(c) AS j, c.xmin::text AS x)"
+    " SELECT (SELECT count(*) FROM cur), upd.j::text,"
+    "        msgr_contact_etag(upd.x, upd.j, $6)"
     "   FROM (SELECT 1) AS one LEFT JOIN upd ON true",
-    5, 0
+    6, 0
 };
 
 /*
@@ -547,31 +552,20 @@ ngx_http_msgr_str(json_t *item, const char *key)
 }
 
 
-/* "Mrs Jane Jones", without empty parts */
+/* "Mrs Jane Jones", without empty parts, of any length */
 
 static void
 ngx_http_msgr_person_name(json_t *item)
 {
-    u_char       buf[512], *p, *last;
-    const char  *part[3];
-    ngx_uint_t   i;
+    char  *name;
 
-    part[0] = ngx_http_msgr_str(item, "title");
-    part[1] = ngx_http_msgr_str(item, "first_name");
-    part[2] = ngx_http_msgr_str(item, "last_name");
-
-    p = buf;
-    last = buf + sizeof(buf) - 1;
-
-    for (i = 0; i < 3; i++) {
-        if (part[i][0] == '\0') {
-            continue;
-        }
-
-        p = ngx_slprintf(p, last, "%s%s", p == buf ? "" : " ", part[i]);
+    name = msgr_person_display_name(ngx_http_msgr_str(item, "title"),
+                                    ngx_http_msgr_str(item, "first_name"),
+                                    ngx_http_msgr_str(item, "last_name"));
+    if (name) {
+        json_object_set_new(item, "name", json_string(name));
+        free(name);
     }
-
-    json_object_set_new(item, "name", json_stringn((char *) buf, p - buf));
 }
 
 
@@ -616,43 +610,18 @@ ngx_http_msgr_decorate_contact(ngx_http_msgr_ctx_t *ctx, json_t *item)
 }
 
 
-/* "+447700900456" as "*********456", "t.smith@x.org" as "t***@x.org" */
+/*
+ * Whether this request sees staff details masked: the school hides them
+ * (contacts.hide_staff_contact_details) and the key is not admin's.  Every
+ * route showing staff asks here, and masks with msgr_staff_mask().
+ */
 
-static void
-ngx_http_msgr_mask(json_t *item, const char *key)
+static ngx_uint_t
+ngx_http_msgr_staff_masked(ngx_http_msgr_ctx_t *ctx)
 {
-    char        *m;
-    size_t       len, i;
-    const char  *s, *at;
-
-    s = json_string_value(json_object_get(item, key));
-    if (s == NULL || *s == '\0') {
-        return;
-    }
-
-    len = ngx_strlen(s);
-
-    m = malloc(len + 4);
-    if (m == NULL) {
-        json_object_set_new(item, key, json_null());
-        return;
-    }
-
-    at = strchr(s, '@');
-
-    if (at) {
-        ngx_sprintf((u_char *) m, "%c***%s%Z", s[0], at);
-
-    } else {
-        for (i = 0; i < len; i++) {
-            m[i] = (i + 3 < len) ? '*' : s[i];
-        }
-
-        m[len] = '\0';
-    }
-
-    json_object_set_new(item, key, json_string(m));
-    free(m);
+    return ctx->role != NGX_HTTP_MSGR_ROLE_ADMIN
+           && json_is_true(ngx_http_msgr_setting(ctx->settings, "contacts",
+                                                 "hide_staff_contact_details"));
 }
 
 
@@ -661,15 +630,9 @@ ngx_http_msgr_decorate_staff(ngx_http_msgr_ctx_t *ctx, json_t *item)
 {
     ngx_http_msgr_person_name(item);
 
-    if (ctx->role != NGX_HTTP_MSGR_ROLE_ADMIN
-        && json_is_true(ngx_http_msgr_setting(ctx->settings, "contacts",
-                                              "hide_staff_contact_details")))
-    {
-        ngx_http_msgr_mask(item, "work_phone");
-        ngx_http_msgr_mask(item, "mobile_phone");
-        ngx_http_msgr_mask(item, "email");
-        json_object_set_new(item, "phone_problems", json_object());
-        json_object_set_new(item, "masked", json_true());
+    if (ngx_http_msgr_staff_masked(ctx)) {
+        /* on out of memory the details are null: never shown in clear */
+        (void) msgr_staff_mask(item);
     }
 }
 
@@ -701,6 +664,28 @@ ngx_http_msgr_contact(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 }
 
 
+/*
+ * The settings that change how a contact is shown, as a part of its ETag:
+ * registration groups in its students' names.
+ */
+
+static ngx_int_t
+ngx_http_msgr_contact_view(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
+    json_t *settings)
+{
+    ngx_str_t  *view;
+
+    static ngx_str_t  reg = ngx_string("reg");
+    static ngx_str_t  plain = ngx_string("plain");
+
+    view = json_is_true(ngx_http_msgr_setting(settings, "contacts",
+                                              "show_registration_in_names"))
+           ? &reg : &plain;
+
+    return ngx_http_msgr_pg_param(q, i, view->data, view->len);
+}
+
+
 static void
 ngx_http_msgr_contact_read(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     json_t *settings)
@@ -713,7 +698,8 @@ ngx_http_msgr_contact_read(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     if (q == NULL
         || ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
         || ngx_http_msgr_pg_param_int(q, 1, ngx_http_msgr_id(&ctx->args[0]))
-           != NGX_OK)
+           != NGX_OK
+        || ngx_http_msgr_contact_view(q, 2, settings) != NGX_OK)
     {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
@@ -792,7 +778,8 @@ ngx_http_msgr_contact_patch(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
         return;
     }
 
-    body = ngx_http_msgr_read_json(r);
+    /* a merge patch: "" clears a field locally, null drops the edit */
+    body = ngx_http_msgr_read_json_as(r, 1);
     if (body == NULL) {
         return;
     }
@@ -1028,7 +1015,8 @@ ngx_http_msgr_contact_edit(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
             && ngx_http_msgr_pg_param(q, 4,
                                       r->headers_in.if_match->value.data,
                                       r->headers_in.if_match->value.len)
-               != NGX_OK))
+               != NGX_OK)
+        || ngx_http_msgr_contact_view(q, 5, settings) != NGX_OK)
     {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
@@ -1281,6 +1269,8 @@ ngx_http_msgr_recipients_done(ngx_http_msgr_pg_query_t *q)
                 tm.ngx_tm_mday);
 
     msgr_recipient_rules_from_settings(ctx->settings, &rules);
+
+    rules.mask_staff_details = ngx_http_msgr_staff_masked(ctx);
 
     why = NULL;
     result = msgr_recipients_resolve(data, rctx->send_to, &rules,

@@ -710,7 +710,7 @@ sub contact { get_json($_[0] // $a_admin, "$V/contacts/$_[1]") }
     my $r = get($a_admin, "$V/contacts/$c4");
     Msgr::Test::json_ok($r, 200, 'GET a contact: 200');
     my $etag = $r->{headers}{etag};
-    like($etag // '', qr/^"\d+"$/, 'GET a contact carries a strong ETag');
+    like($etag // '', qr/^"[^"]+"$/, 'GET a contact carries a strong ETag');
 
     $r = $ngx->req(GET => "$V/contacts/$c4", key => $a_admin,
                    headers => { 'If-None-Match' => $etag });
