@@ -53,10 +53,12 @@ endif
 all: module ctl units $(BUILD)/msgr-settings-doc
 
 deps:
-	@missing=""; \
+	@installed=" $$(dpkg-query -W -f='$${Package} $${Status}\n' \
+	    $(DEB_PKGS) 2>/dev/null | awk '/ install ok installed$$/ { print $$1 }' \
+	    | tr '\n' ' ')"; \
+	missing=""; \
 	for p in $(DEB_PKGS); do \
-	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
-	        | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	    case "$$installed" in *" $$p "*) ;; *) missing="$$missing $$p" ;; esac; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	    scripts/build-step $(LOG) "installing$$missing" \
