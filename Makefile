@@ -79,15 +79,14 @@ $(NGX_BUILD)/objs/Makefile: config scripts/configure-nginx | $(BUILD)
 $(BUILD)/ngx_http_msgr_module.so: $(NGX_BUILD)/objs/Makefile $(MODULE_SRCS) \
                                   $(MODULE_HDRS)
 	$(if $(filter %.h,$?),@find $(NGX_BUILD)/objs/addon -name '*.o' -delete)
-	$(call step,$@) \
-	    $(MAKE) --no-print-directory -C $(NGX_BUILD) -f objs/Makefile modules
+	$(call step,$@) $(MAKE) --no-print-directory -C $(NGX_BUILD) \
+	    -f objs/Makefile modules
 	@cp $(NGX_BUILD)/objs/ngx_http_msgr_module.so $@.tmp && mv -f $@.tmp $@
 
 module: $(BUILD)/ngx_http_msgr_module.so
 
 $(BUILD)/msgrctl: $(CTL_SRCS) $(MSGR_HDRS) | $(BUILD)
-	$(call step,$@) \
-	    $(CC) $(MSGR_CFLAGS) -DMSGR_SQL_DIR='"$(CURDIR)/sql"' \
+	$(call step,$@) $(CC) $(MSGR_CFLAGS) -DMSGR_SQL_DIR='"$(CURDIR)/sql"' \
 	    -o $@ $(CTL_SRCS) -lpq -lsodium -ljansson
 
 ctl: $(BUILD)/msgrctl
@@ -95,15 +94,13 @@ ctl: $(BUILD)/msgrctl
 $(BUILD)/unit/%: t/unit/%.c t/unit/lib/msgr_tap.c t/unit/lib/msgr_tap.h \
                  $(wildcard src/msgr_*.c) $(MSGR_HDRS) | $(BUILD)
 	@mkdir -p $(BUILD)/unit
-	$(call step,$@) \
-	    $(CC) $(MSGR_CFLAGS) -It/unit/lib -o $@ $< t/unit/lib/msgr_tap.c \
-	    $(wildcard src/msgr_*.c) -ljansson -lsodium
+	$(call step,$@) $(CC) $(MSGR_CFLAGS) -It/unit/lib -o $@ $< \
+	    t/unit/lib/msgr_tap.c $(wildcard src/msgr_*.c) -ljansson -lsodium
 
 units: $(UNIT_BINS)
 
 $(BUILD)/msgr-settings-doc: $(DOC_SRCS) $(MSGR_HDRS) | $(BUILD)
-	$(call step,$@) \
-	    $(CC) $(MSGR_CFLAGS) -o $@ $(DOC_SRCS) -ljansson
+	$(call step,$@) $(CC) $(MSGR_CFLAGS) -o $@ $(DOC_SRCS) -ljansson
 
 # docs/settings.md is generated from the settings table in src/msgr_settings.c
 docs: $(BUILD)/msgr-settings-doc

@@ -32,9 +32,14 @@ use Msgr::Test;
 
 my $ROOT = abs_path(dirname(abs_path(__FILE__)) . '/..');
 
-for my $f (qw(ngx_http_msgr_module.so msgrctl)) {
-    -e "$ROOT/build/$f"
-        or BAIL_OUT("build/$f is not built: run `make` first");
+# a missing build fails (it is never a skip)
+my @missing = grep { !-e "$ROOT/build/$_" }
+              qw(ngx_http_msgr_module.so msgrctl nginx/objs/Makefile);
+if (@missing) {
+    fail("build/$_ is built") for @missing;
+    diag('run `make` first');
+    done_testing();
+    exit;
 }
 
 # make's own variables would leak into the copy's make
@@ -136,7 +141,7 @@ my $co  = checkout_copy($tmp);
 }
 
 
-# --- one line per step, the rest in build/build.log ----------------------------
+# --- one line per step, the rest in build/build.log -------------------------
 
 {
     my ($rc, $out) = sh('make ctl', $co);
