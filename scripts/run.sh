@@ -10,27 +10,39 @@
 #   var/nginx/             nginx's prefix: conf/nginx.conf, error.log,
 #                          access.log, nginx.pid, tmp/
 #
+# Run as root, PostgreSQL runs as the postgres user and nginx's workers as
+# www-data, and they must reach those directories.  When the checkout is
+# where they cannot (a clone under /root, mode 700), pg/, pg.log,
+# pg-socket/ and nginx/ live in /var/lib/msgr/<hash of the checkout's
+# path>/ instead (the banner says where); the permissions of the checkout
+# and of the directories above it are never changed.
+#
 # A second run reuses the cluster, the school and the key.  Ctrl-C (or
 # SIGTERM) stops nginx, then PostgreSQL, and exits 0.
 #
 # Environment: MSGR_PG_PORT (5433), MSGR_PORT (8080), MSGR_PGBIN
-# (PostgreSQL's bin directory), MSGR_NGINX (nginx), MSGR_MODULE (the .so).
+# (PostgreSQL's bin directory), MSGR_NGINX (nginx), MSGR_MODULE (the .so),
+# MSGR_MSGRCTL (msgrctl), MSGR_STATE_ROOT (/var/lib/msgr).
 
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VAR=$ROOT/var
-PGDATA=$VAR/pg
-PGLOG=$VAR/pg.log
-PGSOCK=$VAR/pg-socket
-NGX=$VAR/nginx
 KEYFILE=$VAR/demo-admin-key
+STATE_ROOT=${MSGR_STATE_ROOT:-/var/lib/msgr}
+
+# set by choose_rundir: var/, or a directory of STATE_ROOT
+RUNDIR=
+PGDATA=
+PGLOG=
+PGSOCK=
+NGX=
 TEMPLATE=$ROOT/conf/nginx.conf
 
 PGPORT=${MSGR_PG_PORT:-5433}
 PORT=${MSGR_PORT:-8080}
 MODULE=${MSGR_MODULE:-$ROOT/build/ngx_http_msgr_module.so}
-MSGRCTL=$ROOT/build/msgrctl
+MSGRCTL=${MSGR_MSGRCTL:-$ROOT/build/msgrctl}
 NGINX=${MSGR_NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 
 CONNINFO="host=127.0.0.1 port=$PGPORT dbname=msgr user=msgr"
@@ -132,31 +144,60 @@ on_signal() {
 }
 
 
+# --- where the cluster and nginx live ---------------------------------------
+
+# var/ when whoever runs PostgreSQL can reach it; else (root, and the
+# postgres user cannot reach the checkout) a directory of its own under
+# STATE_ROOT, named by a hash of the checkout's path.
+choose_rundir() {
+    local hash
+
+    mkdir -p "$VAR"
+    RUNDIR=$VAR
+
+    if [ "$(id -u)" = 0 ]; then
+        id postgres >/dev/null 2>&1 \
+            || die "running as root and there is no postgres user"
+
+        if ! as_pg test -x "$VAR" 2>/dev/null; then
+            hash=$(printf '%s' "$ROOT" | sha256sum | cut -c 1-16)
+            RUNDIR=$STATE_ROOT/$hash
+            mkdir -p -m 755 "$STATE_ROOT"
+            mkdir -p -m 755 "$RUNDIR"
+            printf '%s\n' "$ROOT" >"$RUNDIR/checkout"
+            RUNDIR_WHY="the postgres user cannot reach $VAR"
+        fi
+    fi
+
+    PGDATA=$RUNDIR/pg
+    PGLOG=$RUNDIR/pg.log
+    PGSOCK=$RUNDIR/pg-socket
+    NGX=$RUNDIR/nginx
+}
+
+
 # --- PostgreSQL --------------------------------------------------------------
 
 start_pg() {
     local esc
 
-    mkdir -p "$VAR" "$PGSOCK"
+    mkdir -p "$PGSOCK"
     touch "$PGLOG"
 
     if [ "$(id -u)" = 0 ]; then
-        id postgres >/dev/null 2>&1 \
-            || die "running as root and there is no postgres user"
         if [ ! -d "$PGDATA" ]; then
             mkdir -m 700 "$PGDATA"
         fi
         chown postgres: "$PGDATA" "$PGSOCK" "$PGLOG"
-        as_pg test -x "$VAR" -a -w "$PGDATA" \
-            || die "the postgres user cannot reach $VAR: let it" \
-                   "(chmod o+x on every directory above it)"
+        as_pg test -x "$RUNDIR" -a -w "$PGDATA" \
+            || die "the postgres user cannot reach $RUNDIR"
     fi
 
     if [ ! -f "$PGDATA/PG_VERSION" ]; then
         say "creating the PostgreSQL cluster in $PGDATA"
         as_pg "$PGBIN/initdb" -D "$PGDATA" -U msgr --auth=trust \
-            -E UTF8 --no-locale >"$VAR/initdb.log" 2>&1 \
-            || { cat "$VAR/initdb.log" >&2; die "initdb failed"; }
+            -E UTF8 --no-locale >"$RUNDIR/initdb.log" 2>&1 \
+            || { cat "$RUNDIR/initdb.log" >&2; die "initdb failed"; }
         printf "\n# make run\ninclude_if_exists = 'msgr-run.conf'\n" \
             | as_pg tee -a "$PGDATA/postgresql.conf" >/dev/null
     fi
@@ -339,29 +380,49 @@ start_nginx() {
 
     "$NGINX" -p "$NGX/" -c "$conf" -g 'daemon off;' &
     NGINX_PID=$!
+
+    # the banner says it is running: wait until it answers
+    for _ in $(seq 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+            return
+        fi
+        kill -0 "$NGINX_PID" 2>/dev/null \
+            || die "nginx exited at start: see $NGX/error.log"
+        sleep 0.1
+    done
+    die "nginx does not answer on 127.0.0.1:$PORT: see $NGX/error.log"
 }
 
 
 banner() {
-    local key
+    local key where=
 
     key=$(head -n 1 "$KEYFILE")
+
+    if [ "$RUNDIR" != "$VAR" ]; then
+        where="
+  cluster    $PGDATA
+             ($RUNDIR_WHY, so it lives there)"
+    fi
 
     cat <<EOF
 
 msgr is running:
   API        http://127.0.0.1:$PORT/msgr/
-  database   psql "$CONNINFO"
+  database   MSGR_PG="$CONNINFO"$where
   logs       $NGX/error.log, $PGLOG
 
 The "$SCHOOL_NAME" admin key (kept in $KEYFILE):
 
   $key
 
-Try:
+Try, in another shell (the examples of README.md and docs/ start so):
 
-  curl -H "Authorization: Bearer \$(cat $KEYFILE)" \\
-      http://127.0.0.1:$PORT/msgr/v1/school
+  cd $ROOT
+  KEY=\$(cat var/demo-admin-key)
+  curl -fsS -H "Authorization: Bearer \$KEY" http://127.0.0.1:$PORT/msgr/v1/school
+  export MSGR_PG="$CONNINFO"
+  build/msgrctl school list
 
 Ctrl-C stops nginx and PostgreSQL.
 
@@ -388,6 +449,8 @@ main() {
     trap on_signal INT TERM
     trap stop_all EXIT
 
+    RUNDIR_WHY=
+    choose_rundir
     start_pg
     create_db
     demo_key

@@ -4,6 +4,10 @@
 # t/unit/*.c) and reports its TAP as a subtest: one ok() per test line,
 # then a check that it printed its plan, ran as many tests as planned and
 # exited 0.
+#
+# It runs `make units` first (a no-op when nothing changed), so that a
+# plain `prove` after an edit never runs a binary older than its sources;
+# a binary still older than one of its sources after that fails.
 
 use strict;
 use warnings;
@@ -17,7 +21,19 @@ my $ROOT    = abs_path(dirname(abs_path(__FILE__)) . '/..');
 my $UNITS   = "$ROOT/build/unit";
 my $TIMEOUT = $ENV{MSGR_UNIT_TIMEOUT} // 120;
 
+# make's output goes to build/build.log; shown here only when it fails
+{
+    local $ENV{MAKEFLAGS};
+    local $ENV{MFLAGS};
+    my $out = `make --no-print-directory -C '$ROOT' units 2>&1`;
+    ok($? == 0, 'make units: the unit tests are built from their sources')
+        or diag($out);
+}
+
 my @bins = sort grep { -f $_ && -x _ } glob("$UNITS/*");
+
+# what every unit test is built from, besides its own t/unit/NAME.c
+my @common = (glob("$ROOT/t/unit/lib/*"), glob("$ROOT/src/msgr_*.[ch]"));
 
 ok(scalar @bins, "build/unit/ holds unit test binaries")
     or diag("nothing in $UNITS: run `make units`");
@@ -27,10 +43,12 @@ for my $src (sort glob("$ROOT/t/unit/*.c")) {
     (my $name = basename($src)) =~ s/\.c\z//;
     my $bin = "$UNITS/$name";
     ok(-x $bin, "t/unit/$name.c is built") or diag("run `make units`");
-    if (-x $bin && -M $src < -M $bin) {
-        diag("build/unit/$name is older than t/unit/$name.c: "
-             . "run `make units`");
-    }
+    next unless -x $bin;
+    my @newer = grep { -M $_ < -M $bin } $src, @common;
+    ok(!@newer, "build/unit/$name is newer than its sources")
+        or diag("build/unit/$name is older than "
+                . join(', ', map { s{^\Q$ROOT\E/}{}r } @newer)
+                . ": run `make units`");
 }
 
 for my $bin (@bins) {

@@ -167,6 +167,48 @@ msgrctl_usage(FILE *f)
 }
 
 
+/*
+ * Prints the commands of a group ("school", "key") to f, unless f is NULL;
+ * returns how many there are: 0 when there is no such group.
+ */
+
+static int
+msgrctl_group_usage(FILE *f, const char *group)
+{
+    int                   n;
+    const msgrctl_cmd_t  *cmd;
+
+    n = 0;
+
+    for (cmd = msgrctl_cmds; cmd->group; cmd++) {
+
+        if (cmd->name == NULL || strcmp(cmd->group, group) != 0) {
+            continue;
+        }
+
+        if (f == NULL) {
+            n++;
+            continue;
+        }
+
+        if (n++ == 0) {
+            fprintf(f, "usage: msgrctl [--pg CONNINFO] %s SUBCOMMAND [ARGS]"
+                    "\n\n%s subcommands:\n", group, group);
+        }
+
+        fprintf(f, "  %s %s%s%s\n      %s\n", cmd->group, cmd->name,
+                cmd->args[0] ? " " : "", cmd->args, cmd->help);
+    }
+
+    if (n && f) {
+        fprintf(f, "\n\"msgrctl %s SUBCOMMAND --help\" describes one.\n",
+                group);
+    }
+
+    return n;
+}
+
+
 static int
 msgrctl_usage_error(msgrctl_ctx_t *ctx, const char *fmt, ...)
 {
@@ -1644,7 +1686,7 @@ msgrctl_wants_help(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-    int                   i, n, rc, used;
+    int                   i, n, rc, used, group;
     char                **args;
     msgrctl_ctx_t         ctx;
     const msgrctl_cmd_t  *cmd;
@@ -1704,11 +1746,36 @@ main(int argc, char **argv)
 
     cmd = msgrctl_find(n, args, &used);
 
+    if (cmd == NULL && n > 1 && msgrctl_wants_help(1, args + 1)) {
+
+        /* "msgrctl school --help": the group's subcommands */
+
+        if (msgrctl_group_usage(stdout, args[0])) {
+            free(args);
+            return msgrctl_flush();
+        }
+    }
+
     if (cmd == NULL) {
-        rc = msgrctl_usage_error(&ctx, "unknown command \"%s%s%s\"", args[0],
-                                 n > 1 ? " " : "", n > 1 ? args[1] : "");
+        group = msgrctl_group_usage(NULL, args[0]);
+
+        if (group && n == 1) {
+            msgrctl_error("\"%s\" needs a subcommand", args[0]);
+
+        } else {
+            msgrctl_error("unknown command \"%s%s%s\"", args[0],
+                          n > 1 ? " " : "", n > 1 ? args[1] : "");
+        }
+
+        if (group) {
+            msgrctl_group_usage(stderr, args[0]);
+
+        } else {
+            msgrctl_usage(stderr);
+        }
+
         free(args);
-        return rc;
+        return MSGRCTL_USAGE;
     }
 
     ctx.cmd = cmd;
