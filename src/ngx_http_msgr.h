@@ -47,6 +47,7 @@ typedef struct {
     ngx_uint_t                    pool_size;
     ngx_uint_t                    queue_max;
     ngx_msec_t                    timeout;
+    ngx_msec_t                    heartbeat;
     size_t                        cache_size;
 } ngx_http_msgr_srv_conf_t;
 
@@ -172,6 +173,7 @@ void ngx_http_msgr_send_raw(ngx_http_request_t *r, ngx_uint_t status,
 void ngx_http_msgr_problem(ngx_http_request_t *r, ngx_uint_t status,
     const char *type, const char *detail, json_t *errors);
 void ngx_http_msgr_unavailable(ngx_http_request_t *r);
+void ngx_http_msgr_outcome_unknown(ngx_http_request_t *r);
 void ngx_http_msgr_method_not_allowed(ngx_http_request_t *r,
     ngx_uint_t allowed);
 
