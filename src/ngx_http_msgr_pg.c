@@ -220,16 +220,15 @@ ngx_http_msgr_pg_exit_worker(ngx_http_msgr_pg_pool_t *pool)
  */
 
 static ngx_int_t
-ngx_http_msgr_pg_host_ok(u_char *host, size_t len, u_char *addr,
-    size_t alen)
+ngx_http_msgr_pg_host_ok(u_char *host, size_t len, ngx_uint_t hostaddr)
 {
-    u_char          buf[NGX_SOCKADDR_STRLEN + 1];
-    struct in_addr  a4;
+    u_char           buf[NGX_SOCKADDR_STRLEN + 1];
+    struct in_addr   a4;
 #if (NGX_HAVE_INET6)
-    struct in6_addr a6;
+    struct in6_addr  a6;
 #endif
 
-    if (len == 0 || alen != 0 || host[0] == '/' || host[0] == '@') {
+    if (len == 0 || hostaddr || host[0] == '/' || host[0] == '@') {
         return NGX_OK;
     }
 
@@ -309,7 +308,7 @@ ngx_http_msgr_pg_conninfo_check(ngx_conf_t *cf, ngx_str_t *value)
             ae = a + ngx_strlen(a);
         }
 
-        if (ngx_http_msgr_pg_host_ok(h, he - h, a, ae - a) != NGX_OK) {
+        if (ngx_http_msgr_pg_host_ok(h, he - h, ae > a) != NGX_OK) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "msgr_pg: \"host=%*s\" is a host name, which "
                                "libpq would resolve in the worker, blocking "
