@@ -89,8 +89,10 @@ sub until_200 {
 for my $method ('', 'poll', 'select') {
     my $name = $method || 'default events';
 
-    # Debian's nginx has epoll only; MSGR_NGINX may name one built
-    # --with-poll_module --with-select_module (and MSGR_MODULE its module)
+    # Debian's nginx has epoll only; MSGR_NGINX may name one built from
+    # nginx's source with --with-compat --with-poll_module
+    # --with-select_module and without threads (poll and select cannot
+    # serve thread pools), MSGR_MODULE the module built with it
     if ($method) {
         my ($rc, $out) = Msgr::Test::nginx_test_config(
             qq{    msgr_pg "$two";
