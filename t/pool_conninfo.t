@@ -3,7 +3,7 @@
 # msgr_pg's connection string: host names, which libpq would resolve inside
 # a worker, are refused at configuration time in favour of hostaddr; IP
 # addresses and Unix socket directories are fine; gssencmode is the
-# administrator's when given.  And the pool with every event method (epoll,
+# administrator's when given; TCP keepalives are msgr's (30 s).  And the pool with every event method (epoll,
 # poll, select) through PostgreSQL restarts, with a connection string where
 # libpq changes socket while it connects (a first address that refuses).
 
@@ -115,6 +115,16 @@ for my $method ('', 'poll', 'select') {
                                 key => $a_admin);
     is(scalar(grep { $_->{status} == 200 } @res), 40,
        "$name: 40 requests at once, all 200");
+
+    # TCP keepalives within 30 s, not the system's two hours
+    if (!$method) {
+        my $pgport = $pg->port;
+        my $ss = `ss -tnop state established '( dport = :$pgport )' 2>&1`;
+        my @mine = grep { /nginx/ } split /\n/, $ss;
+        my @slow = grep { !/timer:\(keepalive,[\d.]+(?:ms|sec),/ } @mine;
+        ok(@mine && !@slow, "$name: nginx's connections keep alive within "
+                          . "30 s") or diag($ss);
+    }
 
     # churn: idle connections lost, then PostgreSQL back
     for my $round (1 .. 2) {
