@@ -15,6 +15,7 @@
 #define NGX_HTTP_MSGR_DEFAULT_POOL     4
 #define NGX_HTTP_MSGR_DEFAULT_QUEUE    64
 #define NGX_HTTP_MSGR_DEFAULT_TIMEOUT  5000
+#define NGX_HTTP_MSGR_DEFAULT_HEARTBEAT 10000
 #define NGX_HTTP_MSGR_DEFAULT_BODY     (1024 * 1024)
 #define NGX_HTTP_MSGR_DEFAULT_CACHE    (10 * 1024 * 1024)
 #define NGX_HTTP_MSGR_DEFAULT_APP_RATE 10
@@ -81,6 +82,13 @@ static ngx_command_t  ngx_http_msgr_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_http_msgr_srv_conf_t, timeout),
+      NULL },
+
+    { ngx_string("msgr_pg_heartbeat"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_msgr_srv_conf_t, heartbeat),
       NULL },
 
     { ngx_string("msgr_cache_size"),
@@ -188,6 +196,7 @@ ngx_http_msgr_create_srv_conf(ngx_conf_t *cf)
     conf->pool_size = NGX_CONF_UNSET_UINT;
     conf->queue_max = NGX_CONF_UNSET_UINT;
     conf->timeout = NGX_CONF_UNSET_MSEC;
+    conf->heartbeat = NGX_CONF_UNSET_MSEC;
     conf->cache_size = NGX_CONF_UNSET_SIZE;
 
     return conf;
@@ -217,6 +226,8 @@ ngx_http_msgr_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
                               NGX_HTTP_MSGR_DEFAULT_QUEUE);
     ngx_conf_merge_msec_value(conf->timeout, prev->timeout,
                               NGX_HTTP_MSGR_DEFAULT_TIMEOUT);
+    ngx_conf_merge_msec_value(conf->heartbeat, prev->heartbeat,
+                              NGX_HTTP_MSGR_DEFAULT_HEARTBEAT);
     ngx_conf_merge_size_value(conf->cache_size, prev->cache_size,
                               NGX_HTTP_MSGR_DEFAULT_CACHE);
 
@@ -233,6 +244,20 @@ ngx_http_msgr_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
                       ? src->queue_max : NGX_HTTP_MSGR_DEFAULT_QUEUE;
     pool->timeout = (src->timeout != NGX_CONF_UNSET_MSEC)
                     ? src->timeout : NGX_HTTP_MSGR_DEFAULT_TIMEOUT;
+    pool->heartbeat = (src->heartbeat != NGX_CONF_UNSET_MSEC)
+                      ? src->heartbeat : NGX_HTTP_MSGR_DEFAULT_HEARTBEAT;
+
+    if (pool->timeout == 0 || pool->heartbeat == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"msgr_pg_timeout\" and \"msgr_pg_heartbeat\" "
+                           "must be more than 0");
+        return NGX_CONF_ERROR;
+    }
+
+    /* statement_timeout and lock_timeout follow msgr_pg_timeout */
+    if (ngx_http_msgr_pg_conninfo_build(cf, pool) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     if (ngx_http_msgr_pool_cache(cf, pool,
                                  (src->cache_size != NGX_CONF_UNSET_SIZE)
@@ -468,9 +493,7 @@ ngx_http_msgr_pg(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_msgr_srv_conf_t *scf = conf;
 
-    char                        *err;
     ngx_str_t                   *value;
-    PQconninfoOption            *opts;
     ngx_http_msgr_pg_pool_t     *pool, **pp;
     ngx_http_msgr_main_conf_t   *mcf;
 
@@ -485,21 +508,9 @@ ngx_http_msgr_pg(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                "e.g. \"host=127.0.0.1 dbname=msgr\"";
     }
 
-    err = NULL;
-    opts = PQconninfoParse((const char *) value[1].data, &err);
-
-    if (opts == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "msgr_pg: invalid connection string \"%V\": %s",
-                           &value[1], err ? err : "out of memory");
-        if (err) {
-            PQfreemem(err);
-        }
-
+    if (ngx_http_msgr_pg_conninfo_check(cf, &value[1]) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
-
-    PQconninfoFree(opts);
 
     pool = ngx_pcalloc(cf->pool, sizeof(ngx_http_msgr_pg_pool_t));
     if (pool == NULL) {
@@ -507,10 +518,11 @@ ngx_http_msgr_pg(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     /* cf->args values are NUL-terminated */
-    pool->conninfo = value[1];
+    pool->configured = value[1];
     pool->size = NGX_HTTP_MSGR_DEFAULT_POOL;
     pool->queue_max = NGX_HTTP_MSGR_DEFAULT_QUEUE;
     pool->timeout = NGX_HTTP_MSGR_DEFAULT_TIMEOUT;
+    pool->heartbeat = NGX_HTTP_MSGR_DEFAULT_HEARTBEAT;
 
     mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_msgr_module);
 

@@ -47,6 +47,7 @@ typedef struct {
     ngx_uint_t                    pool_size;
     ngx_uint_t                    queue_max;
     ngx_msec_t                    timeout;
+    ngx_msec_t                    heartbeat;
     size_t                        cache_size;
 } ngx_http_msgr_srv_conf_t;
 
@@ -183,6 +184,7 @@ void ngx_http_msgr_unauthorized(ngx_http_request_t *r, const char *detail);
 void ngx_http_msgr_problem(ngx_http_request_t *r, ngx_uint_t status,
     const char *type, const char *detail, json_t *errors);
 void ngx_http_msgr_unavailable(ngx_http_request_t *r);
+void ngx_http_msgr_outcome_unknown(ngx_http_request_t *r);
 void ngx_http_msgr_method_not_allowed(ngx_http_request_t *r,
     ngx_uint_t allowed);
 

@@ -944,10 +944,15 @@ ngx_uint_t
 ngx_http_msgr_result_ok(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
 {
     size_t          len;
-    const char     *msg;
+    const char     *msg, *state;
     ExecStatusType  st;
 
     if (q->status != NGX_OK || q->result == NULL) {
+        if (q->outcome_unknown) {
+            ngx_http_msgr_outcome_unknown(r);
+            return 0;
+        }
+
         ngx_http_msgr_unavailable(r);
         return 0;
     }
@@ -955,6 +960,27 @@ ngx_http_msgr_result_ok(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
     st = PQresultStatus(q->result);
 
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        state = PQresultErrorField(q->result, PG_DIAG_SQLSTATE);
+
+        /*
+         * statement_timeout (57014), lock_timeout (55P03), a deadlock
+         * (40P01): PostgreSQL stopped the statement, nothing of it stays
+         */
+        if (state
+            && (ngx_strcmp(state, "57014") == 0
+                || ngx_strcmp(state, "55P03") == 0
+                || ngx_strcmp(state, "40P01") == 0))
+        {
+            msg = PQresultErrorField(q->result, PG_DIAG_MESSAGE_PRIMARY);
+
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "msgr: PostgreSQL stopped statement %s: %s",
+                          q->stmt->name, msg ? msg : state);
+
+            ngx_http_msgr_unavailable(r);
+            return 0;
+        }
+
         msg = PQresultErrorMessage(q->result);
         len = ngx_strlen(msg);
 

@@ -4,14 +4,19 @@
  * A connection is in one of four states: connecting, preparing (a
  * statement's first use on it), querying, or idle.  Idle connections keep a
  * read handler so that a PostgreSQL restart (EOF, an error message) closes
- * them at once.  Requests wait in a bounded queue while every connection is
- * busy; each query carries a timer covering its wait and its run.
+ * them at once; every read path drains the socket.  Requests wait in a
+ * bounded queue while every connection is busy; each query carries a timer
+ * covering its wait and its run.  PostgreSQL itself stops a statement a
+ * little before that timer (statement_timeout, lock_timeout), so a query
+ * whose client has given up keeps its connection until the server says it
+ * is over, and the sessions stay bounded by the pool.
  */
 
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_event.h>
 #include <poll.h>
+#include <arpa/inet.h>
 
 #include "ngx_http_msgr_pg.h"
 
@@ -32,13 +37,23 @@ struct ngx_http_msgr_pg_conn_s {
     PGresult                    *result;
     ngx_queue_t                  idle;
     ngx_queue_t                  all;
-    ngx_event_t                  connect_timer;
+    /*
+     * connecting: the connect timeout; a query whose client gave up: how
+     * long PostgreSQL may take to end it; the LISTEN connection: the next
+     * heartbeat, or the deadline of the one (or of the LISTEN) in flight
+     */
+    ngx_event_t                  timer;
+    ngx_socket_t                 fd;        /* the socket wrapped in c */
     uint64_t                     prepared;
     ngx_uint_t                   stmt_id;
     ngx_http_msgr_pg_state_e     state;
     unsigned                     received:1;
     unsigned                     listener:1;
+    unsigned                     heartbeat:1;
 };
+
+
+#define NGX_HTTP_MSGR_PG_HEARTBEAT_SQL  "SELECT 1 AS msgr_heartbeat"
 
 
 static ngx_int_t ngx_http_msgr_pg_connect(ngx_http_msgr_pg_pool_t *pool,
@@ -46,11 +61,17 @@ static ngx_int_t ngx_http_msgr_pg_connect(ngx_http_msgr_pg_pool_t *pool,
 static void ngx_http_msgr_pg_listen_start(ngx_event_t *ev);
 static ngx_int_t ngx_http_msgr_pg_listen_result(ngx_http_msgr_pg_conn_t *pc,
     PGresult *res);
+static ngx_int_t ngx_http_msgr_pg_heartbeat_result(
+    ngx_http_msgr_pg_conn_t *pc, PGresult *res);
 static ngx_int_t ngx_http_msgr_pg_attach(ngx_http_msgr_pg_conn_t *pc);
 static void ngx_http_msgr_pg_detach(ngx_http_msgr_pg_conn_t *pc,
     ngx_uint_t closed);
 static void ngx_http_msgr_pg_connect_poll(ngx_http_msgr_pg_conn_t *pc);
-static void ngx_http_msgr_pg_connect_timeout(ngx_event_t *ev);
+static void ngx_http_msgr_pg_timer(ngx_event_t *ev);
+static void ngx_http_msgr_pg_heartbeat(ngx_http_msgr_pg_conn_t *pc);
+static void ngx_http_msgr_pg_abandon(ngx_http_msgr_pg_conn_t *pc);
+static ngx_int_t ngx_http_msgr_pg_more(ngx_http_msgr_pg_conn_t *pc);
+static void ngx_http_msgr_pg_idle_read(ngx_http_msgr_pg_conn_t *pc);
 static void ngx_http_msgr_pg_read_handler(ngx_event_t *ev);
 static void ngx_http_msgr_pg_write_handler(ngx_event_t *ev);
 static ngx_int_t ngx_http_msgr_pg_flush(ngx_http_msgr_pg_conn_t *pc);
@@ -78,6 +99,11 @@ ngx_int_t
 ngx_http_msgr_pg_init_worker(ngx_http_msgr_pg_pool_t *pool,
     ngx_cycle_t *cycle)
 {
+    if (pool->conninfo.data == NULL) {
+        /* no server uses this pool */
+        return NGX_OK;
+    }
+
     pool->log = cycle->log;
     pool->nconns = 0;
     pool->nwaiting = 0;
@@ -139,6 +165,13 @@ ngx_http_msgr_pg_listen_result(ngx_http_msgr_pg_conn_t *pc, PGresult *res)
 
     pc->state = NGX_HTTP_MSGR_PG_IDLE;
 
+    /* the first heartbeat */
+    if (pc->timer.timer_set) {
+        ngx_del_timer(&pc->timer);
+    }
+
+    ngx_add_timer(&pc->timer, pool->heartbeat);
+
     if (pool->listen_failures) {
         ngx_log_error(NGX_LOG_NOTICE, pool->log, 0,
                       "msgr: listening to PostgreSQL again");
@@ -176,6 +209,256 @@ ngx_http_msgr_pg_exit_worker(ngx_http_msgr_pg_pool_t *pool)
         pc = ngx_queue_data(qu, ngx_http_msgr_pg_conn_t, all);
         ngx_http_msgr_pg_close(pc, 0);
     }
+}
+
+
+/*
+ * Connection strings.  libpq resolves a host name with the system resolver,
+ * which blocks: a host must be an IP address or a Unix socket directory,
+ * unless hostaddr gives the address (host then only names the server for
+ * TLS and Kerberos).
+ */
+
+static ngx_int_t
+ngx_http_msgr_pg_host_ok(u_char *host, size_t len, ngx_uint_t hostaddr)
+{
+    u_char           buf[NGX_SOCKADDR_STRLEN + 1];
+    struct in_addr   a4;
+#if (NGX_HAVE_INET6)
+    struct in6_addr  a6;
+#endif
+
+    if (len == 0 || hostaddr || host[0] == '/' || host[0] == '@') {
+        return NGX_OK;
+    }
+
+    if (len >= sizeof(buf)) {
+        return NGX_DECLINED;
+    }
+
+    ngx_memcpy(buf, host, len);
+    buf[len] = '\0';
+
+    if (inet_pton(AF_INET, (char *) buf, &a4) == 1) {
+        return NGX_OK;
+    }
+
+#if (NGX_HAVE_INET6)
+    if (inet_pton(AF_INET6, (char *) buf, &a6) == 1) {
+        return NGX_OK;
+    }
+#endif
+
+    return NGX_DECLINED;
+}
+
+
+ngx_int_t
+ngx_http_msgr_pg_conninfo_check(ngx_conf_t *cf, ngx_str_t *value)
+{
+    char              *err;
+    u_char            *host, *addr, *h, *a, *he, *ae;
+    ngx_int_t          rc;
+    PQconninfoOption  *opts, *o;
+
+    err = NULL;
+    opts = PQconninfoParse((const char *) value->data, &err);
+
+    if (opts == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "msgr_pg: invalid connection string \"%V\": %s",
+                           value, err ? err : "out of memory");
+        if (err) {
+            PQfreemem(err);
+        }
+
+        return NGX_ERROR;
+    }
+
+    host = (u_char *) "";
+    addr = (u_char *) "";
+
+    for (o = opts; o->keyword; o++) {
+        if (o->val == NULL) {
+            continue;
+        }
+
+        if (ngx_strcmp(o->keyword, "host") == 0) {
+            host = (u_char *) o->val;
+
+        } else if (ngx_strcmp(o->keyword, "hostaddr") == 0) {
+            addr = (u_char *) o->val;
+        }
+    }
+
+    /* comma-separated lists, hostaddr's entries paired with host's */
+
+    rc = NGX_OK;
+    h = host;
+    a = addr;
+
+    while (*h) {
+        he = (u_char *) ngx_strchr(h, ',');
+        if (he == NULL) {
+            he = h + ngx_strlen(h);
+        }
+
+        ae = (u_char *) ngx_strchr(a, ',');
+        if (ae == NULL) {
+            ae = a + ngx_strlen(a);
+        }
+
+        if (ngx_http_msgr_pg_host_ok(h, he - h, ae > a) != NGX_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "msgr_pg: \"host=%*s\" is a host name, which "
+                               "libpq would resolve in the worker, blocking "
+                               "it: give the server's IP address as "
+                               "\"hostaddr=\" (host may stay, for TLS), or "
+                               "a Unix socket directory as \"host=\"",
+                               he - h, h);
+            rc = NGX_ERROR;
+            break;
+        }
+
+        h = *he ? he + 1 : he;
+        a = *ae ? ae + 1 : ae;
+    }
+
+    PQconninfoFree(opts);
+
+    return rc;
+}
+
+
+/* appends " keyword='value'", quoting as libpq reads it */
+
+static u_char *
+ngx_http_msgr_pg_conninfo_add(u_char *p, const char *keyword,
+    const char *value)
+{
+    p = ngx_sprintf(p, " %s='", keyword);
+
+    for ( /* void */ ; *value; value++) {
+        if (*value == '\'' || *value == '\\') {
+            *p++ = '\\';
+        }
+
+        *p++ = *value;
+    }
+
+    *p++ = '\'';
+
+    return p;
+}
+
+
+ngx_int_t
+ngx_http_msgr_pg_conninfo_build(ngx_conf_t *cf, ngx_http_msgr_pg_pool_t *pool)
+{
+    char              *err, opt[128];
+    u_char            *p, *v, *start;
+    size_t             len;
+    ngx_msec_t         limit;
+    ngx_uint_t         i, seen;
+    PQconninfoOption  *opts, *o;
+
+    static const char *const  defaults[][2] = {
+        { "gssencmode", "disable" },
+        { "keepalives", "1" },
+        { "keepalives_idle", "30" },
+        { "keepalives_interval", "10" },
+        { "keepalives_count", "3" },
+        { NULL, NULL }
+    };
+
+    if (pool->conninfo.data) {
+        return NGX_OK;
+    }
+
+    err = NULL;
+    opts = PQconninfoParse((const char *) pool->configured.data, &err);
+    if (opts == NULL) {
+        if (err) {
+            PQfreemem(err);
+        }
+
+        return NGX_ERROR;
+    }
+
+    /*
+     * PostgreSQL ends a statement a little before the pool's timer fires:
+     * a 10th of it sooner, at least 50 ms and at most a second
+     */
+
+    limit = ngx_min(ngx_max(pool->timeout / 10, 50), 1000);
+    limit = pool->timeout > limit ? pool->timeout - limit : 1;
+
+    ngx_sprintf((u_char *) opt, "-c statement_timeout=%M -c lock_timeout=%M%Z",
+                limit, limit);
+
+    len = 0;
+    for (o = opts; o->keyword; o++) {
+        if (o->val) {
+            len += ngx_strlen(o->keyword) + 2 * ngx_strlen(o->val) + 4;
+        }
+    }
+
+    len += sizeof(" options=''") + 2 * sizeof(opt) + 256;
+
+    start = ngx_pnalloc(cf->pool, len);
+    if (start == NULL) {
+        PQconninfoFree(opts);
+        return NGX_ERROR;
+    }
+
+    p = start;
+    seen = 0;
+
+    for (o = opts; o->keyword; o++) {
+        if (ngx_strcmp(o->keyword, "options") == 0) {
+            /* msgr's first: the administrator's own -c settings win */
+            v = ngx_pnalloc(cf->pool, sizeof(opt) + 1
+                                      + (o->val ? ngx_strlen(o->val) : 0));
+            if (v == NULL) {
+                PQconninfoFree(opts);
+                return NGX_ERROR;
+            }
+
+            ngx_sprintf(v, "%s%s%s%Z", opt, o->val ? " " : "",
+                        o->val ? o->val : "");
+
+            p = ngx_http_msgr_pg_conninfo_add(p, o->keyword, (char *) v);
+            continue;
+        }
+
+        if (o->val == NULL) {
+            continue;
+        }
+
+        for (i = 0; defaults[i][0]; i++) {
+            if (ngx_strcmp(o->keyword, defaults[i][0]) == 0) {
+                seen |= 1 << i;
+            }
+        }
+
+        p = ngx_http_msgr_pg_conninfo_add(p, o->keyword, o->val);
+    }
+
+    for (i = 0; defaults[i][0]; i++) {
+        if (!(seen & (1 << i))) {
+            p = ngx_http_msgr_pg_conninfo_add(p, defaults[i][0],
+                                              defaults[i][1]);
+        }
+    }
+
+    *p = '\0';
+
+    PQconninfoFree(opts);
+
+    pool->conninfo.data = start + 1;
+    pool->conninfo.len = p - start - 1;
+
+    return NGX_OK;
 }
 
 
@@ -391,11 +674,11 @@ ngx_http_msgr_pg_connect(ngx_http_msgr_pg_pool_t *pool, ngx_uint_t listener)
         pool->nconns++;
     }
 
-    pc->connect_timer.handler = ngx_http_msgr_pg_connect_timeout;
-    pc->connect_timer.data = pc;
-    pc->connect_timer.log = pool->log;
-    pc->connect_timer.cancelable = 1;
-    ngx_add_timer(&pc->connect_timer, pool->timeout);
+    pc->timer.handler = ngx_http_msgr_pg_timer;
+    pc->timer.data = pc;
+    pc->timer.log = pool->log;
+    pc->timer.cancelable = 1;
+    ngx_add_timer(&pc->timer, pool->timeout);
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pool->log, 0,
                    "msgr pg: connecting, %ui connections", pool->nconns);
@@ -434,10 +717,16 @@ ngx_http_msgr_pg_attach(ngx_http_msgr_pg_conn_t *pc)
     c->write->log = pc->pool->log;
     c->log = pc->pool->log;
 
+    /*
+     * As ngx_close_connection() does: c->fd is the socket's number until
+     * ngx_free_connection() has cleared ngx_cycle->files[c->fd] (poll),
+     * and -1 only after it
+     */
+
     if (ngx_add_conn) {
         if (ngx_add_conn(c) == NGX_ERROR) {
-            c->fd = (ngx_socket_t) -1;
             ngx_free_connection(c);
+            c->fd = (ngx_socket_t) -1;
             return NGX_ERROR;
         }
 
@@ -448,12 +737,13 @@ ngx_http_msgr_pg_attach(ngx_http_msgr_pg_conn_t *pc)
                                 (ngx_event_flags & NGX_USE_CLEAR_EVENT)
                                 ? NGX_CLEAR_EVENT : NGX_LEVEL_EVENT) != NGX_OK)
     {
-        c->fd = (ngx_socket_t) -1;
         ngx_free_connection(c);
+        c->fd = (ngx_socket_t) -1;
         return NGX_ERROR;
     }
 
     pc->c = c;
+    pc->fd = sock;
 
     return NGX_OK;
 }
@@ -504,9 +794,11 @@ ngx_http_msgr_pg_detach(ngx_http_msgr_pg_conn_t *pc, ngx_uint_t closed)
         ngx_delete_posted_event(c->write);
     }
 
-    c->fd = (ngx_socket_t) -1;
     ngx_free_connection(c);
+    c->fd = (ngx_socket_t) -1;
+
     pc->c = NULL;
+    pc->fd = (ngx_socket_t) -1;
 }
 
 
@@ -533,11 +825,13 @@ ngx_http_msgr_pg_connect_poll(ngx_http_msgr_pg_conn_t *pc)
         st = PQconnectPoll(pc->pgconn);
 
         if (st != PGRES_POLLING_FAILED
-            && PQstatus(pc->pgconn) == CONNECTION_STARTED)
+            && (PQsocket(pc->pgconn) != pc->fd
+                || PQstatus(pc->pgconn) == CONNECTION_STARTED))
         {
             /*
-             * libpq closed its socket and started over (another address,
-             * or without SSL): a new socket, perhaps with the same number
+             * libpq closed its socket and opened another (the next address,
+             * or again without SSL): a new number, or the same number for a
+             * new socket, which is back to CONNECTION_STARTED
              */
             ngx_http_msgr_pg_detach(pc, 1);
 
@@ -554,8 +848,8 @@ ngx_http_msgr_pg_connect_poll(ngx_http_msgr_pg_conn_t *pc)
             ngx_log_debug0(NGX_LOG_DEBUG_HTTP, pc->pool->log, 0,
                            "msgr pg: connected");
 
-            if (pc->connect_timer.timer_set) {
-                ngx_del_timer(&pc->connect_timer);
+            if (pc->timer.timer_set) {
+                ngx_del_timer(&pc->timer);
             }
 
             ngx_http_msgr_pg_ready(pc);
@@ -587,16 +881,85 @@ ngx_http_msgr_pg_connect_poll(ngx_http_msgr_pg_conn_t *pc)
 
 
 static void
-ngx_http_msgr_pg_connect_timeout(ngx_event_t *ev)
+ngx_http_msgr_pg_timer(ngx_event_t *ev)
 {
     ngx_http_msgr_pg_conn_t  *pc;
 
     pc = ev->data;
 
-    ngx_log_error(NGX_LOG_ERR, pc->pool->log, NGX_ETIMEDOUT,
-                  "msgr: connecting to PostgreSQL timed out");
+    if (pc->state == NGX_HTTP_MSGR_PG_CONNECTING) {
+        ngx_log_error(NGX_LOG_ERR, pc->pool->log, NGX_ETIMEDOUT,
+                      "msgr: connecting to PostgreSQL timed out");
+        ngx_http_msgr_pg_close(pc, 1);
+        return;
+    }
 
-    ngx_http_msgr_pg_close(pc, 1);
+    if (pc->listener) {
+        if (pc->state == NGX_HTTP_MSGR_PG_IDLE) {
+            ngx_http_msgr_pg_heartbeat(pc);
+            return;
+        }
+
+        /* a half-open connection, or a server that hangs */
+        ngx_log_error(NGX_LOG_WARN, pc->pool->log, 0,
+                      "msgr: the LISTEN connection did not answer %s in "
+                      "%M ms, closing it",
+                      pc->heartbeat ? "a heartbeat" : "LISTEN",
+                      pc->pool->heartbeat);
+        ngx_http_msgr_pg_close(pc, 0);
+        return;
+    }
+
+    /* PostgreSQL should have stopped the statement by now */
+    ngx_log_error(NGX_LOG_WARN, pc->pool->log, 0,
+                  "msgr: PostgreSQL did not end a timed-out query in %M ms, "
+                  "closing its connection", pc->pool->timeout);
+    ngx_http_msgr_pg_close(pc, 0);
+}
+
+
+/*
+ * The LISTEN connection is asked a trivial question now and then; no answer
+ * before the next heartbeat is due and it is closed, so a half-open
+ * connection (a dropped NAT entry, a host that died) cannot keep the caches
+ * in use while notifications are lost.
+ */
+
+static void
+ngx_http_msgr_pg_heartbeat(ngx_http_msgr_pg_conn_t *pc)
+{
+    pc->state = NGX_HTTP_MSGR_PG_QUERYING;
+    pc->heartbeat = 1;
+
+    if (!PQsendQuery(pc->pgconn, NGX_HTTP_MSGR_PG_HEARTBEAT_SQL)
+        || ngx_http_msgr_pg_flush(pc) == NGX_ERROR)
+    {
+        ngx_http_msgr_pg_log(NGX_LOG_WARN, pc->pool->log,
+                             "msgr: LISTEN connection heartbeat failed",
+                             PQerrorMessage(pc->pgconn));
+        ngx_http_msgr_pg_close(pc, 0);
+        return;
+    }
+
+    ngx_add_timer(&pc->timer, pc->pool->heartbeat);
+}
+
+
+/*
+ * The query on this connection is no longer wanted (timed out, or its
+ * request went away).  Closing the socket would not stop PostgreSQL, so the
+ * connection stays busy until the server answers, which statement_timeout
+ * makes soon; it is dropped only if even that does not come.
+ */
+
+static void
+ngx_http_msgr_pg_abandon(ngx_http_msgr_pg_conn_t *pc)
+{
+    pc->query = NULL;
+
+    if (!pc->timer.timer_set) {
+        ngx_add_timer(&pc->timer, pc->pool->timeout);
+    }
 }
 
 
@@ -641,18 +1004,7 @@ ngx_http_msgr_pg_read_handler(ngx_event_t *ev)
     }
 
     if (pc->state == NGX_HTTP_MSGR_PG_IDLE) {
-        /* an idle connection: EOF or an error message means it is gone */
-        if (!PQconsumeInput(pc->pgconn)
-            || PQstatus(pc->pgconn) == CONNECTION_BAD)
-        {
-            ngx_http_msgr_pg_log(NGX_LOG_WARN, pc->pool->log,
-                                 "msgr: idle PostgreSQL connection lost",
-                                 PQerrorMessage(pc->pgconn));
-            ngx_http_msgr_pg_close(pc, 0);
-            return;
-        }
-
-        ngx_http_msgr_pg_notifies(pc);
+        ngx_http_msgr_pg_idle_read(pc);
         return;
     }
 
@@ -661,6 +1013,81 @@ ngx_http_msgr_pg_read_handler(ngx_event_t *ev)
     {
         ngx_http_msgr_pg_close(pc, 0);
     }
+}
+
+
+/*
+ * An idle connection (the LISTEN one too) reads until the socket is empty:
+ * an edge-triggered event comes once however much is waiting, and libpq
+ * reads a buffer at a time.  Notifications are handled as they are parsed;
+ * EOF or an error means the connection is gone.
+ */
+
+static void
+ngx_http_msgr_pg_idle_read(ngx_http_msgr_pg_conn_t *pc)
+{
+    ngx_int_t  rc;
+
+    for ( ;; ) {
+        if (!PQconsumeInput(pc->pgconn)
+            || PQstatus(pc->pgconn) == CONNECTION_BAD)
+        {
+            ngx_http_msgr_pg_log(NGX_LOG_WARN, pc->pool->log,
+                                 pc->listener
+                                 ? "msgr: LISTEN connection to PostgreSQL lost"
+                                 : "msgr: idle PostgreSQL connection lost",
+                                 PQerrorMessage(pc->pgconn));
+            ngx_http_msgr_pg_close(pc, 0);
+            return;
+        }
+
+        ngx_http_msgr_pg_notifies(pc);
+
+        rc = ngx_http_msgr_pg_more(pc);
+
+        if (rc == NGX_AGAIN) {
+            return;
+        }
+
+        if (rc == NGX_ERROR) {
+            ngx_log_error(NGX_LOG_WARN, pc->pool->log, ngx_socket_errno,
+                          "msgr: %s PostgreSQL connection closed",
+                          pc->listener ? "LISTEN" : "idle");
+            ngx_http_msgr_pg_close(pc, 0);
+            return;
+        }
+    }
+}
+
+
+/*
+ * NGX_OK: more to read; NGX_AGAIN: the socket is empty; NGX_ERROR: EOF or
+ * an error (ngx_socket_errno says which; 0 for EOF), for the caller to log
+ */
+
+static ngx_int_t
+ngx_http_msgr_pg_more(ngx_http_msgr_pg_conn_t *pc)
+{
+    char     b;
+    ssize_t  n;
+
+    n = recv(PQsocket(pc->pgconn), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+    if (n > 0) {
+        return NGX_OK;
+    }
+
+    if (n == -1 && (ngx_socket_errno == NGX_EAGAIN
+                    || ngx_socket_errno == NGX_EINTR))
+    {
+        return NGX_AGAIN;
+    }
+
+    if (n == 0) {
+        ngx_set_socket_errno(0);
+    }
+
+    return NGX_ERROR;
 }
 
 
@@ -694,9 +1121,6 @@ ngx_http_msgr_pg_flush(ngx_http_msgr_pg_conn_t *pc)
 static ngx_int_t
 ngx_http_msgr_pg_consume(ngx_http_msgr_pg_conn_t *pc)
 {
-    int        fd;
-    char       b;
-    ssize_t    n;
     ngx_int_t  rc;
 
     for ( ;; ) {
@@ -707,22 +1131,25 @@ ngx_http_msgr_pg_consume(ngx_http_msgr_pg_conn_t *pc)
             return NGX_ERROR;
         }
 
-        fd = PQsocket(pc->pgconn);
-
         rc = ngx_http_msgr_pg_results(pc);
-        if (rc != NGX_AGAIN) {
+
+        if (rc == NGX_ERROR || rc == NGX_DONE) {
             return rc;
         }
 
-        n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (pc->state == NGX_HTTP_MSGR_PG_IDLE) {
+            /* the LISTEN connection is idle again: the rest is idle reading */
+            ngx_http_msgr_pg_idle_read(pc);
+            return NGX_DONE;
+        }
 
-        if (n <= 0) {
-            if (n == -1 && (ngx_socket_errno == NGX_EAGAIN
-                            || ngx_socket_errno == NGX_EINTR))
-            {
-                return NGX_OK;
-            }
+        rc = ngx_http_msgr_pg_more(pc);
 
+        if (rc == NGX_AGAIN) {
+            return NGX_OK;
+        }
+
+        if (rc == NGX_ERROR) {
             ngx_log_error(NGX_LOG_ERR, pc->pool->log, ngx_socket_errno,
                           "msgr: PostgreSQL closed the connection");
             return NGX_ERROR;
@@ -734,6 +1161,8 @@ ngx_http_msgr_pg_consume(ngx_http_msgr_pg_conn_t *pc)
 /*
  * Takes every result libpq has ready.  NGX_AGAIN: the command is not over.
  * NGX_OK: handled (the connection may have moved on to its next query).
+ * NGX_DONE: a query was completed, whose handler may even have closed the
+ * connection: the caller must not touch it any more.
  */
 
 static ngx_int_t
@@ -751,6 +1180,9 @@ ngx_http_msgr_pg_results(ngx_http_msgr_pg_conn_t *pc)
         }
 
         res = PQgetResult(pc->pgconn);
+
+        /* the server may send notifications between any two messages */
+        ngx_http_msgr_pg_notifies(pc);
 
         if (res != NULL) {
             pc->received = 1;
@@ -781,6 +1213,10 @@ ngx_http_msgr_pg_results(ngx_http_msgr_pg_conn_t *pc)
         q = pc->query;
 
         if (pc->listener) {
+            if (pc->heartbeat) {
+                return ngx_http_msgr_pg_heartbeat_result(pc, res);
+            }
+
             return ngx_http_msgr_pg_listen_result(pc, res);
         }
 
@@ -809,6 +1245,14 @@ ngx_http_msgr_pg_results(ngx_http_msgr_pg_conn_t *pc)
 
         /* an SQL error is the caller's to judge, and to log */
 
+        /*
+         * whatever came after the result (an error, EOF) is read later by
+         * the idle reader: the handler may free pc.  If the connection
+         * goes on to another query or is closed, the event is harmless or
+         * deleted.
+         */
+        ngx_post_event(pc->c->read, &ngx_posted_events);
+
         ngx_http_msgr_pg_ready(pc);
 
         if (q) {
@@ -818,8 +1262,38 @@ ngx_http_msgr_pg_results(ngx_http_msgr_pg_conn_t *pc)
             PQclear(res);
         }
 
-        return NGX_OK;
+        return NGX_DONE;
     }
+}
+
+
+static ngx_int_t
+ngx_http_msgr_pg_heartbeat_result(ngx_http_msgr_pg_conn_t *pc,
+    PGresult *res)
+{
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        if (res) {
+            ngx_http_msgr_pg_log(NGX_LOG_WARN, pc->pool->log,
+                                 "msgr: LISTEN connection heartbeat failed",
+                                 PQresultErrorMessage(res));
+            PQclear(res);
+        }
+
+        return NGX_ERROR;
+    }
+
+    PQclear(res);
+
+    pc->heartbeat = 0;
+    pc->state = NGX_HTTP_MSGR_PG_IDLE;
+
+    if (pc->timer.timer_set) {
+        ngx_del_timer(&pc->timer);
+    }
+
+    ngx_add_timer(&pc->timer, pc->pool->heartbeat);
+
+    return NGX_OK;
 }
 
 
@@ -852,16 +1326,23 @@ ngx_http_msgr_pg_ready(ngx_http_msgr_pg_conn_t *pc)
     pool = pc->pool;
 
     if (pc->listener) {
-        /* connected: LISTEN, and nothing else ever */
+        /* connected: LISTEN, and then only heartbeats */
         pc->state = NGX_HTTP_MSGR_PG_QUERYING;
 
         if (!PQsendQuery(pc->pgconn, pool->listen_sql)
             || ngx_http_msgr_pg_flush(pc) == NGX_ERROR)
         {
             ngx_http_msgr_pg_close(pc, 0);
+            return;
         }
 
+        ngx_add_timer(&pc->timer, pool->heartbeat);
         return;
+    }
+
+    /* an abandoned query is over */
+    if (pc->timer.timer_set) {
+        ngx_del_timer(&pc->timer);
     }
 
     while ((q = ngx_http_msgr_pg_dequeue(pool)) != NULL) {
@@ -906,6 +1387,15 @@ ngx_http_msgr_pg_send(ngx_http_msgr_pg_conn_t *pc,
                                  q->values, NULL, NULL, 0);
         if (ok) {
             q->sent = 1;
+
+            /*
+             * A write, once sent, gets the whole timeout: PostgreSQL ends
+             * it before (statement_timeout), so its outcome is known even
+             * when it waited for a connection first.
+             */
+            if (!stmt->idempotent) {
+                ngx_add_timer(&q->timer, pc->pool->timeout);
+            }
         }
     }
 
@@ -948,8 +1438,8 @@ ngx_http_msgr_pg_close(ngx_http_msgr_pg_conn_t *pc, ngx_uint_t connect_failed)
 
     ngx_queue_remove(&pc->all);
 
-    if (pc->connect_timer.timer_set) {
-        ngx_del_timer(&pc->connect_timer);
+    if (pc->timer.timer_set) {
+        ngx_del_timer(&pc->timer);
     }
 
     /* PQfinish() closes the socket, which leaves the event set too */
@@ -1000,6 +1490,14 @@ ngx_http_msgr_pg_close(ngx_http_msgr_pg_conn_t *pc, ngx_uint_t connect_failed)
             ngx_http_msgr_pg_enqueue(pool, q, 1);
 
         } else {
+            if (q->sent && !q->stmt->idempotent) {
+                ngx_log_error(NGX_LOG_ERR, q->log, 0,
+                              "msgr: PostgreSQL connection lost while "
+                              "running %s: its outcome is unknown",
+                              q->stmt->name);
+                q->outcome_unknown = 1;
+            }
+
             ngx_http_msgr_pg_complete(q, NGX_BUSY, NULL);
         }
     }
@@ -1054,8 +1552,16 @@ ngx_http_msgr_pg_query_timeout(ngx_event_t *ev)
     q = ev->data;
     pool = q->pg;
 
-    ngx_log_error(NGX_LOG_ERR, q->log, NGX_ETIMEDOUT,
-                  "msgr: PostgreSQL query timed out");
+    if (q->sent && !q->stmt->idempotent) {
+        ngx_log_error(NGX_LOG_ERR, q->log, NGX_ETIMEDOUT,
+                      "msgr: PostgreSQL query %s timed out: its outcome "
+                      "is unknown", q->stmt->name);
+        q->outcome_unknown = 1;
+
+    } else {
+        ngx_log_error(NGX_LOG_ERR, q->log, NGX_ETIMEDOUT,
+                      "msgr: PostgreSQL query %s timed out", q->stmt->name);
+    }
 
     if (q->queued) {
         ngx_queue_remove(&q->queue);
@@ -1063,11 +1569,13 @@ ngx_http_msgr_pg_query_timeout(ngx_event_t *ev)
         pool->nwaiting--;
 
     } else if (q->conn) {
-        /* a cancel request would block: the connection is replaced */
+        /*
+         * a cancel request would block, and closing would not stop the
+         * server: the connection waits for statement_timeout's answer
+         */
         pc = q->conn;
-        pc->query = NULL;
         q->conn = NULL;
-        ngx_http_msgr_pg_close(pc, 0);
+        ngx_http_msgr_pg_abandon(pc);
     }
 
     ngx_http_msgr_pg_complete(q, NGX_BUSY, NULL);
@@ -1091,7 +1599,7 @@ ngx_http_msgr_pg_query_cleanup(void *data)
 
     if (q->conn) {
         /* still running: the connection drops the result when it comes */
-        q->conn->query = NULL;
+        ngx_http_msgr_pg_abandon(q->conn);
         q->conn = NULL;
     }
 

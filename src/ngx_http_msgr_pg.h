@@ -43,10 +43,12 @@ typedef struct {
 
 
 struct ngx_http_msgr_pg_pool_s {
-    ngx_str_t                     conninfo;      /* NUL-terminated */
+    ngx_str_t                     configured;    /* NUL-terminated */
+    ngx_str_t                     conninfo;      /* what libpq gets */
     ngx_uint_t                    size;
     ngx_uint_t                    queue_max;
     ngx_msec_t                    timeout;
+    ngx_msec_t                    heartbeat;
 
     /* per worker */
     ngx_log_t                    *log;
@@ -95,12 +97,29 @@ struct ngx_http_msgr_pg_query_s {
     unsigned                        sent:1;
     unsigned                        retried:1;
     unsigned                        done:1;
+    /*
+     * NGX_BUSY for a statement that is not idempotent, was sent, and whose
+     * connection timed out or was lost before its result came: it may have
+     * committed, or not
+     */
+    unsigned                        outcome_unknown:1;
 };
 
 
 ngx_int_t ngx_http_msgr_pg_init_worker(ngx_http_msgr_pg_pool_t *pool,
     ngx_cycle_t *cycle);
 void ngx_http_msgr_pg_exit_worker(ngx_http_msgr_pg_pool_t *pool);
+
+/*
+ * At configuration time.  check: the configured string parses and names no
+ * host that libpq would have to resolve in the worker (an [emerg] says what
+ * to write instead).  build: pool->conninfo, the configured string with
+ * msgr's defaults (TCP keepalives, gssencmode=disable, statement_timeout
+ * and lock_timeout a little under pool->timeout).
+ */
+ngx_int_t ngx_http_msgr_pg_conninfo_check(ngx_conf_t *cf, ngx_str_t *value);
+ngx_int_t ngx_http_msgr_pg_conninfo_build(ngx_conf_t *cf,
+    ngx_http_msgr_pg_pool_t *pool);
 
 /*
  * Creates a query whose memory and result live as long as the given pool
@@ -120,7 +139,8 @@ ngx_int_t ngx_http_msgr_pg_param_int(ngx_http_msgr_pg_query_t *q,
  * Runs the query; q->handler is called exactly once, possibly before this
  * returns.  On completion q->status is NGX_OK with q->result set (which may
  * be an error result), or NGX_BUSY when the database is unavailable, the
- * wait queue is full or the query timed out.
+ * wait queue is full or the query timed out (q->outcome_unknown: a write
+ * that may have committed).
  */
 void ngx_http_msgr_pg_run(ngx_http_msgr_pg_pool_t *pool,
     ngx_http_msgr_pg_query_t *q);

@@ -68,6 +68,9 @@ static const ngx_http_msgr_status_t  ngx_http_msgr_statuses[] = {
       "too many requests; try again later" },
     { NGX_HTTP_SERVICE_UNAVAILABLE, "Service Unavailable", "unavailable",
       "the service is busy or unavailable; try again shortly" },
+    { NGX_HTTP_GATEWAY_TIME_OUT, "Gateway Timeout", "outcome-unknown",
+      "the database did not confirm the change in time: it may or may not "
+      "have been made" },
     { NGX_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error", "internal",
       "the request could not be completed" },
     { 0, NULL, NULL, NULL }
@@ -354,6 +357,23 @@ ngx_http_msgr_unavailable(ngx_http_request_t *r)
     ngx_http_msgr_problem(r, NGX_HTTP_SERVICE_UNAVAILABLE, NULL,
                           "the database is busy or unavailable; "
                           "try again shortly", NULL);
+}
+
+
+/*
+ * A write was sent and then its connection timed out or was lost: it may
+ * have committed.  Not "503, retry": the client reads the resource (its
+ * ETag, the audit trail) and retries with If-Match if it must.
+ */
+
+void
+ngx_http_msgr_outcome_unknown(ngx_http_request_t *r)
+{
+    ngx_http_msgr_problem(r, NGX_HTTP_GATEWAY_TIME_OUT, "outcome-unknown",
+                          "the database did not confirm the change in time: "
+                          "it may or may not have been made; read the "
+                          "resource before trying again, with If-Match",
+                          NULL);
 }
 
 

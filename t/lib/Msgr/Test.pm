@@ -380,6 +380,7 @@ sub _main_conf {
     my $workers = $o{workers} // 2;
     my $conns   = $o{worker_connections} // 512;
     my $main    = $o{main} // '';
+    my $events  = $o{events} // '';
     return <<CONF;
 daemon on;
 master_process on;
@@ -390,6 +391,7 @@ load_module $MODULE;
 $main
 events {
     worker_connections $conns;
+    $events
 }
 CONF
 }
@@ -430,7 +432,7 @@ sub nginx_test_config {
 #             workers => 2, http => 'directives', server => 'directives',
 #             location => 'directives', pg => 'conninfo',
 #             listen => 'http2' (parameters of the listen line),
-#             allow => [qr/expected log line/])
+#             events => 'use poll;', allow => [qr/expected log line/])
 sub nginx_start {
     my ($pg, %o) = @_;
     die "$MODULE is not built (make module)\n" unless -f $MODULE;
@@ -750,7 +752,8 @@ sub is_json_number {
 # many requests at once
 
 # burst($ngx, count => 200, method => 'GET', path => '/msgr/v1/school',
-#       key => KEY, deadline => 20) -> list of
+#       key => KEY, body => '...', type => 'application/json',
+#       deadline => 20) -> list of
 #   { status, headers, content, error, elapsed } (status 0: no answer)
 #
 # Opens every connection first (non-blocking), then writes each request as
@@ -766,6 +769,7 @@ sub burst {
     my $req = "$method $path HTTP/1.0\r\nHost: 127.0.0.1:$port\r\n"
             . "Connection: close\r\n";
     $req .= "Authorization: Bearer $o{key}\r\n" if defined $o{key};
+    $req .= "Content-Type: $o{type}\r\n" if defined $o{type};
     $req .= "Content-Length: " . length($body) . "\r\n" if length $body;
     $req .= "\r\n$body";
 
