@@ -36,7 +36,9 @@ my $a_int   = Msgr::Test::key($pg, $A, 'integrator');
 # Every answer says which worker gave it.
 my $WHO = '    add_header X-Worker $pid always;';
 my $ngx = Msgr::Test::nginx_start(
-    $pg, workers => 2, http => '    msgr_app_rate 5;', location => $WHO,
+    $pg, workers => 2,
+    http => "    msgr_app_rate 5;\n    msgr_app_refused_rate 3;",
+    location => $WHO,
     allow => [qr/msgr: cannot connect to PostgreSQL/,
               qr/msgr: PostgreSQL query failed/,
               qr/msgr: LISTEN failed/]);
@@ -211,6 +213,28 @@ ok($C1 && $C2 && $S1, 'the contacts and the student have ids')
         or diag("answers: @after");
     is($pg->psql("SELECT count(*) FROM msgr_incoming"), 5,
        'five messages stored, no more');
+}
+
+{
+    # a broken app at its ceiling of refused posts stays there too
+    my $tok = issue($C1, 'broken');
+    my $bad = { topic => 'Absence', body => '', student_id => $S1 };
+    my @st = map {
+        $ngx->req(POST => "$V/app/messages", key => $tok,
+                  body => $bad)->{status}
+    } 1 .. 4;
+    is("@st", '422 422 422 429',
+       'three refused posts (msgr_app_refused_rate 3), then 429');
+
+    ok(pg_restart(), 'PostgreSQL restarted; every worker LISTENs again');
+
+    @st = map {
+        $ngx->req(POST => "$V/app/messages", key => $tok,
+                  body => $bad)->{status}
+    } 1 .. 6;
+    is("@st", '429 429 429 429 429 429',
+       'right after the restart the refused posts are still at the ceiling')
+        or diag("answers: @st");
 }
 
 
