@@ -1184,7 +1184,9 @@ ngx_http_msgr_incoming_mark(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
         return;
     }
 
-    body = ngx_http_msgr_read_fields(r, allowed, &errors);
+    /* a merge patch of one field: application/merge-patch+json too */
+
+    body = ngx_http_msgr_read_fields_as(r, 1, allowed, &errors);
     if (body == NULL) {
         return;
     }

@@ -179,6 +179,16 @@ my $good = { topic => 'Absence', body => 'Amy is ill', student_id => $S1 };
     $r = $n2->req(POST => "$V/app/messages", key => $tok,
                   body => { %$good, topic => 'Absences' });
     Msgr::Test::problem_ok($r, 422, 'a topic that is not one: still 422');
+
+    # marking a message read is a merge patch like every other PATCH
+    my ($msg) = $pg->psql("SELECT message_id FROM msgr_incoming"
+                          . " ORDER BY message_id LIMIT 1");
+    $r = $n2->req(PATCH => "$V/incoming/$msg", key => $adm,
+                  body => '{"read":true}',
+                  headers => { 'Content-Type'
+                               => 'application/merge-patch+json' });
+    Msgr::Test::json_ok($r, 200, 'PATCH /incoming as merge-patch+json: 200');
+    is(($r->{json} || {})->{read}, $T, 'and the message reads as read');
     $n2->stop;
 }
 
