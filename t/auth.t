@@ -13,7 +13,9 @@ my $a_id = Msgr::Test::school($pg, 'Alpha School');
 my $b_id = Msgr::Test::school($pg, 'Beta School');
 my $akey = Msgr::Test::key($pg, $a_id, 'admin');
 my $bkey = Msgr::Test::key($pg, $b_id, 'admin');
-my $ngx  = Msgr::Test::nginx_start($pg);
+my $ngx  = Msgr::Test::nginx_start($pg,
+    location => '    add_header X-Worker $pid always;');
+my @WORKERS = sort $ngx->worker_pids;
 
 isnt($a_id, $b_id, 'two schools');
 
@@ -97,11 +99,27 @@ unauthorized("school A's key id and secret under school B's number",
     my $ckey = Msgr::Test::key($pg, $a_id, 'admin');
     my $ckid = Msgr::Test::key_id($ckey);
 
+    # Statuses of GETs on fresh connections, until every worker has
+    # answered 10: { worker pid => [statuses] }.
+    my $by_worker = sub {
+        my %by;
+        for (1 .. 300) {
+            my $r = $ngx->req(GET => '/msgr/v1/school', key => $ckey);
+            push @{ $by{ $r->{headers}{'x-worker'} // '?' } }, $r->{status};
+            last unless grep { @{ $by{$_} || [] } < 10 } @WORKERS;
+        }
+        return \%by;
+    };
+    my $all = sub {
+        my ($by, $status) = @_;
+        return { map { $_ => [ ($status) x @{ $by->{$_} } ] } keys %$by };
+    };
+
     # used on many connections first, so every worker has seen it
-    my @st = map { $ngx->req(GET => '/msgr/v1/school', key => $ckey)->{status} }
-             1 .. 20;
-    is_deeply(\@st, [ (200) x 20 ], 'a new key works (20 requests)')
-        or diag("statuses: @st");
+    my $by = $by_worker->();
+    is_deeply([ sort keys %$by ], \@WORKERS,
+              "a new key: every worker (@WORKERS) answered");
+    is_deeply($by, $all->($by, 200), 'a new key works on every worker');
 
     my ($rc, $out, $err) = Msgr::Test::msgrctl($pg, 'key', 'revoke', $ckid);
     is($rc, 0, 'msgrctl key revoke exits 0') or diag("$out$err");
@@ -110,11 +128,10 @@ unauthorized("school A's key id and secret under school B's number",
 
     unauthorized('a revoked key, the very next request', key => $ckey);
 
-    @st = map { $ngx->req(GET => '/msgr/v1/school', key => $ckey)->{status} }
-          1 .. 20;
-    is_deeply(\@st, [ (401) x 20 ],
-              'the revoked key fails on every worker (20 requests)')
-        or diag("statuses: @st");
+    $by = $by_worker->();
+    is_deeply([ sort keys %$by ], \@WORKERS,
+              "the revoked key: every worker (@WORKERS) answered");
+    is_deeply($by, $all->($by, 401), 'the revoked key fails on every worker');
 
     my $r = $ngx->req(GET => '/msgr/v1/school', key => $akey);
     is($r->{status}, 200, "revoking one key leaves the school's others alone");

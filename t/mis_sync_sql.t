@@ -726,7 +726,7 @@ my $locks = "SELECT count(*) FROM pg_locks
 # first sync of school C, transaction left open
 my $c1 = psql_pipe("$tmp/c1.out");
 print $c1 "BEGIN;\n" . call_sql($C, base()) . "\n";
-ok(wait_for(sprintf($locks, 'true'), 1),
+ok(wait_for(sprintf($locks, 'true'), 1, 30),
    'lock: the open sync holds an advisory lock on its school');
 
 # a second sync of school C waits for it
@@ -734,7 +734,7 @@ my $c2snap = base();
 $c2snap->{students}[0]{first_name} = 'Second';
 my $c2 = psql_pipe("$tmp/c2.out");
 print $c2 call_sql($C, $c2snap) . "\n";
-ok(wait_for(sprintf($locks, 'false'), 1),
+ok(wait_for(sprintf($locks, 'false'), 1, 30),
    'lock: a second sync of the same school waits for that lock');
 
 # another school meanwhile syncs at once

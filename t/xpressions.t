@@ -1163,14 +1163,20 @@ sub post_ok {
     my $b_msg = $r->{json}{id};
 
     $r = get($a_admin, '/incoming?limit=200');
+    ok_json($r, 200, "A's inbox 200");
+    ok(scalar @{ $r->{json}{items} || [] }, "A's inbox lists A's messages");
     ok(!(grep { $_->{id} == $b_msg } @{ $r->{json}{items} || [] }),
        "A's inbox does not show B's message");
     $r = req(PATCH => "/incoming/$b_msg", $a_admin, { read => $T });
     Msgr::Test::problem_ok($r, 404, "A patching B's message: 404");
     $r = get($tok_c1, '/app/messages?limit=200');
+    ok_json($r, 200, "A's parent's messages 200");
+    ok(scalar @{ $r->{json}{items} || [] },
+       "A's parent sees the parent's own messages");
     ok(!(grep { $_->{id} == $b_msg } @{ $r->{json}{items} || [] }),
        "A's parent does not see B's message");
     $r = get($b_admin, '/incoming');
+    ok_json($r, 200, "B's inbox 200 again");
     is_deeply([ map { $_->{id} } @{ $r->{json}{items} || [] } ], [$b_msg],
               "B's inbox has B's message only");
     is(scalar @{ audit_topics() }, 4, "B's topics are not in A's audit trail");
@@ -1230,6 +1236,10 @@ sub post_ok {
 # a contact the MIS drops loses the app at once, on every worker
 {
     my $tok = issue($a_admin, $C4, 'Dad');
+    my $clients = worker_clients($ngx, $tok, "$V/app/messages");
+    my @pids = sort keys %$clients;
+    is(scalar @pids, 2, 'the token works (and is cached) on both workers')
+        or diag("workers: @pids");
     my @first = Msgr::Test::burst($ngx, count => 6, method => 'GET',
                                   path => "$V/app/messages", key => $tok);
     ok(!(grep { $_->{status} != 200 } @first),
@@ -1246,14 +1256,35 @@ sub post_ok {
     my @not401 = grep { $_->{status} != 401 } @after;
     is(scalar @not401, 0, 'its app token is refused at once, 20 of 20')
         or diag(join ' ', map { $_->{status} } @after);
+    for my $pid (@pids) {
+        $r = ua_req($ngx, $clients->{$pid}, GET => "$V/app/messages", $tok);
+        Msgr::Test::problem_ok($r, 401, "retired: worker $pid refuses it");
+        is($r->{headers}{'x-worker'}, $pid, "answered by worker $pid");
+    }
 
     $r = req(POST => '/mis/sync', $a_int, snapshot_a());
     ok_json($r, 200, 'C4 back in the MIS');
-    my @back = Msgr::Test::burst($ngx, count => 4, method => 'GET',
-                                 path => "$V/app/messages", key => $tok);
-    ok(!(grep { $_->{status} != 401 && $_->{status} != 200 } @back),
-       'back in the MIS: the token answers 200 or, while the tombstone '
-       . 'lasts, 401');
+
+    # Back in the MIS, the token works again on every worker.  Today a
+    # worker may go on refusing it for up to 60 s after the sync; once a
+    # restored contact is honoured at once, the first round must pass and
+    # the deadline can go.
+    my (%back, %who);
+    my $deadline = time + 65;
+    while (1) {
+        for my $pid (@pids) {
+            my $b = ua_req($ngx, $clients->{$pid}, GET => "$V/app/messages",
+                           $tok);
+            $back{$pid} = $b->{status};
+            $who{$pid}  = $b->{headers}{'x-worker'} // '?';
+        }
+        last if !(grep { $_ != 200 } values %back) || time > $deadline;
+        sleep 0.5;
+    }
+    for my $pid (@pids) {
+        is($back{$pid}, 200, "back in the MIS: worker $pid takes the token");
+        is($who{$pid}, $pid, "answered by worker $pid");
+    }
 }
 
 Msgr::Test::finish();

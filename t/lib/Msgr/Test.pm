@@ -44,9 +44,10 @@ our $NGINX   = $ENV{MSGR_NGINX}   // '/usr/sbin/nginx';
 our $PGBIN   = $ENV{MSGR_PGBIN}   // _find_pgbin();
 
 # What in an nginx error log means a test failed even if every client got
-# its answer.
+# its answer.  An [error] line a test provokes on purpose is declared with
+# nginx_start's allow => [qr/.../]; any other fails the file.
 our @BAD_LOG = (
-    qr/\[alert\]/, qr/\[emerg\]/, qr/\[crit\]/,
+    qr/\[alert\]/, qr/\[emerg\]/, qr/\[crit\]/, qr/\[error\]/,
     qr/segmentation/i, qr/signal 11\b/, qr/exited on signal/,
     qr/AddressSanitizer/, qr/LeakSanitizer/, qr/ERROR: /,
 );
