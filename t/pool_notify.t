@@ -140,11 +140,11 @@ sub school_set {
 # a LISTEN connection that no longer answers
 
 {
+    # only this nginx's backends: those of an nginx stopped just before may
+    # not have gone yet
+    my $since = $pg->psql("SELECT now()");
     my $ngx = Msgr::Test::nginx_start($pg, workers => 2, location => $WHO,
                                       http => '    msgr_pg_heartbeat 1s;');
-
-    my $seen = on_every_worker($ngx, '/settings', $a_admin);
-    every_worker_seen($ngx, $seen, 'heartbeat: settings before');
 
     # both workers' LISTEN connections are up (they hold the cache)
     my @listeners;
@@ -153,11 +153,16 @@ sub school_set {
         @listeners = split /\n/, $pg->psql(
             "SELECT pid FROM pg_stat_activity WHERE datname = 'msgr'"
           . " AND pid <> pg_backend_pid()"
+          . " AND backend_start >= '$since'"
           . " AND (query LIKE 'LISTEN%' OR query LIKE '%msgr_heartbeat%')");
         last if @listeners == 2;
         sleep 0.1;
     }
     is(scalar @listeners, 2, 'one LISTEN connection per worker');
+
+    # read while listening: every worker caches the settings
+    my $seen = on_every_worker($ngx, '/settings', $a_admin);
+    every_worker_seen($ngx, $seen, 'heartbeat: settings before');
 
     # half-open: the backends stop answering, their sockets stay open
     kill 'STOP', @listeners;
@@ -177,6 +182,16 @@ sub school_set {
         sleep 0.2;
     }
     my $took = time - $t0;
+
+    # The new value may have been read at once, from PostgreSQL, when a
+    # worker had nothing cached: the heartbeat must still miss before the
+    # backends go on.
+    my $missed = 0;
+    while (time < $t0 + 6) {
+        last if ($missed = () = $ngx->error_log
+                 =~ /LISTEN connection did not answer a heartbeat/g) >= 2;
+        sleep 0.2;
+    }
 
     kill 'CONT', @listeners;
 
