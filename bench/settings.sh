@@ -8,14 +8,14 @@
 #
 #   settings GET: N req/s (non-2xx 0)
 #   stock nginx return 200: N req/s
-#   ratio: R (target >= 0.50)
+#   ratio: R (target >= 0.80)
 #   settings PATCH: N req/s (non-2xx 0)
 #
 # Exits non-zero when the ratio is under the target or a GET was not 2xx.
 
 set -euo pipefail
 
-TARGET=0.50
+TARGET=0.80
 NGINX=${MSGR_NGINX:-/usr/sbin/nginx}
 DURATION=${BENCH_DURATION:-10s}
 PATCH_DURATION=${BENCH_PATCH_DURATION:-5s}
