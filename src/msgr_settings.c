@@ -8,6 +8,7 @@
  */
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -486,54 +487,6 @@ msgr_settings_phone(const char *s, size_t len)
 }
 
 
-static int
-msgr_settings_choice(const char *const *choices, const char *s, size_t len)
-{
-    int  i;
-
-    for (i = 0; choices[i] != NULL; i++) {
-        if (strlen(choices[i]) == len && memcmp(choices[i], s, len) == 0) {
-            return i;
-        }
-    }
-
-    return -1;
-}
-
-
-/* "a, b, c" appended to buf */
-
-static void
-msgr_settings_join(char *buf, size_t size, const char *const *choices,
-    const int64_t *ints)
-{
-    int     i;
-    size_t  n;
-
-    n = strlen(buf);
-
-    for (i = 0; n < size; i++) {
-        if (choices != NULL && choices[i] == NULL) {
-            break;
-        }
-
-        if (ints != NULL && ints[i] == -1) {
-            break;
-        }
-
-        if (choices != NULL) {
-            snprintf(buf + n, size - n, "%s%s", i ? ", " : "", choices[i]);
-
-        } else {
-            snprintf(buf + n, size - n, "%s%lld", i ? ", " : "",
-                     (long long) ints[i]);
-        }
-
-        n += strlen(buf + n);
-    }
-}
-
-
 static const msgr_settings_format_t *
 msgr_settings_format(const msgr_setting_t *s)
 {
@@ -600,27 +553,27 @@ msgr_settings_check(const msgr_setting_t *s, json_t *v, char *msg,
         }
 
         snprintf(msg, size, "must be one of: ");
-        msgr_settings_join(msg, size, NULL, s->int_choices);
+        msgr_text_join(msg, size, NULL, s->int_choices);
         return -1;
 
     case MSGR_SETTING_CHOICE:
         if (json_is_string(v)
-            && msgr_settings_choice(s->choices, json_string_value(v),
-                                    json_string_length(v))
+            && msgr_text_choice(s->choices, json_string_value(v),
+                                json_string_length(v))
                >= 0)
         {
             return 0;
         }
 
         snprintf(msg, size, "must be one of: ");
-        msgr_settings_join(msg, size, s->choices, NULL);
+        msgr_text_join(msg, size, s->choices, NULL);
         return -1;
 
     case MSGR_SETTING_CHANNELS:
         if (!json_is_array(v)) {
             snprintf(msg, size, "must be an array of distinct channels "
                      "from: ");
-            msgr_settings_join(msg, size, s->choices, NULL);
+            msgr_text_join(msg, size, s->choices, NULL);
             return -1;
         }
 
@@ -630,13 +583,13 @@ msgr_settings_check(const msgr_setting_t *s, json_t *v, char *msg,
             json_t  *e = json_array_get(v, n);
 
             i = json_is_string(e)
-                ? msgr_settings_choice(s->choices, json_string_value(e),
-                                       json_string_length(e))
+                ? msgr_text_choice(s->choices, json_string_value(e),
+                                   json_string_length(e))
                 : -1;
 
             if (i < 0 || i >= MSGR_SETTINGS_MAX_CHOICES) {
                 snprintf(msg, size, "must list only: ");
-                msgr_settings_join(msg, size, s->choices, NULL);
+                msgr_text_join(msg, size, s->choices, NULL);
                 return -1;
             }
 
@@ -715,7 +668,7 @@ int
 msgr_settings_tab_known(const char *tab, size_t len)
 {
     return tab != NULL
-           && msgr_settings_choice(msgr_settings_tabs, tab, len) >= 0;
+           && msgr_text_choice(msgr_settings_tabs, tab, len) >= 0;
 }
 
 
@@ -791,6 +744,93 @@ failed:
 
     json_decref(out);
     return NULL;
+}
+
+
+/* reading a resolved settings object */
+
+static json_t *
+msgr_settings_get(json_t *settings, const char *tab, const char *name)
+{
+    return json_object_get(json_object_get(settings, tab), name);
+}
+
+
+int
+msgr_settings_bool(json_t *settings, const char *tab, const char *name)
+{
+    json_t                *v;
+    const msgr_setting_t  *s;
+
+    v = msgr_settings_get(settings, tab, name);
+
+    if (json_is_boolean(v)) {
+        return json_is_true(v);
+    }
+
+    s = msgr_settings_find(tab, name);
+
+    return s != NULL && s->default_json != NULL
+           && strcmp(s->default_json, "true") == 0;
+}
+
+
+int64_t
+msgr_settings_int(json_t *settings, const char *tab, const char *name)
+{
+    json_t                *v;
+    const msgr_setting_t  *s;
+
+    v = msgr_settings_get(settings, tab, name);
+    s = msgr_settings_find(tab, name);
+
+    if (json_is_integer(v)
+        && (s == NULL
+            || (json_integer_value(v) >= s->min
+                && json_integer_value(v) <= s->max)))
+    {
+        return json_integer_value(v);
+    }
+
+    return s != NULL && s->default_json != NULL
+           ? strtoll(s->default_json, NULL, 10) : 0;
+}
+
+
+int
+msgr_settings_is(json_t *settings, const char *tab, const char *name,
+    const char *value)
+{
+    size_t                 len;
+    json_t                *v;
+    const char            *d;
+    const msgr_setting_t  *s;
+
+    v = msgr_settings_get(settings, tab, name);
+
+    if (json_is_string(v)) {
+        return strcmp(json_string_value(v), value) == 0;
+    }
+
+    s = msgr_settings_find(tab, name);
+    if (s == NULL || s->default_json == NULL) {
+        return 0;
+    }
+
+    /* the default is JSON text: "\"value\"" */
+
+    d = s->default_json;
+    len = strlen(value);
+
+    return d[0] == '"' && strncmp(d + 1, value, len) == 0
+           && d[len + 1] == '"' && d[len + 2] == '\0';
+}
+
+
+const char *
+msgr_settings_string(json_t *settings, const char *tab, const char *name)
+{
+    return json_string_value(msgr_settings_get(settings, tab, name));
 }
 
 
@@ -1067,7 +1107,7 @@ msgr_settings_patch_named_tab(msgr_settings_ctx_t *ctx, const char *tab,
 
     if (!msgr_settings_tab_known(tab, strlen(tab))) {
         snprintf(msg, sizeof(msg), "unknown tab; tabs are: ");
-        msgr_settings_join(msg, sizeof(msg), msgr_settings_tabs, NULL);
+        msgr_text_join(msg, sizeof(msg), msgr_settings_tabs, NULL);
 
         return msgr_settings_error(ctx->invalid, tab, NULL, msg);
     }

@@ -76,6 +76,23 @@ const msgr_setting_t *msgr_settings_find(const char *tab, const char *name);
  */
 json_t *msgr_settings_resolve(json_t *stored, const char *school_name);
 
+/*
+ * One field of a resolved settings object (as msgr_settings_resolve() and
+ * GET /v1/settings give it), the one way to read a setting: a field
+ * missing or of the wrong type (or settings NULL) takes the table's
+ * default (an integer out of its bounds too).  msgr_settings_is() says
+ * whether a string field is value; msgr_settings_string() gives a string
+ * field as it is, NULL when missing (only the resolved object knows the
+ * school's name).
+ */
+int msgr_settings_bool(json_t *settings, const char *tab, const char *name);
+int64_t msgr_settings_int(json_t *settings, const char *tab,
+    const char *name);
+int msgr_settings_is(json_t *settings, const char *tab, const char *name,
+    const char *value);
+const char *msgr_settings_string(json_t *settings, const char *tab,
+    const char *name);
+
 
 typedef struct {
     unsigned   enhanced:1;   /* the school has Enhanced Messenger */

@@ -351,15 +351,6 @@ ngx_http_msgr_settings_loaded(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
 }
 
 
-/* a setting from a resolved settings object: "contacts", "auto_sync_..." */
-
-json_t *
-ngx_http_msgr_setting(json_t *settings, const char *tab, const char *name)
-{
-    return json_object_get(json_object_get(settings, tab), name);
-}
-
-
 /*
  * Answers with every tab, or with one taken out of the whole body, and the
  * version as a strong ETag.  A GET leaves If-None-Match and If-Match to
