@@ -32,8 +32,8 @@ MODULE_HDRS := $(wildcard src/*.h)
 MSGR_HDRS   := $(wildcard src/msgr_*.h)
 CTL_SRCS    := src/ctl/msgrctl.c src/msgr_key.c src/msgr_settings.c \
                src/msgr_text.c src/msgr_phone.c
-DOC_SRCS    := src/tools/msgr_settings_doc.c src/msgr_settings.c \
-               src/msgr_text.c src/msgr_phone.c
+DOC_SRCS    := src/tools/msgr_settings_doc.c src/msgr_settings_doc.c \
+               src/msgr_settings.c src/msgr_text.c src/msgr_phone.c
 UNIT_SRCS   := $(wildcard t/unit/*.c)
 UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 
@@ -103,6 +103,7 @@ $(BUILD)/msgr-settings-doc: $(DOC_SRCS) $(MSGR_HDRS) | $(BUILD)
 	$(call step,$@) $(CC) $(MSGR_CFLAGS) -o $@ $(DOC_SRCS) -ljansson
 
 # docs/settings.md is generated from the settings table in src/msgr_settings.c
+# by src/msgr_settings_doc.c, which nothing else but unit tests links
 docs: $(BUILD)/msgr-settings-doc
 	$(BUILD)/msgr-settings-doc >docs/settings.md.tmp
 	mv -f docs/settings.md.tmp docs/settings.md

@@ -261,40 +261,6 @@ static json_t *msgr_mis_record(msgr_mis_ctx_t *ctx, msgr_mis_list_t *list,
     int kind, json_t *in, const char *path, const char *name);
 
 
-/* helpers on strings */
-
-static int
-msgr_mis_choice(const char *const *choices, const char *s, size_t len)
-{
-    int  i;
-
-    for (i = 0; choices[i] != NULL; i++) {
-        if (strlen(choices[i]) == len && memcmp(choices[i], s, len) == 0) {
-            return i;
-        }
-    }
-
-    return -1;
-}
-
-
-/* "a, b, c" into buf after its text */
-
-static void
-msgr_mis_join(char *buf, size_t size, const char *const *choices)
-{
-    int     i;
-    size_t  n;
-
-    n = strlen(buf);
-
-    for (i = 0; choices[i] != NULL && n < size; i++) {
-        snprintf(buf + n, size - n, "%s%s", i ? ", " : "", choices[i]);
-        n += strlen(buf + n);
-    }
-}
-
-
 /* NULL when v is a usable mis_id, else why not */
 
 static const char *
@@ -338,46 +304,6 @@ static int
 msgr_mis_email(const char *s, size_t len, size_t max)
 {
     return msgr_utf8_chars(s, len) <= max && msgr_email_valid(s, len);
-}
-
-
-/* 0: a calendar date; 1: not YYYY-MM-DD; 2: no such day */
-
-static int
-msgr_mis_date(const char *s, size_t len)
-{
-    int     y, m, d, days;
-    size_t  i;
-
-    static const int  mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31,
-                                  30, 31 };
-
-    if (len != 10 || s[4] != '-' || s[7] != '-') {
-        return 1;
-    }
-
-    for (i = 0; i < len; i++) {
-        if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9')) {
-            return 1;
-        }
-    }
-
-    y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10
-        + (s[3] - '0');
-    m = (s[5] - '0') * 10 + (s[6] - '0');
-    d = (s[8] - '0') * 10 + (s[9] - '0');
-
-    if (y == 0 || m < 1 || m > 12 || d < 1) {
-        return 2;
-    }
-
-    days = mdays[m - 1];
-
-    if (m == 2 && y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)) {
-        days = 29;
-    }
-
-    return d > days ? 2 : 0;
 }
 
 
@@ -796,6 +722,156 @@ msgr_mis_default(const msgr_mis_field_t *f)
 }
 
 
+/* a country msgr_phone knows, the country of the snapshot's numbers */
+
+static json_t *
+msgr_mis_country(msgr_mis_ctx_t *ctx, msgr_mis_rec_t *r, int fi,
+    const char *s, size_t len)
+{
+    char    msg[MSGR_MIS_MSG_LEN];
+    size_t  i, chars;
+
+    if (len < sizeof(ctx->country_buf)) {
+        memcpy(ctx->country_buf, s, len);
+        ctx->country_buf[len] = '\0';
+    }
+
+    if (len >= sizeof(ctx->country_buf)
+        || !msgr_phone_country_known(ctx->country_buf))
+    {
+        snprintf(msg, sizeof(msg), "must be one of: ");
+
+        for (i = 0; msgr_phone_country(i) != NULL; i++) {
+            chars = strlen(msg);
+            snprintf(msg + chars, sizeof(msg) - chars, "%s%s",
+                     i ? ", " : "", msgr_phone_country(i));
+        }
+
+        msgr_mis_error(ctx, r, fi, "", msg);
+        return json_null();
+    }
+
+    ctx->country = ctx->country_buf;
+
+    return json_string(ctx->country);
+}
+
+
+/*
+ * The normalised value of a string field fi of record r (v is a given
+ * value, not null).  Errors are reported and give null.
+ */
+
+static json_t *
+msgr_mis_string(msgr_mis_ctx_t *ctx, msgr_mis_rec_t *r, int fi, json_t *v)
+{
+    char                    msg[MSGR_MIS_MSG_LEN];
+    size_t                  len;
+    const char             *s, *why;
+    const msgr_mis_field_t *f;
+
+    f = &r->kind->fields[fi];
+
+    if (!json_is_string(v)) {
+        msgr_mis_error(ctx, r, fi, "", "must be a string");
+        return json_null();
+    }
+
+    s = json_string_value(v);
+    len = json_string_length(v);
+
+    if (memchr(s, '\0', len) != NULL) {
+        msgr_mis_error(ctx, r, fi, "", MSGR_TEXT_NUL);
+        return json_null();
+    }
+
+    if (f->type == MSGR_MIS_TEXT) {
+        why = msgr_text_check(&s, &len, f->max,
+                              f->min > 0 ? MSGR_TEXT_REQUIRED : 0,
+                              msg, sizeof(msg));
+        if (why != NULL) {
+            msgr_mis_error(ctx, r, fi, "", why);
+            return json_null();
+        }
+
+        return json_stringn_nocheck(s, len);
+    }
+
+    msgr_text_trim(&s, &len);
+
+    switch (f->type) {
+
+    case MSGR_MIS_CHOICE:
+        if (msgr_text_choice(f->choices, s, len) < 0) {
+            snprintf(msg, sizeof(msg), "must be one of: ");
+            msgr_text_join(msg, sizeof(msg), f->choices, NULL);
+            msgr_mis_error(ctx, r, fi, "", msg);
+            return json_null();
+        }
+
+        return json_stringn_nocheck(s, len);
+
+    case MSGR_MIS_DATE:
+        if (len == 0) {
+            return json_null();
+        }
+
+        switch (msgr_date_parse(s, len, NULL)) {
+        case MSGR_DATE_OK:
+            return json_stringn_nocheck(s, len);
+
+        case MSGR_DATE_FORMAT:
+            msgr_mis_error(ctx, r, fi, "",
+                           "must be a date written YYYY-MM-DD, or null");
+            return json_null();
+
+        default:
+            msgr_mis_error(ctx, r, fi, "", "is not a calendar date");
+            return json_null();
+        }
+
+    case MSGR_MIS_COUNTRY:
+        return msgr_mis_country(ctx, r, fi, s, len);
+
+    case MSGR_MIS_PHONE:
+        return msgr_mis_phone(ctx, r, fi, s, len, v);
+
+    case MSGR_MIS_EMAIL:
+        if (len == 0) {
+            return json_null();
+        }
+
+        if (!msgr_mis_email(s, len, f->max)) {
+            msgr_mis_error(ctx, r, fi, "",
+                           "must be an email address such as "
+                           "jane@example.org (one @, a domain with a dot, "
+                           "no spaces), or null");
+            return json_null();
+        }
+
+        return json_stringn_nocheck(s, len);
+
+    case MSGR_MIS_LANGUAGE:
+        if (len == 0) {
+            return msgr_mis_default(f);
+        }
+
+        if (!msgr_text_language(s, len)) {
+            msgr_mis_error(ctx, r, fi, "", MSGR_TEXT_LANGUAGE);
+            return json_null();
+        }
+
+        return json_stringn_nocheck(s, len);
+
+    default:
+        break;
+    }
+
+    msgr_mis_error(ctx, r, fi, "", "has an unknown type");
+    return json_null();
+}
+
+
 /*
  * The normalised value of field fi of record r; v is NULL when absent.
  * Errors are reported and give null.  NULL only on out of memory.
@@ -805,9 +881,7 @@ static json_t *
 msgr_mis_value(msgr_mis_ctx_t *ctx, msgr_mis_rec_t *r, int fi, json_t *v)
 {
     char                    msg[MSGR_MIS_MSG_LEN];
-    size_t                  i, len, chars;
     json_int_t              n;
-    const char             *s, *why;
     const msgr_mis_field_t *f;
 
     f = &r->kind->fields[fi];
@@ -864,130 +938,8 @@ msgr_mis_value(msgr_mis_ctx_t *ctx, msgr_mis_rec_t *r, int fi, json_t *v)
                : msgr_mis_refs(ctx, r, fi, v);
 
     default:
-        break;
+        return msgr_mis_string(ctx, r, fi, v);
     }
-
-    /* the rest are strings */
-
-    if (!json_is_string(v)) {
-        msgr_mis_error(ctx, r, fi, "", "must be a string");
-        return json_null();
-    }
-
-    s = json_string_value(v);
-    len = json_string_length(v);
-
-    if (memchr(s, '\0', len) != NULL) {
-        msgr_mis_error(ctx, r, fi, "", MSGR_TEXT_NUL);
-        return json_null();
-    }
-
-    if (f->type == MSGR_MIS_TEXT) {
-        why = msgr_text_check(&s, &len, f->max,
-                              f->min > 0 ? MSGR_TEXT_REQUIRED : 0,
-                              msg, sizeof(msg));
-        if (why != NULL) {
-            msgr_mis_error(ctx, r, fi, "", why);
-            return json_null();
-        }
-
-        return json_stringn_nocheck(s, len);
-    }
-
-    msgr_text_trim(&s, &len);
-
-    switch (f->type) {
-
-    case MSGR_MIS_CHOICE:
-        if (msgr_mis_choice(f->choices, s, len) < 0) {
-            snprintf(msg, sizeof(msg), "must be one of: ");
-            msgr_mis_join(msg, sizeof(msg), f->choices);
-            msgr_mis_error(ctx, r, fi, "", msg);
-            return json_null();
-        }
-
-        return json_stringn_nocheck(s, len);
-
-    case MSGR_MIS_DATE:
-        if (len == 0) {
-            return json_null();
-        }
-
-        switch (msgr_mis_date(s, len)) {
-        case 0:
-            return json_stringn_nocheck(s, len);
-
-        case 1:
-            msgr_mis_error(ctx, r, fi, "",
-                           "must be a date written YYYY-MM-DD, or null");
-            return json_null();
-
-        default:
-            msgr_mis_error(ctx, r, fi, "", "is not a calendar date");
-            return json_null();
-        }
-
-    case MSGR_MIS_COUNTRY:
-        if (len < sizeof(ctx->country_buf)) {
-            memcpy(ctx->country_buf, s, len);
-            ctx->country_buf[len] = '\0';
-        }
-
-        if (len >= sizeof(ctx->country_buf)
-            || !msgr_phone_country_known(ctx->country_buf))
-        {
-            snprintf(msg, sizeof(msg), "must be one of: ");
-
-            for (i = 0; msgr_phone_country(i) != NULL; i++) {
-                chars = strlen(msg);
-                snprintf(msg + chars, sizeof(msg) - chars, "%s%s",
-                         i ? ", " : "", msgr_phone_country(i));
-            }
-
-            msgr_mis_error(ctx, r, fi, "", msg);
-            return json_null();
-        }
-
-        ctx->country = ctx->country_buf;
-
-        return json_string(ctx->country);
-
-    case MSGR_MIS_PHONE:
-        return msgr_mis_phone(ctx, r, fi, s, len, v);
-
-    case MSGR_MIS_EMAIL:
-        if (len == 0) {
-            return json_null();
-        }
-
-        if (!msgr_mis_email(s, len, f->max)) {
-            msgr_mis_error(ctx, r, fi, "",
-                           "must be an email address such as "
-                           "jane@example.org (one @, a domain with a dot, "
-                           "no spaces), or null");
-            return json_null();
-        }
-
-        return json_stringn_nocheck(s, len);
-
-    case MSGR_MIS_LANGUAGE:
-        if (len == 0) {
-            return msgr_mis_default(f);
-        }
-
-        if (!msgr_text_language(s, len)) {
-            msgr_mis_error(ctx, r, fi, "", MSGR_TEXT_LANGUAGE);
-            return json_null();
-        }
-
-        return json_stringn_nocheck(s, len);
-
-    default:
-        break;
-    }
-
-    msgr_mis_error(ctx, r, fi, "", "has an unknown type");
-    return json_null();
 }
 
 

@@ -16,6 +16,7 @@
 
 #include "msgr_settings.h"
 #include "msgr_recipients.h"
+#include "msgr_text.h"
 
 
 #define MSGR_RECIPIENTS_KEY_LEN  32
@@ -110,80 +111,6 @@ msgr_send_to_name(msgr_send_to_e send_to)
 }
 
 
-/* settings */
-
-static int
-msgr_recipients_bool(json_t *settings, const char *tab, const char *name)
-{
-    json_t                *v;
-    const msgr_setting_t  *s;
-
-    v = json_object_get(json_object_get(settings, tab), name);
-
-    if (json_is_boolean(v)) {
-        return json_is_true(v);
-    }
-
-    s = msgr_settings_find(tab, name);
-
-    return s != NULL && s->default_json != NULL
-           && strcmp(s->default_json, "true") == 0;
-}
-
-
-static int
-msgr_recipients_int(json_t *settings, const char *tab, const char *name)
-{
-    json_t                *v;
-    const msgr_setting_t  *s;
-
-    v = json_object_get(json_object_get(settings, tab), name);
-    s = msgr_settings_find(tab, name);
-
-    if (json_is_integer(v)
-        && (s == NULL
-            || (json_integer_value(v) >= s->min
-                && json_integer_value(v) <= s->max)))
-    {
-        return (int) json_integer_value(v);
-    }
-
-    return s != NULL && s->default_json != NULL ? atoi(s->default_json) : 0;
-}
-
-
-/* 1 when tab.name is the string value (or, if unset, its default is) */
-
-static int
-msgr_recipients_is(json_t *settings, const char *tab, const char *name,
-    const char *value)
-{
-    size_t                 len;
-    json_t                *v;
-    const char            *d;
-    const msgr_setting_t  *s;
-
-    v = json_object_get(json_object_get(settings, tab), name);
-
-    if (json_is_string(v)) {
-        return strcmp(json_string_value(v), value) == 0;
-    }
-
-    s = msgr_settings_find(tab, name);
-    if (s == NULL || s->default_json == NULL) {
-        return 0;
-    }
-
-    /* the default is JSON text: "\"value\"" */
-
-    d = s->default_json;
-    len = strlen(value);
-
-    return d[0] == '"' && strncmp(d + 1, value, len) == 0
-           && d[len + 1] == '"' && d[len + 2] == '\0';
-}
-
-
 void
 msgr_recipient_rules_from_settings(json_t *settings,
     msgr_recipient_rules_t *rules)
@@ -191,26 +118,27 @@ msgr_recipient_rules_from_settings(json_t *settings,
     memset(rules, 0, sizeof(msgr_recipient_rules_t));
 
     rules->next_available_if_no_primary =
-        msgr_recipients_bool(settings, "contacts",
-                             "next_available_if_no_primary");
+        msgr_settings_bool(settings, "contacts",
+                           "next_available_if_no_primary");
     rules->show_registration_in_names =
-        msgr_recipients_bool(settings, "contacts",
-                             "show_registration_in_names");
+        msgr_settings_bool(settings, "contacts",
+                           "show_registration_in_names");
 
     rules->teachers_in_class_groups =
-        msgr_recipients_bool(settings, "mis", "teachers_in_class_groups");
+        msgr_settings_bool(settings, "mis", "teachers_in_class_groups");
     rules->guest_students =
-        msgr_recipients_bool(settings, "mis", "guest_students");
+        msgr_settings_bool(settings, "mis", "guest_students");
     rules->pre_admissions =
-        msgr_recipients_bool(settings, "mis", "pre_admissions");
+        msgr_settings_bool(settings, "mis", "pre_admissions");
     rules->leavers_included =
-        msgr_recipients_bool(settings, "mis", "leavers_included");
+        msgr_settings_bool(settings, "mis", "leavers_included");
     rules->leavers_persistence_days =
-        msgr_recipients_int(settings, "mis", "leavers_persistence_days");
+        (int) msgr_settings_int(settings, "mis",
+                                "leavers_persistence_days");
 
     rules->voice_all_numbers =
-        msgr_recipients_is(settings, "sending", "voice_calling",
-                           "all_numbers");
+        msgr_settings_is(settings, "sending", "voice_calling",
+                         "all_numbers");
 }
 
 
@@ -469,73 +397,6 @@ msgr_recipients_mask_entry(json_t *e)
 }
 
 
-/* dates */
-
-static long
-msgr_recipients_days(long y, unsigned m, unsigned d)
-{
-    long      era;
-    unsigned  yoe, doy, doe;
-
-    /* days since 1970-01-01 of a proleptic Gregorian date */
-
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = (unsigned) (y - era * 400);
-    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-
-    return era * 146097 + (long) doe - 719468;
-}
-
-
-/* "YYYY-MM-DD", a real date: 0 and *days set, or -1 */
-
-static int
-msgr_recipients_date(const char *s, long *days)
-{
-    int                   i;
-    long                  y;
-    unsigned              m, d, mdays;
-    static const unsigned char  month_days[] = {
-        31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31
-    };
-
-    if (s == NULL || strlen(s) != 10 || s[4] != '-' || s[7] != '-') {
-        return -1;
-    }
-
-    for (i = 0; i < 10; i++) {
-        if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9')) {
-            return -1;
-        }
-    }
-
-    y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10
-        + (s[3] - '0');
-    m = (s[5] - '0') * 10 + (s[6] - '0');
-    d = (s[8] - '0') * 10 + (s[9] - '0');
-
-    if (m < 1 || m > 12 || d < 1) {
-        return -1;
-    }
-
-    mdays = month_days[m - 1];
-
-    if (m == 2 && y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)) {
-        mdays = 29;
-    }
-
-    if (d > mdays) {
-        return -1;
-    }
-
-    *days = msgr_recipients_days(y, m, d);
-
-    return 0;
-}
-
-
 /* records */
 
 static void
@@ -632,8 +493,8 @@ msgr_recipients_person(msgr_recipients_ctx_t *ctx, json_t *rec,
         return NULL;
     }
 
-    s = msgr_recipients_join(with_title ? parts : parts + 1,
-                             with_title ? 3 : 2, NULL);
+    s = msgr_person_display_name(with_title ? parts[0] : NULL, parts[1],
+                                 parts[2]);
     if (s == NULL) {
         ctx->why = MSGR_RECIPIENTS_NOMEM;
         return NULL;
@@ -820,7 +681,9 @@ msgr_recipients_filter(msgr_recipients_ctx_t *ctx, json_t *st,
         }
 
         if (msgr_recipients_string(st, "leaving_date", &date) != 0
-            || (date != NULL && msgr_recipients_date(date, &left) != 0))
+            || (date != NULL
+                && msgr_date_parse(date, strlen(date), &left)
+                   != MSGR_DATE_OK))
         {
             ctx->why = "students: leaving_date must be a YYYY-MM-DD date "
                        "or null";
@@ -1482,7 +1345,9 @@ msgr_recipients_resolve(json_t *data, msgr_send_to_e send_to,
         goto done;
     }
 
-    if (msgr_recipients_date(today, &ctx.today) != 0) {
+    if (today == NULL
+        || msgr_date_parse(today, strlen(today), &ctx.today) != MSGR_DATE_OK)
+    {
         ctx.why = "today must be a YYYY-MM-DD date";
         goto done;
     }

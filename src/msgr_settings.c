@@ -1,6 +1,8 @@
 /*
  * msgr account settings: the declarative table, defaults, validation,
- * merge patches and the generated reference (docs/settings.md).
+ * merge patches and reading a resolved settings object.  The reference
+ * (docs/settings.md) is written from the same tables by
+ * msgr_settings_doc.c.
  *
  * Everything about a setting is in its msgr_settings[] entry; the code
  * below knows types and formats, never individual fields.  The one
@@ -8,6 +10,7 @@
  */
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -18,41 +21,6 @@
 
 #define MSGR_SETTINGS_MSG_LEN  512
 #define MSGR_SETTINGS_MAX_CHOICES  32
-
-
-typedef struct {
-    unsigned                flag;
-    int                   (*valid)(const char *s, size_t len);
-    const char             *message;   /* the error */
-    const char             *doc;       /* "allowed values" in the docs */
-} msgr_settings_format_t;
-
-
-/* tab.field must not be empty when tab.when is the string value */
-
-typedef struct {
-    const char             *tab;
-    const char             *field;
-    const char             *when;
-    const char             *value;
-    const char             *message;
-} msgr_settings_rule_t;
-
-
-/* fields shown with a tab but not stored here: never writable */
-
-typedef struct {
-    const char             *tab;
-    const char             *name;
-    const char             *message;
-    const char             *doc;
-} msgr_settings_fixed_t;
-
-
-typedef struct {
-    const char             *tab;
-    const char             *doc;
-} msgr_settings_tab_doc_t;
 
 
 typedef struct {
@@ -322,7 +290,7 @@ static const msgr_settings_format_t  msgr_settings_formats[] = {
 };
 
 
-static const msgr_settings_rule_t  msgr_settings_rules[] = {
+const msgr_settings_rule_t  msgr_settings_rules[] = {
 
     { "sending", "custom_priority", "advanced_routing", "custom",
       "must not be empty when advanced_routing is custom" },
@@ -331,7 +299,7 @@ static const msgr_settings_rule_t  msgr_settings_rules[] = {
 };
 
 
-static const msgr_settings_fixed_t  msgr_settings_fixed[] = {
+const msgr_settings_fixed_t  msgr_settings_fixed[] = {
 
     { "sending", "enhanced_messenger",
       "read-only: Enhanced Messenger is changed by your operator",
@@ -341,18 +309,6 @@ static const msgr_settings_fixed_t  msgr_settings_fixed[] = {
       "names it is refused." },
 
     { NULL, NULL, NULL, NULL }
-};
-
-
-static const msgr_settings_tab_doc_t  msgr_settings_tab_docs[] = {
-    { "sending", "How messages are sent." },
-    { "contacts", "How contacts from the MIS are used." },
-    { "security", "Password policy for the school's users." },
-    { "school", "The school's details, as parents see them on messages." },
-    { "xpressions", "The Xpressions parent app." },
-    { "mis", "How data from the MIS is used: read-only, changed by your "
-             "operator." },
-    { NULL, NULL }
 };
 
 
@@ -486,55 +442,7 @@ msgr_settings_phone(const char *s, size_t len)
 }
 
 
-static int
-msgr_settings_choice(const char *const *choices, const char *s, size_t len)
-{
-    int  i;
-
-    for (i = 0; choices[i] != NULL; i++) {
-        if (strlen(choices[i]) == len && memcmp(choices[i], s, len) == 0) {
-            return i;
-        }
-    }
-
-    return -1;
-}
-
-
-/* "a, b, c" appended to buf */
-
-static void
-msgr_settings_join(char *buf, size_t size, const char *const *choices,
-    const int64_t *ints)
-{
-    int     i;
-    size_t  n;
-
-    n = strlen(buf);
-
-    for (i = 0; n < size; i++) {
-        if (choices != NULL && choices[i] == NULL) {
-            break;
-        }
-
-        if (ints != NULL && ints[i] == -1) {
-            break;
-        }
-
-        if (choices != NULL) {
-            snprintf(buf + n, size - n, "%s%s", i ? ", " : "", choices[i]);
-
-        } else {
-            snprintf(buf + n, size - n, "%s%lld", i ? ", " : "",
-                     (long long) ints[i]);
-        }
-
-        n += strlen(buf + n);
-    }
-}
-
-
-static const msgr_settings_format_t *
+const msgr_settings_format_t *
 msgr_settings_format(const msgr_setting_t *s)
 {
     const msgr_settings_format_t  *f;
@@ -549,6 +457,118 @@ msgr_settings_format(const msgr_setting_t *s)
 }
 
 
+/* CHANNELS: an ordered distinct subset of the choices */
+
+static int
+msgr_settings_check_channels(const msgr_setting_t *s, json_t *v, char *msg,
+    size_t size)
+{
+    int            i;
+    size_t         n;
+    json_t        *e;
+    unsigned char  seen[MSGR_SETTINGS_MAX_CHOICES];
+
+    if (!json_is_array(v)) {
+        snprintf(msg, size, "must be an array of distinct channels "
+                 "from: ");
+        msgr_text_join(msg, size, s->choices, NULL);
+        return -1;
+    }
+
+    memset(seen, 0, sizeof(seen));
+
+    for (n = 0; n < json_array_size(v); n++) {
+        e = json_array_get(v, n);
+
+        i = json_is_string(e)
+            ? msgr_text_choice(s->choices, json_string_value(e),
+                               json_string_length(e))
+            : -1;
+
+        if (i < 0 || i >= MSGR_SETTINGS_MAX_CHOICES) {
+            snprintf(msg, size, "must list only: ");
+            msgr_text_join(msg, size, s->choices, NULL);
+            return -1;
+        }
+
+        if (seen[i]) {
+            snprintf(msg, size, "must not list a channel twice");
+            return -1;
+        }
+
+        seen[i] = 1;
+    }
+
+    return 0;
+}
+
+
+/* STRING: lengths, not blank when required, the format */
+
+static int
+msgr_settings_check_string(const msgr_setting_t *s, json_t *v, char *msg,
+    size_t size)
+{
+    size_t                         len, chars, n;
+    const char                    *str;
+    const msgr_settings_format_t  *f;
+
+    if (!json_is_string(v)) {
+        snprintf(msg, size, "must be a string");
+        return -1;
+    }
+
+    str = json_string_value(v);
+    len = json_string_length(v);
+
+    if (memchr(str, '\0', len) != NULL) {
+        snprintf(msg, size, "must not contain NUL characters");
+        return -1;
+    }
+
+    chars = msgr_utf8_chars(str, len);
+
+    if (chars == 0 && s->min > 0) {
+        snprintf(msg, size, "must not be empty");
+        return -1;
+    }
+
+    if ((int64_t) chars > s->max) {
+        snprintf(msg, size, "must be at most %lld characters",
+                 (long long) s->max);
+        return -1;
+    }
+
+    if ((int64_t) chars < s->min) {
+        snprintf(msg, size, "must be at least %lld characters",
+                 (long long) s->min);
+        return -1;
+    }
+
+    if (s->flags & MSGR_SETTING_REQUIRED) {
+        for (n = 0; n < len; n++) {
+            if (strchr(" \t\r\n", str[n]) == NULL) {
+                break;
+            }
+        }
+
+        if (n == len) {
+            snprintf(msg, size, "must not be blank");
+            return -1;
+        }
+    }
+
+    f = msgr_settings_format(s);
+
+    if (f != NULL && len > 0 && !f->valid(str, len)) {
+        snprintf(msg, size, "%s", f->message);
+        return -1;
+    }
+
+    return 0;
+}
+
+
 /*
  * Checks a (non-null) value against its entry: 0, or -1 with the error
  * message in msg.
@@ -558,12 +578,8 @@ static int
 msgr_settings_check(const msgr_setting_t *s, json_t *v, char *msg,
     size_t size)
 {
-    int                            i;
-    size_t                         len, chars, n;
-    json_int_t                     iv;
-    const char                    *str;
-    unsigned char                  seen[MSGR_SETTINGS_MAX_CHOICES];
-    const msgr_settings_format_t  *f;
+    int         i;
+    json_int_t  iv;
 
     msg[0] = '\0';
 
@@ -600,110 +616,27 @@ msgr_settings_check(const msgr_setting_t *s, json_t *v, char *msg,
         }
 
         snprintf(msg, size, "must be one of: ");
-        msgr_settings_join(msg, size, NULL, s->int_choices);
+        msgr_text_join(msg, size, NULL, s->int_choices);
         return -1;
 
     case MSGR_SETTING_CHOICE:
         if (json_is_string(v)
-            && msgr_settings_choice(s->choices, json_string_value(v),
-                                    json_string_length(v))
+            && msgr_text_choice(s->choices, json_string_value(v),
+                                json_string_length(v))
                >= 0)
         {
             return 0;
         }
 
         snprintf(msg, size, "must be one of: ");
-        msgr_settings_join(msg, size, s->choices, NULL);
+        msgr_text_join(msg, size, s->choices, NULL);
         return -1;
 
     case MSGR_SETTING_CHANNELS:
-        if (!json_is_array(v)) {
-            snprintf(msg, size, "must be an array of distinct channels "
-                     "from: ");
-            msgr_settings_join(msg, size, s->choices, NULL);
-            return -1;
-        }
-
-        memset(seen, 0, sizeof(seen));
-
-        for (n = 0; n < json_array_size(v); n++) {
-            json_t  *e = json_array_get(v, n);
-
-            i = json_is_string(e)
-                ? msgr_settings_choice(s->choices, json_string_value(e),
-                                       json_string_length(e))
-                : -1;
-
-            if (i < 0 || i >= MSGR_SETTINGS_MAX_CHOICES) {
-                snprintf(msg, size, "must list only: ");
-                msgr_settings_join(msg, size, s->choices, NULL);
-                return -1;
-            }
-
-            if (seen[i]) {
-                snprintf(msg, size, "must not list a channel twice");
-                return -1;
-            }
-
-            seen[i] = 1;
-        }
-
-        return 0;
+        return msgr_settings_check_channels(s, v, msg, size);
 
     case MSGR_SETTING_STRING:
-        if (!json_is_string(v)) {
-            snprintf(msg, size, "must be a string");
-            return -1;
-        }
-
-        str = json_string_value(v);
-        len = json_string_length(v);
-
-        if (memchr(str, '\0', len) != NULL) {
-            snprintf(msg, size, "must not contain NUL characters");
-            return -1;
-        }
-
-        chars = msgr_utf8_chars(str, len);
-
-        if (chars == 0 && s->min > 0) {
-            snprintf(msg, size, "must not be empty");
-            return -1;
-        }
-
-        if ((int64_t) chars > s->max) {
-            snprintf(msg, size, "must be at most %lld characters",
-                     (long long) s->max);
-            return -1;
-        }
-
-        if ((int64_t) chars < s->min) {
-            snprintf(msg, size, "must be at least %lld characters",
-                     (long long) s->min);
-            return -1;
-        }
-
-        if (s->flags & MSGR_SETTING_REQUIRED) {
-            for (n = 0; n < len; n++) {
-                if (strchr(" \t\r\n", str[n]) == NULL) {
-                    break;
-                }
-            }
-
-            if (n == len) {
-                snprintf(msg, size, "must not be blank");
-                return -1;
-            }
-        }
-
-        f = msgr_settings_format(s);
-
-        if (f != NULL && len > 0 && !f->valid(str, len)) {
-            snprintf(msg, size, "%s", f->message);
-            return -1;
-        }
-
-        return 0;
+        return msgr_settings_check_string(s, v, msg, size);
     }
 
     snprintf(msg, size, "has an unknown type");
@@ -715,7 +648,7 @@ int
 msgr_settings_tab_known(const char *tab, size_t len)
 {
     return tab != NULL
-           && msgr_settings_choice(msgr_settings_tabs, tab, len) >= 0;
+           && msgr_text_choice(msgr_settings_tabs, tab, len) >= 0;
 }
 
 
@@ -791,6 +724,93 @@ failed:
 
     json_decref(out);
     return NULL;
+}
+
+
+/* reading a resolved settings object */
+
+static json_t *
+msgr_settings_get(json_t *settings, const char *tab, const char *name)
+{
+    return json_object_get(json_object_get(settings, tab), name);
+}
+
+
+int
+msgr_settings_bool(json_t *settings, const char *tab, const char *name)
+{
+    json_t                *v;
+    const msgr_setting_t  *s;
+
+    v = msgr_settings_get(settings, tab, name);
+
+    if (json_is_boolean(v)) {
+        return json_is_true(v);
+    }
+
+    s = msgr_settings_find(tab, name);
+
+    return s != NULL && s->default_json != NULL
+           && strcmp(s->default_json, "true") == 0;
+}
+
+
+int64_t
+msgr_settings_int(json_t *settings, const char *tab, const char *name)
+{
+    json_t                *v;
+    const msgr_setting_t  *s;
+
+    v = msgr_settings_get(settings, tab, name);
+    s = msgr_settings_find(tab, name);
+
+    if (json_is_integer(v)
+        && (s == NULL
+            || (json_integer_value(v) >= s->min
+                && json_integer_value(v) <= s->max)))
+    {
+        return json_integer_value(v);
+    }
+
+    return s != NULL && s->default_json != NULL
+           ? strtoll(s->default_json, NULL, 10) : 0;
+}
+
+
+int
+msgr_settings_is(json_t *settings, const char *tab, const char *name,
+    const char *value)
+{
+    size_t                 len;
+    json_t                *v;
+    const char            *d;
+    const msgr_setting_t  *s;
+
+    v = msgr_settings_get(settings, tab, name);
+
+    if (json_is_string(v)) {
+        return strcmp(json_string_value(v), value) == 0;
+    }
+
+    s = msgr_settings_find(tab, name);
+    if (s == NULL || s->default_json == NULL) {
+        return 0;
+    }
+
+    /* the default is JSON text: "\"value\"" */
+
+    d = s->default_json;
+    len = strlen(value);
+
+    return d[0] == '"' && strncmp(d + 1, value, len) == 0
+           && d[len + 1] == '"' && d[len + 2] == '\0';
+}
+
+
+const char *
+msgr_settings_string(json_t *settings, const char *tab, const char *name)
+{
+    return json_string_value(msgr_settings_get(settings, tab, name));
 }
 
 
@@ -1067,7 +1087,7 @@ msgr_settings_patch_named_tab(msgr_settings_ctx_t *ctx, const char *tab,
 
     if (!msgr_settings_tab_known(tab, strlen(tab))) {
         snprintf(msg, sizeof(msg), "unknown tab; tabs are: ");
-        msgr_settings_join(msg, sizeof(msg), msgr_settings_tabs, NULL);
+        msgr_text_join(msg, sizeof(msg), msgr_settings_tabs, NULL);
 
         return msgr_settings_error(ctx->invalid, tab, NULL, msg);
     }
@@ -1217,236 +1237,4 @@ done:
     json_decref(ch);
 
     return rc;
-}
-
-
-/* the reference: docs/settings.md */
-
-/* markdown table cells: '|' would end the cell */
-
-static void
-msgr_settings_doc_text(FILE *f, const char *s)
-{
-    for ( /* void */ ; *s != '\0'; s++) {
-        if (*s == '|') {
-            fputc('\\', f);
-        }
-
-        fputc(*s, f);
-    }
-}
-
-
-static void
-msgr_settings_doc_list(FILE *f, const char *const *choices,
-    const int64_t *ints)
-{
-    int  i;
-
-    for (i = 0; choices != NULL ? choices[i] != NULL : ints[i] != -1; i++) {
-        if (choices != NULL) {
-            fprintf(f, "%s`%s`", i ? ", " : "", choices[i]);
-
-        } else {
-            fprintf(f, "%s`%lld`", i ? ", " : "", (long long) ints[i]);
-        }
-    }
-}
-
-
-static void
-msgr_settings_doc_values(FILE *f, const msgr_setting_t *s)
-{
-    const msgr_settings_format_t  *fmt;
-
-    switch (s->type) {
-
-    case MSGR_SETTING_BOOL:
-        fprintf(f, "`true`, `false`");
-        break;
-
-    case MSGR_SETTING_INT:
-        fprintf(f, "%lld to %lld", (long long) s->min, (long long) s->max);
-        break;
-
-    case MSGR_SETTING_CHOICE:
-        msgr_settings_doc_list(f, s->choices, NULL);
-        break;
-
-    case MSGR_SETTING_INT_CHOICE:
-        msgr_settings_doc_list(f, NULL, s->int_choices);
-        break;
-
-    case MSGR_SETTING_CHANNELS:
-        fprintf(f, "an ordered list of distinct channels from ");
-        msgr_settings_doc_list(f, s->choices, NULL);
-        break;
-
-    case MSGR_SETTING_STRING:
-        fmt = msgr_settings_format(s);
-
-        if (fmt != NULL) {
-            fprintf(f, "%s", s->min > 0 ? "" : "`\"\"` or ");
-            msgr_settings_doc_text(f, fmt->doc);
-            fprintf(f, "; at most %lld characters", (long long) s->max);
-
-        } else if (s->min > 0) {
-            fprintf(f, "%lld to %lld characters", (long long) s->min,
-                    (long long) s->max);
-
-        } else {
-            fprintf(f, "at most %lld characters", (long long) s->max);
-        }
-
-        if (s->flags & MSGR_SETTING_REQUIRED) {
-            fprintf(f, ", not blank");
-        }
-
-        break;
-    }
-}
-
-
-static void
-msgr_settings_doc_notes(FILE *f, const msgr_setting_t *s)
-{
-    int                          n;
-    const msgr_settings_rule_t  *r;
-
-    n = 0;
-
-    if (s->flags & MSGR_SETTING_READONLY) {
-        fprintf(f, "%sread-only: changed by your operator", n++ ? "; " : "");
-    }
-
-    if (s->flags & MSGR_SETTING_ENHANCED) {
-        fprintf(f, "%sneeds Enhanced Messenger", n++ ? "; " : "");
-    }
-
-    if (s->flags & MSGR_SETTING_REQUIRED) {
-        fprintf(f, "%srequired: cannot be null", n++ ? "; " : "");
-    }
-
-    for (r = msgr_settings_rules; r->tab != NULL; r++) {
-        if (strcmp(r->tab, s->tab) == 0 && strcmp(r->field, s->name) == 0) {
-            fprintf(f, "%s", n++ ? "; " : "");
-            msgr_settings_doc_text(f, r->message);
-        }
-    }
-}
-
-
-static const char *
-msgr_settings_doc_type(const msgr_setting_t *s)
-{
-    switch (s->type) {
-    case MSGR_SETTING_BOOL:
-        return "boolean";
-    case MSGR_SETTING_INT:
-    case MSGR_SETTING_INT_CHOICE:
-        return "integer";
-    case MSGR_SETTING_CHOICE:
-    case MSGR_SETTING_STRING:
-        return "string";
-    case MSGR_SETTING_CHANNELS:
-        return "array of strings";
-    }
-
-    return "?";
-}
-
-
-void
-msgr_settings_doc(FILE *f)
-{
-    const char *const              *t;
-    const msgr_setting_t           *s;
-    const msgr_settings_fixed_t    *x;
-    const msgr_settings_tab_doc_t  *d;
-
-    fprintf(f,
-        "<!-- Generated from src/msgr_settings.c by `make docs`: "
-        "do not edit by hand. -->\n"
-        "\n"
-        "# Account settings\n"
-        "\n"
-        "A school's settings are one JSON object with a member per tab, "
-        "each an object of\n"
-        "the fields below; a field never set has its default. The tabs "
-        "are ");
-
-    for (t = msgr_settings_tabs; *t != NULL; t++) {
-        fprintf(f, "%s`%s`", t == msgr_settings_tabs ? "" : ", ", *t);
-    }
-
-    fprintf(f,
-        ".\n"
-        "\n"
-        "Changes are JSON merge patches (RFC 7396), of the whole object or "
-        "of one tab:\n"
-        "the fields given are set, a field set to `null` goes back to its "
-        "default, and\n"
-        "the fields not given are left as they are. A patch is applied "
-        "whole or not at\n"
-        "all. Every bad field is named in the `errors` list of the answer "
-        "(422): unknown\n"
-        "tabs and fields, wrong types (booleans must be `true` or `false`, "
-        "integers JSON\n"
-        "integers), values not allowed. Changing a read-only field, or a "
-        "field that needs\n"
-        "Enhanced Messenger when the school does not have it, is refused "
-        "(403).\n"
-        "\n"
-        "Lengths are counted in characters (Unicode code points), not "
-        "bytes. Strings are\n"
-        "kept as given; email addresses, URLs and phone numbers must not "
-        "start or end\n"
-        "with a space.\n");
-
-    for (t = msgr_settings_tabs; *t != NULL; t++) {
-        fprintf(f, "\n## %s\n\n", *t);
-
-        for (d = msgr_settings_tab_docs; d->tab != NULL; d++) {
-            if (strcmp(d->tab, *t) == 0) {
-                fprintf(f, "%s\n\n", d->doc);
-            }
-        }
-
-        fprintf(f,
-            "| Field | Type | Allowed values | Default | Description "
-            "| Notes |\n"
-            "|---|---|---|---|---|---|\n");
-
-        for (s = msgr_settings; s->tab != NULL; s++) {
-            if (strcmp(s->tab, *t) != 0) {
-                continue;
-            }
-
-            fprintf(f, "| `%s` | %s | ", s->name, msgr_settings_doc_type(s));
-            msgr_settings_doc_values(f, s);
-            fprintf(f, " | ");
-
-            if (s->default_json != NULL) {
-                fprintf(f, "`");
-                msgr_settings_doc_text(f, s->default_json);
-                fprintf(f, "`");
-
-            } else {
-                fprintf(f, "the school's name when it was created");
-            }
-
-            fprintf(f, " | ");
-            msgr_settings_doc_text(f, s->description);
-            fprintf(f, " | ");
-            msgr_settings_doc_notes(f, s);
-            fprintf(f, " |\n");
-        }
-
-        for (x = msgr_settings_fixed; x->tab != NULL; x++) {
-            if (strcmp(x->tab, *t) == 0) {
-                fprintf(f, "\n`%s` belongs with this tab but is not a "
-                        "setting: %s\n", x->name, x->doc);
-            }
-        }
-    }
 }

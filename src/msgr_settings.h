@@ -76,6 +76,23 @@ const msgr_setting_t *msgr_settings_find(const char *tab, const char *name);
  */
 json_t *msgr_settings_resolve(json_t *stored, const char *school_name);
 
+/*
+ * One field of a resolved settings object (as msgr_settings_resolve() and
+ * GET /v1/settings give it), the one way to read a setting: a field
+ * missing or of the wrong type (or settings NULL) takes the table's
+ * default (an integer out of its bounds too).  msgr_settings_is() says
+ * whether a string field is value; msgr_settings_string() gives a string
+ * field as it is, NULL when missing (only the resolved object knows the
+ * school's name).
+ */
+int msgr_settings_bool(json_t *settings, const char *tab, const char *name);
+int64_t msgr_settings_int(json_t *settings, const char *tab,
+    const char *name);
+int msgr_settings_is(json_t *settings, const char *tab, const char *name,
+    const char *value);
+const char *msgr_settings_string(json_t *settings, const char *tab,
+    const char *name);
+
 
 typedef struct {
     unsigned   enhanced:1;   /* the school has Enhanced Messenger */
@@ -116,7 +133,54 @@ int msgr_settings_patch(json_t *stored, const char *school_name,
     json_t **new_stored, json_t **changes, json_t **resolved,
     json_t **errors);
 
-/* Writes docs/settings.md (markdown, one table per tab) to f */
+
+/*
+ * What the tables say besides msgr_settings[], for validation and for the
+ * reference alike.
+ */
+
+/* a format of strings (MSGR_SETTING_EMAIL ...) */
+
+typedef struct {
+    unsigned                flag;
+    int                   (*valid)(const char *s, size_t len);
+    const char             *message;   /* the error */
+    const char             *doc;       /* "allowed values" in the docs */
+} msgr_settings_format_t;
+
+/* tab.field must not be empty when tab.when is the string value */
+
+typedef struct {
+    const char             *tab;
+    const char             *field;
+    const char             *when;
+    const char             *value;
+    const char             *message;
+} msgr_settings_rule_t;
+
+/* fields shown with a tab but not stored here: never writable */
+
+typedef struct {
+    const char             *tab;
+    const char             *name;
+    const char             *message;
+    const char             *doc;
+} msgr_settings_fixed_t;
+
+
+/* both ended by an entry whose tab is NULL */
+extern const msgr_settings_rule_t   msgr_settings_rules[];
+extern const msgr_settings_fixed_t  msgr_settings_fixed[];
+
+/* the format of a STRING entry, NULL when it has none */
+const msgr_settings_format_t *msgr_settings_format(const msgr_setting_t *s);
+
+
+/*
+ * Writes docs/settings.md (markdown, one table per tab) to f.  In
+ * msgr_settings_doc.c, which only the docs generator (and unit tests)
+ * link, not the module or msgrctl.
+ */
 void msgr_settings_doc(FILE *f);
 
 

@@ -1,7 +1,8 @@
 /*
  * msgr: text helpers shared by the settings, the MIS sync and the API:
  * UTF-8 checks and character counts, the one rule for text fields,
- * language tags, case-insensitive comparison, email addresses.  Pure C.
+ * language tags, case-insensitive comparison, email addresses, lists of
+ * names and calendar dates.  Pure C.
  */
 
 #include <stdint.h>
@@ -442,4 +443,112 @@ msgr_utf8_casecmp(const char *a, size_t alen, const char *b, size_t blen)
     }
 
     return pb < eb ? -1 : 0;
+}
+
+
+int
+msgr_text_choice(const char *const *choices, const char *s, size_t len)
+{
+    int  i;
+
+    for (i = 0; choices[i] != NULL; i++) {
+        if (strlen(choices[i]) == len && memcmp(choices[i], s, len) == 0) {
+            return i;
+        }
+    }
+
+    return -1;
+}
+
+
+void
+msgr_text_join(char *buf, size_t size, const char *const *choices,
+    const int64_t *ints)
+{
+    int     i;
+    size_t  n;
+
+    n = strlen(buf);
+
+    for (i = 0; n < size; i++) {
+        if (choices != NULL ? choices[i] == NULL : ints[i] == -1) {
+            break;
+        }
+
+        if (choices != NULL) {
+            snprintf(buf + n, size - n, "%s%s", i ? ", " : "", choices[i]);
+
+        } else {
+            snprintf(buf + n, size - n, "%s%lld", i ? ", " : "",
+                     (long long) ints[i]);
+        }
+
+        n += strlen(buf + n);
+    }
+}
+
+
+/* days since 1970-01-01 of a proleptic Gregorian date */
+
+static long
+msgr_date_days(long y, unsigned m, unsigned d)
+{
+    long      era;
+    unsigned  yoe, doy, doe;
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = (unsigned) (y - era * 400);
+    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+
+    return era * 146097 + (long) doe - 719468;
+}
+
+
+int
+msgr_date_parse(const char *s, size_t len, long *days)
+{
+    long      y;
+    size_t    i;
+    unsigned  m, d, mdays;
+
+    static const unsigned char  month_days[] = {
+        31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31
+    };
+
+    if (len != 10 || s[4] != '-' || s[7] != '-') {
+        return MSGR_DATE_FORMAT;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9')) {
+            return MSGR_DATE_FORMAT;
+        }
+    }
+
+    y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10
+        + (s[3] - '0');
+    m = (s[5] - '0') * 10 + (s[6] - '0');
+    d = (s[8] - '0') * 10 + (s[9] - '0');
+
+    if (y == 0 || m < 1 || m > 12 || d < 1) {
+        return MSGR_DATE_DAY;
+    }
+
+    mdays = month_days[m - 1];
+
+    if (m == 2 && y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)) {
+        mdays = 29;
+    }
+
+    if (d > mdays) {
+        return MSGR_DATE_DAY;
+    }
+
+    if (days != NULL) {
+        *days = msgr_date_days(y, m, d);
+    }
+
+    return MSGR_DATE_OK;
 }

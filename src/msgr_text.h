@@ -7,6 +7,7 @@
 
 
 #include <stddef.h>
+#include <stdint.h>
 
 
 /* the characters (code points) of valid UTF-8 text of len bytes */
@@ -79,6 +80,34 @@ int msgr_email_valid(const char *s, size_t len);
  */
 int msgr_utf8_casecmp(const char *a, size_t alen, const char *b,
     size_t blen);
+
+
+/* lists of names */
+
+/* the index of s (len bytes) in choices (NULL-ended), or -1 */
+int msgr_text_choice(const char *const *choices, const char *s, size_t len);
+
+/*
+ * Appends "a, b, c" to the text in buf (size bytes, cut short when it does
+ * not fit): the strings of choices (NULL-ended) or, when choices is NULL,
+ * the integers of ints (ended by -1).
+ */
+void msgr_text_join(char *buf, size_t size, const char *const *choices,
+    const int64_t *ints);
+
+
+/* dates */
+
+#define MSGR_DATE_OK      0
+#define MSGR_DATE_FORMAT  1   /* not "YYYY-MM-DD" */
+#define MSGR_DATE_DAY     2   /* no such day (year 0000 included) */
+
+/*
+ * Reads a calendar date "YYYY-MM-DD" of len bytes: MSGR_DATE_OK and, when
+ * days is not NULL, *days set to the days since 1970-01-01; otherwise
+ * MSGR_DATE_FORMAT or MSGR_DATE_DAY.
+ */
+int msgr_date_parse(const char *s, size_t len, long *days);
 
 
 #endif /* _MSGR_TEXT_H_INCLUDED_ */

@@ -282,8 +282,6 @@ typedef void (*ngx_http_msgr_settings_pt)(ngx_http_request_t *r,
 
 void ngx_http_msgr_settings_load(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx, ngx_http_msgr_settings_pt handler);
-json_t *ngx_http_msgr_setting(json_t *settings, const char *tab,
-    const char *name);
 
 ngx_http_msgr_pg_query_t *ngx_http_msgr_query(ngx_http_request_t *r,
     const ngx_http_msgr_pg_stmt_t *stmt, ngx_http_msgr_pg_handler_pt h);

@@ -575,8 +575,8 @@ ngx_http_msgr_student_name(ngx_http_msgr_ctx_t *ctx, json_t *item)
     int    with_reg;
     char  *name;
 
-    with_reg = json_is_true(ngx_http_msgr_setting(ctx->settings,
-                                "contacts", "show_registration_in_names"));
+    with_reg = msgr_settings_bool(ctx->settings, "contacts",
+                                  "show_registration_in_names");
 
     name = msgr_student_display_name(ngx_http_msgr_str(item, "first_name"),
                                      ngx_http_msgr_str(item, "last_name"),
@@ -620,8 +620,8 @@ static ngx_uint_t
 ngx_http_msgr_staff_masked(ngx_http_msgr_ctx_t *ctx)
 {
     return ctx->role != NGX_HTTP_MSGR_ROLE_ADMIN
-           && json_is_true(ngx_http_msgr_setting(ctx->settings, "contacts",
-                                                 "hide_staff_contact_details"));
+           && msgr_settings_bool(ctx->settings, "contacts",
+                                 "hide_staff_contact_details");
 }
 
 
@@ -678,8 +678,8 @@ ngx_http_msgr_contact_view(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
     static ngx_str_t  reg = ngx_string("reg");
     static ngx_str_t  plain = ngx_string("plain");
 
-    view = json_is_true(ngx_http_msgr_setting(settings, "contacts",
-                                              "show_registration_in_names"))
+    view = msgr_settings_bool(settings, "contacts",
+                              "show_registration_in_names")
            ? &reg : &plain;
 
     return ngx_http_msgr_pg_param(q, i, view->data, view->len);
@@ -926,8 +926,8 @@ ngx_http_msgr_contact_edit(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     ngx_http_msgr_pg_query_t          *q;
     const ngx_http_msgr_edit_field_t  *f;
 
-    if (!json_is_true(ngx_http_msgr_setting(settings, "contacts",
-                                            "can_edit_imported_contacts")))
+    if (!msgr_settings_bool(settings, "contacts",
+                            "can_edit_imported_contacts"))
     {
         ngx_http_msgr_problem(r, NGX_HTTP_FORBIDDEN, NULL,
                               "imported contacts cannot be edited: the "
@@ -938,8 +938,7 @@ ngx_http_msgr_contact_edit(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
 
     body = ctx->data;
 
-    country = json_string_value(ngx_http_msgr_setting(settings, "school",
-                                                      "phone_country"));
+    country = msgr_settings_string(settings, "school", "phone_country");
     if (country == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;

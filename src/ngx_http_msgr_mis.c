@@ -18,6 +18,7 @@
 
 #include "ngx_http_msgr.h"
 #include "msgr_mis.h"
+#include "msgr_settings.h"
 
 
 /* what the thread is given and gives back; malloc'd results only */
@@ -95,8 +96,7 @@ ngx_http_msgr_mis_sync_run(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
 
     mctx = ctx->data;
 
-    country = json_string_value(ngx_http_msgr_setting(settings, "school",
-                                                      "phone_country"));
+    country = msgr_settings_string(settings, "school", "phone_country");
 
 #if (NGX_THREADS)
     task = NULL;
@@ -273,8 +273,8 @@ ngx_http_msgr_mis_prepared(ngx_http_request_t *r)
         return;
     }
 
-    contacts = json_is_true(ngx_http_msgr_setting(ctx->settings, "contacts",
-                                                  "auto_sync_contacts"));
+    contacts = msgr_settings_bool(ctx->settings, "contacts",
+                                  "auto_sync_contacts");
 
     q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_mis_sync,
                             ngx_http_msgr_mis_sync_done);

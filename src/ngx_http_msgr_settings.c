@@ -69,28 +69,14 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_settings = {
 
 /*
  * $1 school, $2 the version read, $3 the new overrides, $4 the school's
- * name, $5 the key id, $6 the changes [{"tab","field","old","new"}].
+ * name, $5 the key id, $6 the changes [{"tab","field","old","new"}]: the
+ * write msgrctl school set makes too (sql/0012_settings_write.sql).
  * No row back: someone else wrote first.
  */
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_settings_write = {
     NGX_HTTP_MSGR_STMT_SETTINGS_WRITE, "msgr_settings_write",
-    "WITH upd AS ("
-    "  UPDATE msgr_settings SET doc = $3::jsonb, version = version + 1,"
-    "         updated_at = now()"
-    "   WHERE school_id = $1 AND version = $2"
-    "  RETURNING version),"
-    " sch AS ("
-    "  UPDATE msgr_schools SET name = $4"
-    "   WHERE school_id = $1 AND name <> $4 AND EXISTS (SELECT 1 FROM upd)"
-    "  RETURNING 1),"
-    " aud AS ("
-    "  INSERT INTO msgr_settings_audit"
-    "         (school_id, actor, tab, field, old_value, new_value)"
-    "  SELECT $1, $5, c->>'tab', c->>'field', c->'old', c->'new'"
-    "    FROM upd, jsonb_array_elements($6::jsonb) AS c"
-    "  RETURNING 1)"
-    " SELECT version, (SELECT count(*) FROM aud), (SELECT count(*) FROM sch)"
-    "   FROM upd",
+    "SELECT v FROM msgr_settings_write($1, $2, $3::jsonb, $4, NULL, $5,"
+    " $6::jsonb) AS v",
     6, 0
 };
 
@@ -348,15 +334,6 @@ ngx_http_msgr_settings_loaded(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
 
     ctx->settings = settings;
     ctx->on_settings(r, ctx, settings);
-}
-
-
-/* a setting from a resolved settings object: "contacts", "auto_sync_..." */
-
-json_t *
-ngx_http_msgr_setting(json_t *settings, const char *tab, const char *name)
-{
-    return json_object_get(json_object_get(settings, tab), name);
 }
 
 

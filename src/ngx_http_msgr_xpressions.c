@@ -893,9 +893,7 @@ static void
 ngx_http_msgr_app_post(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     json_t *settings)
 {
-    if (!json_is_true(ngx_http_msgr_setting(settings, "xpressions",
-                                            "incoming_enabled")))
-    {
+    if (!msgr_settings_bool(settings, "xpressions", "incoming_enabled")) {
         ngx_http_msgr_app_refused(r, ctx);
         ngx_http_msgr_problem(r, NGX_HTTP_FORBIDDEN, NULL,
                               "the school does not take messages from the "

@@ -64,6 +64,21 @@ typedef struct {
     const char         **value;
 } msgrctl_opt_t;
 
+/* one msgrctl school set */
+
+typedef struct {
+    char                 id[MSGRCTL_ID_BUF];
+    char                *version;     /* as read, then as written */
+    int                  enhanced;    /* -1: not given */
+    int                  was;         /* enhanced as read */
+    json_t              *patch;
+    json_t              *stored;
+    json_t              *next;
+    json_t              *changes;
+    json_t              *resolved;
+    json_t              *errors;
+} msgrctl_set_t;
+
 
 static int msgrctl_migrate(msgrctl_ctx_t *ctx, int argc, char **argv);
 static int msgrctl_school_create(msgrctl_ctx_t *ctx, int argc, char **argv);
@@ -1118,174 +1133,141 @@ msgrctl_print_errors(json_t *errors)
 }
 
 
+/*
+ * Reads the school's settings, locked until the end of the transaction,
+ * and applies the patch to them: set->next, changes and resolved.
+ */
+
 static int
-msgrctl_school_set(msgrctl_ctx_t *ctx, int argc, char **argv)
+msgrctl_school_set_apply(msgrctl_ctx_t *ctx, msgrctl_set_t *set)
 {
-    int                    i, rc, enhanced, was;
-    char                   id[MSGRCTL_ID_BUF], *doc, *ch, *text, *o, *n;
-    json_t                *patch, *stored, *next, *changes, *resolved;
-    json_t                *errors, *c;
-    size_t                 k;
+    int                    rc;
+    json_t                *c;
     PGresult              *res;
-    const char            *pos[MSGRCTL_SET_MAX], *values[4];
+    const char            *values[1];
     json_error_t           err;
     msgr_settings_caps_t   caps;
 
-    for (i = 0; i < MSGRCTL_SET_MAX; i++) {
-        pos[i] = NULL;
-    }
-
-    rc = msgrctl_args(ctx, argc, argv, NULL, pos, 2, MSGRCTL_SET_MAX);
-    if (rc != MSGRCTL_OK) {
-        return rc;
-    }
-
-    if (msgrctl_parse_id(pos[0], id) != 0) {
-        msgrctl_error("invalid school id \"%s\": expected a positive integer",
-                      pos[0]);
-        return MSGRCTL_ERROR;
-    }
-
-    patch = json_object();
-    if (patch == NULL) {
-        return MSGRCTL_ERROR;
-    }
-
-    enhanced = -1;
-    stored = NULL;
-    next = NULL;
-    changes = NULL;
-    resolved = NULL;
-    errors = NULL;
-    rc = MSGRCTL_ERROR;
-
-    for (i = 1; i < MSGRCTL_SET_MAX && pos[i]; i++) {
-        if (msgrctl_school_set_parse(patch, pos[i], &enhanced) != 0) {
-            goto done;
-        }
-    }
-
-    if (msgrctl_connect(ctx) == NULL
-        || msgrctl_command(ctx, "cannot begin", "BEGIN") != MSGRCTL_OK)
-    {
-        goto done;
-    }
-
-    values[0] = id;
+    values[0] = set->id;
 
     res = msgrctl_query(ctx, "cannot read the settings",
-                        "SELECT s.doc::text, c.name, c.enhanced"
+                        "SELECT s.doc::text, c.name, c.enhanced, s.version"
                         " FROM msgr_settings s JOIN msgr_schools c"
                         " USING (school_id) WHERE s.school_id = $1"
                         " FOR UPDATE",
                         1, values, PGRES_TUPLES_OK);
     if (res == NULL) {
-        goto rollback;
+        return -1;
     }
 
     if (PQntuples(res) != 1) {
         PQclear(res);
         msgrctl_error("school %s does not exist (see \"msgrctl school list\")",
-                      id);
-        goto rollback;
+                      set->id);
+        return -1;
     }
 
-    stored = json_loads(PQgetvalue(res, 0, 0), 0, &err);
-    was = PQgetvalue(res, 0, 2)[0] == 't';
+    set->stored = json_loads(PQgetvalue(res, 0, 0), 0, &err);
+    set->was = PQgetvalue(res, 0, 2)[0] == 't';
+    set->version = strdup(PQgetvalue(res, 0, 3));
 
-    if (enhanced == -1) {
-        enhanced = was;
+    if (set->enhanced == -1) {
+        set->enhanced = set->was;
     }
 
     memset(&caps, 0, sizeof(caps));
     caps.operator = 1;
-    caps.enhanced = enhanced ? 1 : 0;
+    caps.enhanced = set->enhanced ? 1 : 0;
 
-    rc = msgr_settings_patch(stored, PQgetvalue(res, 0, 1), NULL, patch,
-                             caps, &next, &changes, &resolved, &errors);
+    rc = msgr_settings_patch(set->stored, PQgetvalue(res, 0, 1), NULL,
+                             set->patch, caps, &set->next, &set->changes,
+                             &set->resolved, &set->errors);
     PQclear(res);
 
     if (rc != MSGR_SETTINGS_OK) {
-        if (errors) {
-            msgrctl_print_errors(errors);
+        if (set->errors) {
+            msgrctl_print_errors(set->errors);
         }
 
-        rc = MSGRCTL_ERROR;
-        goto rollback;
+        return -1;
     }
 
-    rc = MSGRCTL_ERROR;
+    if (set->version == NULL) {
+        return -1;
+    }
 
-    if (enhanced != was) {
+    if (set->enhanced != set->was) {
         c = json_pack("{s:s, s:s, s:b, s:b}", "tab", "sending",
-                      "field", "enhanced_messenger", "old", was,
-                      "new", enhanced);
-        if (c == NULL || json_array_append_new(changes, c) != 0) {
-            goto rollback;
+                      "field", "enhanced_messenger", "old", set->was,
+                      "new", set->enhanced);
+        if (c == NULL || json_array_append_new(set->changes, c) != 0) {
+            return -1;
         }
     }
 
-    if (json_array_size(changes) == 0) {
-        printf("nothing to change\n");
-        msgrctl_rollback(ctx);
-        rc = msgrctl_flush();
-        goto done;
-    }
+    return 0;
+}
 
-    doc = json_dumps(next, JSON_COMPACT);
-    ch = json_dumps(changes, JSON_COMPACT);
 
-    values[1] = doc;
-    values[2] = enhanced ? "true" : "false";
-    values[3] = json_string_value(
-                    json_object_get(json_object_get(resolved, "school"),
-                                    "name"));
+/*
+ * Writes the settings as the API does (sql/0012_settings_write.sql), with
+ * Enhanced Messenger and 'operator' in the audit trail; set->version
+ * becomes the new version.
+ */
+
+static int
+msgrctl_school_set_write(msgrctl_ctx_t *ctx, msgrctl_set_t *set)
+{
+    char        *doc, *ch;
+    PGresult    *res;
+    const char  *values[6];
+
+    doc = json_dumps(set->next, JSON_COMPACT);
+    ch = json_dumps(set->changes, JSON_COMPACT);
+
+    values[0] = set->id;
+    values[1] = set->version;
+    values[2] = doc;
+    values[3] = msgr_settings_string(set->resolved, "school", "name");
+    values[4] = set->enhanced ? "true" : "false";
+    values[5] = ch;
 
     res = (doc && ch && values[3])
           ? msgrctl_query(ctx, "cannot change the settings",
-                          "WITH sch AS ("
-                          "  UPDATE msgr_schools SET enhanced = $3,"
-                          "         name = $4 WHERE school_id = $1)"
-                          " UPDATE msgr_settings SET doc = $2::jsonb,"
-                          "        version = version + 1, updated_at = now()"
-                          "  WHERE school_id = $1 RETURNING version",
-                          4, values, PGRES_TUPLES_OK)
+                          "SELECT v FROM msgr_settings_write($1, $2,"
+                          " $3::jsonb, $4, $5, 'operator', $6::jsonb) AS v",
+                          6, values, PGRES_TUPLES_OK)
           : NULL;
 
     free(doc);
-
-    if (res == NULL) {
-        free(ch);
-        goto rollback;
-    }
-
-    text = strdup(PQgetvalue(res, 0, 0));
-    PQclear(res);
-
-    values[1] = ch;
-
-    res = msgrctl_query(ctx, "cannot write the audit trail",
-                        "INSERT INTO msgr_settings_audit"
-                        " (school_id, actor, tab, field, old_value, new_value)"
-                        " SELECT $1, 'operator', c->>'tab', c->>'field',"
-                        " c->'old', c->'new'"
-                        " FROM jsonb_array_elements($2::jsonb) AS c",
-                        2, values, PGRES_COMMAND_OK);
     free(ch);
 
-    if (res == NULL || text == NULL) {
-        free(text);
-        goto rollback;
+    if (res == NULL) {
+        return -1;
     }
 
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        msgrctl_error("cannot change the settings: they changed meanwhile");
+        return -1;
+    }
+
+    free(set->version);
+    set->version = strdup(PQgetvalue(res, 0, 0));
     PQclear(res);
 
-    if (msgrctl_command(ctx, "cannot commit", "COMMIT") != MSGRCTL_OK) {
-        free(text);
-        goto done;
-    }
+    return set->version != NULL ? 0 : -1;
+}
 
-    json_array_foreach(changes, k, c) {
+
+static void
+msgrctl_school_set_print(msgrctl_set_t *set)
+{
+    char    *o, *n;
+    size_t   k;
+    json_t  *c;
+
+    json_array_foreach(set->changes, k, c) {
         o = json_dumps(json_object_get(c, "old"), JSON_ENCODE_ANY);
         n = json_dumps(json_object_get(c, "new"), JSON_ENCODE_ANY);
 
@@ -1298,8 +1280,74 @@ msgrctl_school_set(msgrctl_ctx_t *ctx, int argc, char **argv)
         free(n);
     }
 
-    printf("settings version %s\n", text);
-    free(text);
+    printf("settings version %s\n", set->version);
+}
+
+
+static int
+msgrctl_school_set(msgrctl_ctx_t *ctx, int argc, char **argv)
+{
+    int             i, rc;
+    const char     *pos[MSGRCTL_SET_MAX];
+    msgrctl_set_t   set;
+
+    for (i = 0; i < MSGRCTL_SET_MAX; i++) {
+        pos[i] = NULL;
+    }
+
+    rc = msgrctl_args(ctx, argc, argv, NULL, pos, 2, MSGRCTL_SET_MAX);
+    if (rc != MSGRCTL_OK) {
+        return rc;
+    }
+
+    memset(&set, 0, sizeof(msgrctl_set_t));
+    set.enhanced = -1;
+
+    if (msgrctl_parse_id(pos[0], set.id) != 0) {
+        msgrctl_error("invalid school id \"%s\": expected a positive integer",
+                      pos[0]);
+        return MSGRCTL_ERROR;
+    }
+
+    set.patch = json_object();
+    if (set.patch == NULL) {
+        return MSGRCTL_ERROR;
+    }
+
+    rc = MSGRCTL_ERROR;
+
+    for (i = 1; i < MSGRCTL_SET_MAX && pos[i]; i++) {
+        if (msgrctl_school_set_parse(set.patch, pos[i], &set.enhanced) != 0) {
+            goto done;
+        }
+    }
+
+    if (msgrctl_connect(ctx) == NULL
+        || msgrctl_command(ctx, "cannot begin", "BEGIN") != MSGRCTL_OK)
+    {
+        goto done;
+    }
+
+    if (msgrctl_school_set_apply(ctx, &set) != 0) {
+        goto rollback;
+    }
+
+    if (json_array_size(set.changes) == 0) {
+        printf("nothing to change\n");
+        msgrctl_rollback(ctx);
+        rc = msgrctl_flush();
+        goto done;
+    }
+
+    if (msgrctl_school_set_write(ctx, &set) != 0) {
+        goto rollback;
+    }
+
+    if (msgrctl_command(ctx, "cannot commit", "COMMIT") != MSGRCTL_OK) {
+        goto done;
+    }
+
+    msgrctl_school_set_print(&set);
 
     rc = msgrctl_flush();
     goto done;
@@ -1310,12 +1358,13 @@ rollback:
 
 done:
 
-    json_decref(patch);
-    json_decref(stored);
-    json_decref(next);
-    json_decref(changes);
-    json_decref(resolved);
-    json_decref(errors);
+    json_decref(set.patch);
+    json_decref(set.stored);
+    json_decref(set.next);
+    json_decref(set.changes);
+    json_decref(set.resolved);
+    json_decref(set.errors);
+    free(set.version);
 
     return rc;
 }
