@@ -1,15 +1,19 @@
 /*
  * msgr: non-blocking PostgreSQL connection pool for nginx workers.
  *
- * A connection is in one of four states: connecting, preparing (a
- * statement's first use on it), querying, or idle.  Idle connections keep a
- * read handler so that a PostgreSQL restart (EOF, an error message) closes
- * them at once; every read path drains the socket.  Requests wait in a
- * bounded queue while every connection is busy; each query carries a timer
- * covering its wait and its run.  PostgreSQL itself stops a statement a
- * little before that timer (statement_timeout, lock_timeout), so a query
- * whose client has given up keeps its connection until the server says it
- * is over, and the sessions stay bounded by the pool.
+ * A connection is in one of the states below, and only
+ * ngx_http_msgr_pg_set_state() moves it, keeping the idle queue, the list
+ * of all connections, the counts and pool->listening in step.  Idle
+ * connections keep a read handler so that a PostgreSQL restart (EOF, an
+ * error message) closes them at once; every read path drains the socket.
+ * Requests wait in a bounded queue while every connection is busy; each
+ * query carries a timer covering its wait and its run.  PostgreSQL itself
+ * stops a statement a little before that timer (statement_timeout,
+ * lock_timeout), so a query whose client has given up keeps its connection
+ * until the server says it is over, and the sessions stay bounded by the
+ * pool.  Two policies are named functions: when a query runs again
+ * (ngx_http_msgr_pg_may_retry) and when the pool grows
+ * (ngx_http_msgr_pg_grow).
  */
 
 #include <ngx_config.h>
@@ -21,12 +25,40 @@
 #include "ngx_http_msgr_pg.h"
 
 
+/*
+ * A pool connection:  CLOSED -> CONNECTING -> IDLE <-> PREPARING/QUERYING
+ * (PREPARING: a statement's first use on it, then QUERYING); a connection
+ * that finishes a query takes the next waiting one instead of going IDLE.
+ * The LISTEN connection:  CLOSED -> CONNECTING -> SUBSCRIBING (LISTEN sent)
+ * -> LISTENING <-> HEARTBEAT.  Any state may go to CLOSED.
+ */
+
 typedef enum {
-    NGX_HTTP_MSGR_PG_CONNECTING = 0,
+    NGX_HTTP_MSGR_PG_CLOSED = 0,
+    NGX_HTTP_MSGR_PG_CONNECTING,
+    NGX_HTTP_MSGR_PG_IDLE,
     NGX_HTTP_MSGR_PG_PREPARING,
     NGX_HTTP_MSGR_PG_QUERYING,
-    NGX_HTTP_MSGR_PG_IDLE
+    NGX_HTTP_MSGR_PG_SUBSCRIBING,
+    NGX_HTTP_MSGR_PG_LISTENING,
+    NGX_HTTP_MSGR_PG_HEARTBEAT
 } ngx_http_msgr_pg_state_e;
+
+
+#if (NGX_DEBUG)
+
+static const char  *ngx_http_msgr_pg_state_names[] = {
+    "closed",
+    "connecting",
+    "idle",
+    "preparing",
+    "querying",
+    "subscribing",
+    "listening",
+    "heartbeat"
+};
+
+#endif
 
 
 struct ngx_http_msgr_pg_conn_s {
@@ -35,8 +67,8 @@ struct ngx_http_msgr_pg_conn_s {
     ngx_http_msgr_pg_pool_t     *pool;
     ngx_http_msgr_pg_query_t    *query;
     PGresult                    *result;
-    ngx_queue_t                  idle;
-    ngx_queue_t                  all;
+    ngx_queue_t                  idle;      /* IDLE */
+    ngx_queue_t                  all;       /* all but CLOSED */
     /*
      * connecting: the connect timeout; a query whose client gave up: how
      * long PostgreSQL may take to end it; the LISTEN connection: the next
@@ -48,16 +80,23 @@ struct ngx_http_msgr_pg_conn_s {
     ngx_uint_t                   stmt_id;
     ngx_http_msgr_pg_state_e     state;
     unsigned                     received:1;
+    /* its role, for life: the LISTEN connection, outside pool->nconns */
     unsigned                     listener:1;
-    unsigned                     heartbeat:1;
 };
 
 
 #define NGX_HTTP_MSGR_PG_HEARTBEAT_SQL  "SELECT 1 AS msgr_heartbeat"
 
 
+static void ngx_http_msgr_pg_set_state(ngx_http_msgr_pg_conn_t *pc,
+    ngx_http_msgr_pg_state_e state);
 static ngx_int_t ngx_http_msgr_pg_connect(ngx_http_msgr_pg_pool_t *pool,
     ngx_uint_t listener);
+static void ngx_http_msgr_pg_grow(ngx_http_msgr_pg_pool_t *pool);
+static ngx_uint_t ngx_http_msgr_pg_may_retry(ngx_http_msgr_pg_query_t *q);
+static ngx_uint_t ngx_http_msgr_pg_outcome_unknown(
+    ngx_http_msgr_pg_query_t *q);
+static void ngx_http_msgr_pg_lost(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_pg_listen_start(ngx_event_t *ev);
 static ngx_int_t ngx_http_msgr_pg_listen_result(ngx_http_msgr_pg_conn_t *pc,
     PGresult *res);
@@ -163,7 +202,7 @@ ngx_http_msgr_pg_listen_result(ngx_http_msgr_pg_conn_t *pc, PGresult *res)
 
     PQclear(res);
 
-    pc->state = NGX_HTTP_MSGR_PG_IDLE;
+    ngx_http_msgr_pg_set_state(pc, NGX_HTTP_MSGR_PG_LISTENING);
 
     /* the first heartbeat */
     if (pc->timer.timer_set) {
@@ -177,8 +216,6 @@ ngx_http_msgr_pg_listen_result(ngx_http_msgr_pg_conn_t *pc, PGresult *res)
                       "msgr: listening to PostgreSQL again");
         pool->listen_failures = 0;
     }
-
-    pool->listening = 1;
 
     if (pool->listen_up) {
         pool->listen_up(pool);
@@ -544,9 +581,9 @@ ngx_http_msgr_pg_run(ngx_http_msgr_pg_pool_t *pool,
 
     while (!ngx_queue_empty(&pool->idle)) {
         qu = ngx_queue_head(&pool->idle);
-        ngx_queue_remove(qu);
         pc = ngx_queue_data(qu, ngx_http_msgr_pg_conn_t, idle);
 
+        /* leaves the idle queue: PREPARING or QUERYING */
         if (ngx_http_msgr_pg_send(pc, q) == NGX_OK) {
             return;
         }
@@ -565,13 +602,7 @@ ngx_http_msgr_pg_run(ngx_http_msgr_pg_pool_t *pool,
     }
 
     ngx_http_msgr_pg_enqueue(pool, q, 0);
-
-    if (pool->nconns < pool->size
-        && ngx_http_msgr_pg_connect(pool, 0) != NGX_OK
-        && pool->nconns == 0)
-    {
-        ngx_http_msgr_pg_fail_waiting(pool);
-    }
+    ngx_http_msgr_pg_grow(pool);
 }
 
 
@@ -586,7 +617,7 @@ ngx_http_msgr_pg_enqueue(ngx_http_msgr_pg_pool_t *pool,
         ngx_queue_insert_tail(&pool->waiting, &q->queue);
     }
 
-    q->queued = 1;
+    q->state = NGX_HTTP_MSGR_PG_QUERY_WAITING;
     pool->nwaiting++;
 }
 
@@ -606,7 +637,7 @@ ngx_http_msgr_pg_dequeue(ngx_http_msgr_pg_pool_t *pool)
     pool->nwaiting--;
 
     q = ngx_queue_data(qu, ngx_http_msgr_pg_query_t, queue);
-    q->queued = 0;
+    q->state = NGX_HTTP_MSGR_PG_QUERY_NEW;
 
     return q;
 }
@@ -619,6 +650,102 @@ ngx_http_msgr_pg_fail_waiting(ngx_http_msgr_pg_pool_t *pool)
 
     while ((q = ngx_http_msgr_pg_dequeue(pool)) != NULL) {
         ngx_http_msgr_pg_complete(q, NGX_BUSY, NULL);
+    }
+}
+
+
+/*
+ * Growth: a query that has to wait opens another connection while the pool
+ * is below its size.  When none can be opened and no connection is left to
+ * serve the queue, the waiting queries fail at once.
+ */
+
+static void
+ngx_http_msgr_pg_grow(ngx_http_msgr_pg_pool_t *pool)
+{
+    if (pool->nconns >= pool->size) {
+        return;
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, pool->log, 0,
+                   "msgr pg: growing: %ui of %ui connections, %ui waiting",
+                   pool->nconns, pool->size, pool->nwaiting);
+
+    if (ngx_http_msgr_pg_connect(pool, 0) != NGX_OK && pool->nconns == 0) {
+        ngx_http_msgr_pg_fail_waiting(pool);
+    }
+}
+
+
+/*
+ * The one place a connection changes state.  It keeps in step: the idle
+ * queue (the IDLE connections), pool->all (every connection not CLOSED),
+ * pool->nconns (the pool's connections not CLOSED; the LISTEN connection is
+ * pool->listener instead) and pool->listening (the LISTEN connection is
+ * LISTENING or HEARTBEAT).
+ */
+
+static void
+ngx_http_msgr_pg_set_state(ngx_http_msgr_pg_conn_t *pc,
+    ngx_http_msgr_pg_state_e state)
+{
+    ngx_http_msgr_pg_pool_t   *pool;
+    ngx_http_msgr_pg_state_e   old;
+
+    pool = pc->pool;
+    old = pc->state;
+
+    if (old == state) {
+        return;
+    }
+
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, pool->log, 0,
+                   "msgr pg: %s connection %p: %s -> %s",
+                   pc->listener ? "LISTEN" : "pool", pc,
+                   ngx_http_msgr_pg_state_names[old],
+                   ngx_http_msgr_pg_state_names[state]);
+
+    if (old == NGX_HTTP_MSGR_PG_IDLE) {
+        ngx_queue_remove(&pc->idle);
+
+    } else if (old == NGX_HTTP_MSGR_PG_CLOSED) {
+        ngx_queue_insert_tail(&pool->all, &pc->all);
+
+        if (pc->listener) {
+            pool->listener = pc;
+
+        } else {
+            pool->nconns++;
+        }
+    }
+
+    pc->state = state;
+
+    switch (state) {
+
+    case NGX_HTTP_MSGR_PG_IDLE:
+        ngx_queue_insert_tail(&pool->idle, &pc->idle);
+        break;
+
+    case NGX_HTTP_MSGR_PG_LISTENING:
+        pool->listening = 1;
+        break;
+
+    case NGX_HTTP_MSGR_PG_CLOSED:
+        ngx_queue_remove(&pc->all);
+
+        if (pc->listener) {
+            pool->listener = NULL;
+            pool->listening = 0;
+
+        } else {
+            pool->nconns--;
+        }
+
+        break;
+
+    default:
+        break;
     }
 }
 
@@ -656,7 +783,7 @@ ngx_http_msgr_pg_connect(ngx_http_msgr_pg_pool_t *pool, ngx_uint_t listener)
 
     pc->pgconn = conn;
     pc->pool = pool;
-    pc->state = NGX_HTTP_MSGR_PG_CONNECTING;
+    pc->state = NGX_HTTP_MSGR_PG_CLOSED;
     pc->listener = listener;
 
     if (ngx_http_msgr_pg_attach(pc) != NGX_OK) {
@@ -665,14 +792,7 @@ ngx_http_msgr_pg_connect(ngx_http_msgr_pg_pool_t *pool, ngx_uint_t listener)
         return NGX_ERROR;
     }
 
-    ngx_queue_insert_tail(&pool->all, &pc->all);
-
-    if (listener) {
-        pool->listener = pc;
-
-    } else {
-        pool->nconns++;
-    }
+    ngx_http_msgr_pg_set_state(pc, NGX_HTTP_MSGR_PG_CONNECTING);
 
     pc->timer.handler = ngx_http_msgr_pg_timer;
     pc->timer.data = pc;
@@ -894,17 +1014,20 @@ ngx_http_msgr_pg_timer(ngx_event_t *ev)
         return;
     }
 
-    if (pc->listener) {
-        if (pc->state == NGX_HTTP_MSGR_PG_IDLE) {
-            ngx_http_msgr_pg_heartbeat(pc);
-            return;
-        }
+    if (pc->state == NGX_HTTP_MSGR_PG_LISTENING) {
+        ngx_http_msgr_pg_heartbeat(pc);
+        return;
+    }
 
+    if (pc->state == NGX_HTTP_MSGR_PG_SUBSCRIBING
+        || pc->state == NGX_HTTP_MSGR_PG_HEARTBEAT)
+    {
         /* a half-open connection, or a server that hangs */
         ngx_log_error(NGX_LOG_WARN, pc->pool->log, 0,
                       "msgr: the LISTEN connection did not answer %s in "
                       "%M ms, closing it",
-                      pc->heartbeat ? "a heartbeat" : "LISTEN",
+                      pc->state == NGX_HTTP_MSGR_PG_HEARTBEAT
+                      ? "a heartbeat" : "LISTEN",
                       pc->pool->heartbeat);
         ngx_http_msgr_pg_close(pc, 0);
         return;
@@ -928,8 +1051,7 @@ ngx_http_msgr_pg_timer(ngx_event_t *ev)
 static void
 ngx_http_msgr_pg_heartbeat(ngx_http_msgr_pg_conn_t *pc)
 {
-    pc->state = NGX_HTTP_MSGR_PG_QUERYING;
-    pc->heartbeat = 1;
+    ngx_http_msgr_pg_set_state(pc, NGX_HTTP_MSGR_PG_HEARTBEAT);
 
     if (!PQsendQuery(pc->pgconn, NGX_HTTP_MSGR_PG_HEARTBEAT_SQL)
         || ngx_http_msgr_pg_flush(pc) == NGX_ERROR)
@@ -979,6 +1101,7 @@ ngx_http_msgr_pg_write_handler(ngx_event_t *ev)
         return;
 
     case NGX_HTTP_MSGR_PG_IDLE:
+    case NGX_HTTP_MSGR_PG_LISTENING:
         return;
 
     default:
@@ -1003,7 +1126,9 @@ ngx_http_msgr_pg_read_handler(ngx_event_t *ev)
         return;
     }
 
-    if (pc->state == NGX_HTTP_MSGR_PG_IDLE) {
+    if (pc->state == NGX_HTTP_MSGR_PG_IDLE
+        || pc->state == NGX_HTTP_MSGR_PG_LISTENING)
+    {
         ngx_http_msgr_pg_idle_read(pc);
         return;
     }
@@ -1033,7 +1158,7 @@ ngx_http_msgr_pg_idle_read(ngx_http_msgr_pg_conn_t *pc)
             || PQstatus(pc->pgconn) == CONNECTION_BAD)
         {
             ngx_http_msgr_pg_log(NGX_LOG_WARN, pc->pool->log,
-                                 pc->listener
+                                 pc->state == NGX_HTTP_MSGR_PG_LISTENING
                                  ? "msgr: LISTEN connection to PostgreSQL lost"
                                  : "msgr: idle PostgreSQL connection lost",
                                  PQerrorMessage(pc->pgconn));
@@ -1052,7 +1177,8 @@ ngx_http_msgr_pg_idle_read(ngx_http_msgr_pg_conn_t *pc)
         if (rc == NGX_ERROR) {
             ngx_log_error(NGX_LOG_WARN, pc->pool->log, ngx_socket_errno,
                           "msgr: %s PostgreSQL connection closed",
-                          pc->listener ? "LISTEN" : "idle");
+                          pc->state == NGX_HTTP_MSGR_PG_LISTENING
+                          ? "LISTEN" : "idle");
             ngx_http_msgr_pg_close(pc, 0);
             return;
         }
@@ -1137,8 +1263,10 @@ ngx_http_msgr_pg_consume(ngx_http_msgr_pg_conn_t *pc)
             return rc;
         }
 
-        if (pc->state == NGX_HTTP_MSGR_PG_IDLE) {
-            /* the LISTEN connection is idle again: the rest is idle reading */
+        if (pc->state == NGX_HTTP_MSGR_PG_IDLE
+            || pc->state == NGX_HTTP_MSGR_PG_LISTENING)
+        {
+            /* nothing is in flight any more: the rest is idle reading */
             ngx_http_msgr_pg_idle_read(pc);
             return NGX_DONE;
         }
@@ -1212,11 +1340,11 @@ ngx_http_msgr_pg_results(ngx_http_msgr_pg_conn_t *pc)
         pc->result = NULL;
         q = pc->query;
 
-        if (pc->listener) {
-            if (pc->heartbeat) {
-                return ngx_http_msgr_pg_heartbeat_result(pc, res);
-            }
+        if (pc->state == NGX_HTTP_MSGR_PG_HEARTBEAT) {
+            return ngx_http_msgr_pg_heartbeat_result(pc, res);
+        }
 
+        if (pc->state == NGX_HTTP_MSGR_PG_SUBSCRIBING) {
             return ngx_http_msgr_pg_listen_result(pc, res);
         }
 
@@ -1284,8 +1412,7 @@ ngx_http_msgr_pg_heartbeat_result(ngx_http_msgr_pg_conn_t *pc,
 
     PQclear(res);
 
-    pc->heartbeat = 0;
-    pc->state = NGX_HTTP_MSGR_PG_IDLE;
+    ngx_http_msgr_pg_set_state(pc, NGX_HTTP_MSGR_PG_LISTENING);
 
     if (pc->timer.timer_set) {
         ngx_del_timer(&pc->timer);
@@ -1327,7 +1454,7 @@ ngx_http_msgr_pg_ready(ngx_http_msgr_pg_conn_t *pc)
 
     if (pc->listener) {
         /* connected: LISTEN, and then only heartbeats */
-        pc->state = NGX_HTTP_MSGR_PG_QUERYING;
+        ngx_http_msgr_pg_set_state(pc, NGX_HTTP_MSGR_PG_SUBSCRIBING);
 
         if (!PQsendQuery(pc->pgconn, pool->listen_sql)
             || ngx_http_msgr_pg_flush(pc) == NGX_ERROR)
@@ -1357,8 +1484,7 @@ ngx_http_msgr_pg_ready(ngx_http_msgr_pg_conn_t *pc)
         return;
     }
 
-    pc->state = NGX_HTTP_MSGR_PG_IDLE;
-    ngx_queue_insert_tail(&pool->idle, &pc->idle);
+    ngx_http_msgr_pg_set_state(pc, NGX_HTTP_MSGR_PG_IDLE);
 }
 
 
@@ -1376,13 +1502,15 @@ ngx_http_msgr_pg_send(ngx_http_msgr_pg_conn_t *pc,
     q->conn = pc;
 
     if (!(pc->prepared & ((uint64_t) 1 << stmt->id))) {
-        pc->state = NGX_HTTP_MSGR_PG_PREPARING;
+        ngx_http_msgr_pg_set_state(pc, NGX_HTTP_MSGR_PG_PREPARING);
+        q->state = NGX_HTTP_MSGR_PG_QUERY_PREPARING;
         pc->stmt_id = stmt->id;
         ok = PQsendPrepare(pc->pgconn, stmt->name, stmt->sql, stmt->nparams,
                            NULL);
 
     } else {
-        pc->state = NGX_HTTP_MSGR_PG_QUERYING;
+        ngx_http_msgr_pg_set_state(pc, NGX_HTTP_MSGR_PG_QUERYING);
+        q->state = NGX_HTTP_MSGR_PG_QUERY_SENT;
         ok = PQsendQueryPrepared(pc->pgconn, stmt->name, stmt->nparams,
                                  q->values, NULL, NULL, 0);
         if (ok) {
@@ -1393,7 +1521,7 @@ ngx_http_msgr_pg_send(ngx_http_msgr_pg_conn_t *pc,
              * it before (statement_timeout), so its outcome is known even
              * when it waited for a connection first.
              */
-            if (!stmt->idempotent) {
+            if (stmt->idempotent == NGX_HTTP_MSGR_PG_WRITE) {
                 ngx_add_timer(&q->timer, pc->pool->timeout);
             }
         }
@@ -1403,40 +1531,43 @@ ngx_http_msgr_pg_send(ngx_http_msgr_pg_conn_t *pc,
         ngx_http_msgr_pg_log(NGX_LOG_WARN, pc->pool->log,
                              "msgr: sending a query to PostgreSQL failed",
                              PQerrorMessage(pc->pgconn));
-        q->conn = NULL;
-        return NGX_ERROR;
+        goto failed;
     }
 
     if (ngx_http_msgr_pg_flush(pc) == NGX_ERROR) {
-        q->conn = NULL;
-        return NGX_ERROR;
+        goto failed;
     }
 
     return NGX_OK;
+
+failed:
+
+    /* the caller closes the connection and places the query */
+    q->state = NGX_HTTP_MSGR_PG_QUERY_NEW;
+    q->conn = NULL;
+
+    return NGX_ERROR;
 }
 
 
 /*
- * Closes a connection.  Its query, if any, runs again once on a fresh
- * connection when that is safe (it never reached the server, or it is
- * idempotent and nothing came back yet); otherwise it fails.
+ * Closes a connection.  Its query, if any, is placed by the retry policy;
+ * the LISTEN connection is made again soon.
  */
 
 static void
 ngx_http_msgr_pg_close(ngx_http_msgr_pg_conn_t *pc, ngx_uint_t connect_failed)
 {
-    ngx_uint_t                 retry;
+    ngx_uint_t                 listener, listening;
     ngx_http_msgr_pg_pool_t   *pool;
     ngx_http_msgr_pg_query_t  *q;
 
     pool = pc->pool;
     q = pc->query;
+    listener = pc->listener;
+    listening = pool->listening;
 
-    if (pc->state == NGX_HTTP_MSGR_PG_IDLE && !pc->listener) {
-        ngx_queue_remove(&pc->idle);
-    }
-
-    ngx_queue_remove(&pc->all);
+    ngx_http_msgr_pg_set_state(pc, NGX_HTTP_MSGR_PG_CLOSED);
 
     if (pc->timer.timer_set) {
         ngx_del_timer(&pc->timer);
@@ -1450,14 +1581,10 @@ ngx_http_msgr_pg_close(ngx_http_msgr_pg_conn_t *pc, ngx_uint_t connect_failed)
     }
 
     PQfinish(pc->pgconn);
+    ngx_free(pc);
 
-    if (pc->listener) {
-        ngx_free(pc);
-        pool->listener = NULL;
-
-        if (pool->listening) {
-            pool->listening = 0;
-
+    if (listener) {
+        if (listening) {
             ngx_log_error(NGX_LOG_WARN, pool->log, 0,
                           "msgr: LISTEN connection lost, caches bypassed "
                           "until it is back");
@@ -1477,29 +1604,8 @@ ngx_http_msgr_pg_close(ngx_http_msgr_pg_conn_t *pc, ngx_uint_t connect_failed)
         return;
     }
 
-    ngx_free(pc);
-    pool->nconns--;
-
     if (q) {
-        q->conn = NULL;
-        retry = !q->retried && (!q->sent || q->stmt->idempotent);
-
-        if (retry) {
-            q->retried = 1;
-            q->sent = 0;
-            ngx_http_msgr_pg_enqueue(pool, q, 1);
-
-        } else {
-            if (q->sent && !q->stmt->idempotent) {
-                ngx_log_error(NGX_LOG_ERR, q->log, 0,
-                              "msgr: PostgreSQL connection lost while "
-                              "running %s: its outcome is unknown",
-                              q->stmt->name);
-                q->outcome_unknown = 1;
-            }
-
-            ngx_http_msgr_pg_complete(q, NGX_BUSY, NULL);
-        }
+        ngx_http_msgr_pg_lost(q);
     }
 
     if (ngx_queue_empty(&pool->waiting) || ngx_exiting || ngx_terminate) {
@@ -1515,12 +1621,61 @@ ngx_http_msgr_pg_close(ngx_http_msgr_pg_conn_t *pc, ngx_uint_t connect_failed)
         return;
     }
 
-    if (pool->nconns < pool->size
-        && ngx_http_msgr_pg_connect(pool, 0) != NGX_OK
-        && pool->nconns == 0)
-    {
-        ngx_http_msgr_pg_fail_waiting(pool);
+    ngx_http_msgr_pg_grow(pool);
+}
+
+
+/*
+ * The retry policy: a query whose connection was lost runs again, once, on
+ * a fresh connection when that is safe: it never reached the server, or it
+ * is idempotent.
+ */
+
+static ngx_uint_t
+ngx_http_msgr_pg_may_retry(ngx_http_msgr_pg_query_t *q)
+{
+    return !q->retried
+           && (!q->sent
+               || q->stmt->idempotent == NGX_HTTP_MSGR_PG_IDEMPOTENT);
+}
+
+
+/* a write that may have reached the server: it may have committed */
+
+static ngx_uint_t
+ngx_http_msgr_pg_outcome_unknown(ngx_http_msgr_pg_query_t *q)
+{
+    return q->sent && q->stmt->idempotent == NGX_HTTP_MSGR_PG_WRITE;
+}
+
+
+/* the query's connection was lost: it waits again first, or fails */
+
+static void
+ngx_http_msgr_pg_lost(ngx_http_msgr_pg_query_t *q)
+{
+    q->conn = NULL;
+    q->state = NGX_HTTP_MSGR_PG_QUERY_NEW;
+
+    if (ngx_http_msgr_pg_may_retry(q)) {
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, q->log, 0,
+                       "msgr pg: retrying %s on a fresh connection%s",
+                       q->stmt->name, q->sent ? " (it was sent)" : "");
+
+        q->retried = 1;
+        q->sent = 0;
+        ngx_http_msgr_pg_enqueue(q->pg, q, 1);
+        return;
     }
+
+    if (ngx_http_msgr_pg_outcome_unknown(q)) {
+        ngx_log_error(NGX_LOG_ERR, q->log, 0,
+                      "msgr: PostgreSQL connection lost while running %s: "
+                      "its outcome is unknown", q->stmt->name);
+        q->outcome_unknown = 1;
+    }
+
+    ngx_http_msgr_pg_complete(q, NGX_BUSY, NULL);
 }
 
 
@@ -1532,7 +1687,7 @@ ngx_http_msgr_pg_complete(ngx_http_msgr_pg_query_t *q, ngx_int_t status,
         ngx_del_timer(&q->timer);
     }
 
-    q->done = 1;
+    q->state = NGX_HTTP_MSGR_PG_QUERY_DONE;
     q->conn = NULL;
     q->status = status;
     q->result = res;
@@ -1552,7 +1707,7 @@ ngx_http_msgr_pg_query_timeout(ngx_event_t *ev)
     q = ev->data;
     pool = q->pg;
 
-    if (q->sent && !q->stmt->idempotent) {
+    if (ngx_http_msgr_pg_outcome_unknown(q)) {
         ngx_log_error(NGX_LOG_ERR, q->log, NGX_ETIMEDOUT,
                       "msgr: PostgreSQL query %s timed out: its outcome "
                       "is unknown", q->stmt->name);
@@ -1563,12 +1718,13 @@ ngx_http_msgr_pg_query_timeout(ngx_event_t *ev)
                       "msgr: PostgreSQL query %s timed out", q->stmt->name);
     }
 
-    if (q->queued) {
+    if (q->state == NGX_HTTP_MSGR_PG_QUERY_WAITING) {
         ngx_queue_remove(&q->queue);
-        q->queued = 0;
         pool->nwaiting--;
 
-    } else if (q->conn) {
+    } else if (q->state == NGX_HTTP_MSGR_PG_QUERY_PREPARING
+               || q->state == NGX_HTTP_MSGR_PG_QUERY_SENT)
+    {
         /*
          * a cancel request would block, and closing would not stop the
          * server: the connection waits for statement_timeout's answer
@@ -1591,17 +1747,19 @@ ngx_http_msgr_pg_query_cleanup(void *data)
         ngx_del_timer(&q->timer);
     }
 
-    if (q->queued) {
+    if (q->state == NGX_HTTP_MSGR_PG_QUERY_WAITING) {
         ngx_queue_remove(&q->queue);
-        q->queued = 0;
         q->pg->nwaiting--;
-    }
 
-    if (q->conn) {
+    } else if (q->state == NGX_HTTP_MSGR_PG_QUERY_PREPARING
+               || q->state == NGX_HTTP_MSGR_PG_QUERY_SENT)
+    {
         /* still running: the connection drops the result when it comes */
         ngx_http_msgr_pg_abandon(q->conn);
         q->conn = NULL;
     }
+
+    q->state = NGX_HTTP_MSGR_PG_QUERY_DONE;
 
     if (q->result) {
         PQclear(q->result);

@@ -20,10 +20,27 @@
 #define NGX_HTTP_MSGR_PG_MAX_PARAMS  16
 #define NGX_HTTP_MSGR_PG_MAX_STMTS   64
 
+/* ngx_http_msgr_pg_stmt_t.idempotent */
+#define NGX_HTTP_MSGR_PG_IDEMPOTENT  1   /* a read: may run twice */
+#define NGX_HTTP_MSGR_PG_WRITE       0   /* a change: runs at most once */
+
 
 typedef struct ngx_http_msgr_pg_pool_s   ngx_http_msgr_pg_pool_t;
 typedef struct ngx_http_msgr_pg_conn_s   ngx_http_msgr_pg_conn_t;
 typedef struct ngx_http_msgr_pg_query_s  ngx_http_msgr_pg_query_t;
+
+/*
+ * Where a query is: created (or between two places), in the pool's wait
+ * queue, on a connection that prepares its statement, on a connection that
+ * sent it to the server, or completed (its handler called).
+ */
+typedef enum {
+    NGX_HTTP_MSGR_PG_QUERY_NEW = 0,
+    NGX_HTTP_MSGR_PG_QUERY_WAITING,
+    NGX_HTTP_MSGR_PG_QUERY_PREPARING,
+    NGX_HTTP_MSGR_PG_QUERY_SENT,
+    NGX_HTTP_MSGR_PG_QUERY_DONE
+} ngx_http_msgr_pg_query_state_e;
 
 typedef void (*ngx_http_msgr_pg_handler_pt)(ngx_http_msgr_pg_query_t *q);
 typedef void (*ngx_http_msgr_pg_notify_pt)(ngx_http_msgr_pg_pool_t *pool,
@@ -37,7 +54,10 @@ typedef struct {
     const char                   *name;
     const char                   *sql;
     int                           nparams;
-    /* safe to run again on a fresh connection after a failure */
+    /*
+     * NGX_HTTP_MSGR_PG_IDEMPOTENT: safe to run again on a fresh connection
+     * after a failure; NGX_HTTP_MSGR_PG_WRITE: not
+     */
     unsigned                      idempotent:1;
 } ngx_http_msgr_pg_stmt_t;
 
@@ -70,6 +90,7 @@ struct ngx_http_msgr_pg_pool_s {
     ngx_http_msgr_pg_conn_t      *listener;
     ngx_event_t                   listen_timer;
     ngx_uint_t                    listen_failures;
+    /* the LISTEN is in place: the listener is LISTENING or HEARTBEAT */
     unsigned                      listening:1;
     unsigned                      exiting:1;
 };
@@ -89,14 +110,19 @@ struct ngx_http_msgr_pg_query_s {
     ngx_log_t                      *log;
 
     ngx_http_msgr_pg_pool_t        *pg;
-    ngx_http_msgr_pg_conn_t        *conn;
-    ngx_queue_t                     queue;
+    ngx_http_msgr_pg_query_state_e  state;
+    ngx_http_msgr_pg_conn_t        *conn;    /* PREPARING and SENT */
+    ngx_queue_t                     queue;   /* WAITING */
     ngx_event_t                     timer;
 
-    unsigned                        queued:1;
+    /*
+     * this attempt may have reached the server: set when the statement is
+     * sent, and kept when the connection fails while sending it, until the
+     * query is retried
+     */
     unsigned                        sent:1;
+    /* the second and last attempt, on a fresh connection */
     unsigned                        retried:1;
-    unsigned                        done:1;
     /*
      * NGX_BUSY for a statement that is not idempotent, was sent, and whose
      * connection timed out or was lost before its result came: it may have
