@@ -1289,8 +1289,9 @@ ngx_http_msgr_pg_consume(ngx_http_msgr_pg_conn_t *pc)
 /*
  * Takes every result libpq has ready.  NGX_AGAIN: the command is not over.
  * NGX_OK: handled (the connection may have moved on to its next query).
- * NGX_DONE: a query was completed, whose handler may even have closed the
- * connection: the caller must not touch it any more.
+ * NGX_DONE: a query was completed, or a statement prepared for a query
+ * that went away; either may have closed the connection: the caller must
+ * not touch it any more.
  */
 
 static ngx_int_t
@@ -1354,10 +1355,16 @@ ngx_http_msgr_pg_results(ngx_http_msgr_pg_conn_t *pc)
             PQclear(res);
 
             if (q == NULL) {
-                /* the request went away: the statement stays prepared */
+                /*
+                 * the request went away: the statement stays prepared,
+                 * and the connection takes the next query or idles; it
+                 * may be closed doing so, so it is not touched after
+                 * (what follows is read by the posted event)
+                 */
                 pc->prepared |= (uint64_t) 1 << pc->stmt_id;
+                ngx_post_event(pc->c->read, &ngx_posted_events);
                 ngx_http_msgr_pg_ready(pc);
-                return NGX_OK;
+                return NGX_DONE;
             }
 
             pc->prepared |= (uint64_t) 1 << q->stmt->id;
