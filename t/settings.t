@@ -18,10 +18,7 @@ use Time::HiRes qw(sleep time);
 
 use lib 't/lib';
 use Msgr::Test;
-
-my $J = JSON::PP->new->utf8->canonical->allow_nonref;
-my $T = JSON::PP::true;
-my $F = JSON::PP::false;
+use Msgr::Test::API;
 
 my $S = '/msgr/v1/settings';
 
@@ -42,8 +39,7 @@ my $gkey   = Msgr::Test::key($pg, $g_id, 'admin');
 # the field-by-field school has Enhanced Messenger from the start
 $pg->psql("UPDATE msgr_schools SET enhanced = true WHERE school_id = $f_id");
 
-my $ngx = Msgr::Test::nginx_start($pg, workers => 2,
-    location => '    add_header X-Worker $pid always;');
+my $ngx = api_nginx($pg);
 my @WORKERS = sort $ngx->worker_pids;
 
 
@@ -51,11 +47,6 @@ my @WORKERS = sort $ngx->worker_pids;
 # helpers
 
 sub enc { $J->encode($_[0]) }
-
-sub get {
-    my ($key, $path, %h) = @_;
-    return $ngx->req(GET => $path, key => $key, headers => \%h);
-}
 
 # patch($key, $path, $body_ref_or_text, type => ..., headers => {...})
 sub patch {
@@ -123,29 +114,6 @@ sub unchanged_ok {
     push @why, "audit rows: was $snap->{audit}, now $n"
         if $n ne $snap->{audit};
     ok(!@why, "$name: nothing changed") or diag(join "\n", @why);
-}
-
-# A problem of that status whose errors name exactly those fields, each
-# with a message; returns the errors.
-sub errors_ok {
-    my ($r, $status, $fields, $name) = @_;
-    local $Test::Builder::Level = $Test::Builder::Level + 1;
-    Msgr::Test::problem_ok($r, $status, "$name: $status problem+json");
-    my $errs = ref $r->{json} eq 'HASH' ? $r->{json}{errors} : undef;
-    if (ref $errs ne 'ARRAY') {
-        fail("$name: an errors list");
-        diag("body: $r->{content}");
-        return [];
-    }
-    my @got = sort map { ref $_ eq 'HASH' ? $_->{field} // '(none)' : '?' }
-              @$errs;
-    is_deeply(\@got, [ sort @$fields], "$name: errors name @$fields")
-        or diag("body: $r->{content}");
-    my @bad = grep { ref $_ ne 'HASH' || !defined $_->{message}
-                     || ref $_->{message} || $_->{message} !~ /\S/ } @$errs;
-    ok(!@bad, "$name: every error has a message")
-        or diag("body: $r->{content}");
-    return $errs;
 }
 
 sub error_for {
