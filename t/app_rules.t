@@ -20,12 +20,10 @@ use Time::HiRes qw(sleep time);
 
 use lib 't/lib';
 use Msgr::Test;
+use Msgr::Test::API qw(:DEFAULT json_req);
 
 binmode(Test::More->builder->$_, ':encoding(UTF-8)')
     for qw(output failure_output todo_output);
-
-my $J = JSON::PP->new->utf8->canonical->allow_nonref;
-my $T = JSON::PP::true;
 
 my $V = '/msgr/v1';
 
@@ -38,29 +36,13 @@ my $int = Msgr::Test::key($pg, $A, 'integrator');
 my $ngx = Msgr::Test::nginx_start($pg, workers => 2,
                                   http => "    msgr_app_rate 2;\n"
                                         . "    msgr_app_refused_rate 4;");
+use_nginx($ngx, prefix => $V);
 
 
-sub req {
-    my ($method, $path, $key, $body, %o) = @_;
-    my %h = %{ $o{headers} || {} };
-    $h{'Content-Type'} //= $o{type} // 'application/json' if defined $body;
-    return $ngx->req($method => "$V$path", key => $key,
-                     (defined $body
-                      ? (body => ref $body ? $J->encode($body) : $body)
-                      : ()),
-                     headers => \%h);
-}
-
-sub get { req(GET => $_[1], $_[0]) }
+# requests with a JSON body (see Msgr::Test::API::json_req)
+sub req { json_req(@_) }
 
 sub statuses { join ' ', map { $_->{status} } @_ }
-
-sub issue {
-    my ($contact) = @_;
-    my $r = req(POST => "/contacts/$contact/app-tokens", $adm, {});
-    die "issue: $r->{status} $r->{content}\n" unless $r->{status} == 201;
-    return $r->{json}{token};
-}
 
 sub token_id { ($_[0] =~ /^msgrapp_\d+_([0-9a-f]{16})_/)[0] }
 
@@ -103,7 +85,7 @@ my $good = { topic => 'Absence', body => 'Amy is ill', student_id => $S1 };
 # flood control counts accepted posts
 
 {
-    my $tok = issue($C1);
+    my $tok = issue($adm, $C1);
     my @st;
     push @st, req(POST => '/app/messages', $tok, { %$good, body => ' ' })
         for 1 .. 3;
@@ -136,7 +118,7 @@ my $good = { topic => 'Absence', body => 'Amy is ill', student_id => $S1 };
 
 # posts the database refuses count as refused too
 {
-    my $tok = issue($C2);
+    my $tok = issue($adm, $C2);
     my @st = map { req(POST => '/app/messages', $tok,
                        { %$good, student_id => $S1 }) } 1 .. 2;
     is(statuses(@st), '422 422', 'not her child, twice: 422');
@@ -154,7 +136,7 @@ my $good = { topic => 'Absence', body => 'Amy is ill', student_id => $S1 };
 
 {
     my $n2 = Msgr::Test::nginx_start($pg, http => '    msgr_app_rate 600;');
-    my $tok = issue($C1);
+    my $tok = issue($adm, $C1);
     for my $c ([ 'ABSENCE', 'Absence' ], [ ' absence ', 'Absence' ],
                [ "\x{e9}L\x{c8}VES", "\x{c9}l\x{e8}ves" ])
     {
@@ -197,7 +179,7 @@ my $good = { topic => 'Absence', body => 'Amy is ill', student_id => $S1 };
 # no device for a token being revoked
 
 {
-    my $tok = issue($C1);
+    my $tok = issue($adm, $C1);
     my $tid = token_id($tok);
     $r = get($tok, '/app/messages');
     Msgr::Test::json_ok($r, 200, 'the token works (and is cached)');
@@ -249,7 +231,7 @@ my $good = { topic => 'Absence', body => 'Amy is ill', student_id => $S1 };
        'and no device was registered for it');
 
     # the other order: a device registered first goes with the revocation
-    my $tok2 = issue($C1);
+    my $tok2 = issue($adm, $C1);
     $r = req(PUT => '/app/device', $tok2,
              { platform => 'android', push_token => 'def' });
     Msgr::Test::json_ok($r, 200, 'a device for another token');
@@ -269,7 +251,7 @@ my $good = { topic => 'Absence', body => 'Amy is ill', student_id => $S1 };
         $pg->psql("SELECT count(*) FROM msgr_app_tokens WHERE contact_id = "
                   . "$C2 AND revoked_at IS NULL") + 0;
     };
-    issue($C2) while $live->() < 20;
+    issue($adm, $C2) while $live->() < 20;
     is($live->(), 20, 'twenty live tokens');
 
     $r = req(POST => "/contacts/$C2/app-tokens", $adm, { label => 'one more' });

@@ -15,32 +15,25 @@ use Test::More;
 
 use lib 't/lib';
 use Msgr::Test;
-
-my $J = JSON::PP->new->utf8->canonical->allow_nonref;
+use Msgr::Test::API;
 
 binmode(Test::More->builder->$_, ':encoding(UTF-8)')
     for qw(output failure_output todo_output);
-my $T = JSON::PP::true;
 
 my $V  = '/msgr/v1';
 my $CA = "$V/contact-attributes";
 
 my $pg = Msgr::Test::pg_start();
 
-my $A = Msgr::Test::school($pg, 'Alpha Academy');
-my $B = Msgr::Test::school($pg, 'Beta Primary');
-
-my $a_admin = Msgr::Test::key($pg, $A, 'admin');
-my $a_staff = Msgr::Test::key($pg, $A, 'staff');
-my $a_int   = Msgr::Test::key($pg, $A, 'integrator');
-my $b_admin = Msgr::Test::key($pg, $B, 'admin');
-my $b_int   = Msgr::Test::key($pg, $B, 'integrator');
+my ($A, $B, $a_admin, $a_staff, $a_int, $b_admin, $b_int)
+    = two_schools($pg);
 
 # A rename to a name the school has already is answered 409, and is not an
 # error worth logging.
 my $DUP_LOG = qr/violates unique constraint "msgr_contact_attributes_name"/;
 
 my $ngx = Msgr::Test::nginx_start($pg, workers => 2);
+use_nginx($ngx);
 
 
 # ---------------------------------------------------------------------------
@@ -56,48 +49,17 @@ sub req {
     return $ngx->req($method => $path, %o);
 }
 
-sub get_json {
-    my ($key, $path) = @_;
-    my $r = req(GET => $key, $path);
-    die "GET $path: $r->{status} $r->{content}\n"
-        unless $r->{status} == 200 && ref $r->{json} eq 'HASH';
-    return $r->{json};
-}
-
 sub list { get_json($_[0] // $a_admin, $CA)->{items} }
 
 sub names { [ map { $_->{name} } @{ list($_[0]) } ] }
 
 sub tokens { get_json($_[0] // $a_admin, "$V/contacts/$_[1]/tokens") }
 
-sub errors_ok {
-    my ($r, $status, $fields, $name) = @_;
-    local $Test::Builder::Level = $Test::Builder::Level + 1;
-    Msgr::Test::problem_ok($r, $status, "$name: $status problem+json");
-    my $errs = ref $r->{json} eq 'HASH' ? $r->{json}{errors} : undef;
-    if (ref $errs ne 'ARRAY') {
-        fail("$name: an errors list");
-        diag("body: $r->{content}");
-        return;
-    }
-    is_deeply([ sort map { $_->{field} // '' } @$errs ], [ sort @$fields ],
-              "$name: errors name @$fields") or diag($r->{content});
-    ok(!grep({ ($_->{message} // '') !~ /\S/ } @$errs),
-       "$name: every error has a message");
-}
-
 sub no_content_ok {
     my ($r, $name) = @_;
     local $Test::Builder::Level = $Test::Builder::Level + 1;
     is($r->{status}, 204, "$name: 204") or diag($r->{content});
     is($r->{content}, '', "$name: no body");
-}
-
-sub sync {
-    my ($key, $snap) = @_;
-    my $r = $ngx->req(POST => "$V/mis/sync", key => $key, body => $snap);
-    die "sync: $r->{status} $r->{content}\n" unless $r->{status} == 200;
-    return $r->{json};
 }
 
 
@@ -138,8 +100,8 @@ sub base {
     };
 }
 
-sync($a_int, base());
-sync($b_int, base('B'));
+sync_json($a_int, base());
+sync_json($b_int, base('B'));
 
 sub contact_ids {
     my ($key) = @_;

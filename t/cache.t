@@ -20,9 +20,8 @@ use Time::HiRes qw(sleep time);
 
 use lib 't/lib';
 use Msgr::Test;
-
-my $J = JSON::PP->new->utf8->canonical->allow_nonref;
-my $T = JSON::PP::true;
+use Msgr::Test::API qw($J $T use_nginx req ids_by_mis issue worker_clients
+                       ua_status);
 
 my $V = '/msgr/v1';
 my $TOKEN_RE = qr/^msgrapp_(\d+)_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
@@ -42,16 +41,11 @@ my $ngx = Msgr::Test::nginx_start(
     allow => [qr/msgr: cannot connect to PostgreSQL/,
               qr/msgr: PostgreSQL query failed/,
               qr/msgr: LISTEN failed/]);
+use_nginx($ngx, prefix => $V);
 
 
 # ---------------------------------------------------------------------------
 # helpers
-
-sub req {
-    my ($method, $path, $key, $body, %o) = @_;
-    return $ngx->req($method => "$V$path", key => $key,
-                     (defined $body ? (body => $body) : ()), %o);
-}
 
 sub snapshot {
     my (%o) = @_;
@@ -86,56 +80,6 @@ sub sync {
         or BAIL_OUT("cannot sync the MIS: $r->{content}");
 }
 
-sub by_mis {
-    my ($what) = @_;
-    my $r = req(GET => "/$what?limit=200", $a_admin);
-    die "GET /$what: $r->{status} $r->{content}\n" unless $r->{status} == 200;
-    return { map { $_->{mis_id} => $_->{id} } @{ $r->{json}{items} } };
-}
-
-sub issue {
-    my ($contact, $label) = @_;
-    my $r = req(POST => "/contacts/$contact/app-tokens", $a_admin,
-                { label => $label });
-    die "issuing a token: $r->{status} $r->{content}\n"
-        unless $r->{status} == 201 && ($r->{json}{token} // '') =~ $TOKEN_RE;
-    return $r->{json}{token};
-}
-
-# HTTP::Tiny clients, each holding one keep-alive connection, until there is
-# one on each worker: { pid => client }.
-sub worker_clients {
-    my ($key, $path) = @_;
-    my %by_pid;
-    my @want = $ngx->worker_pids;
-    for (1 .. 300) {
-        my $ua = HTTP::Tiny->new(keep_alive => 1, timeout => 10,
-                                 agent => 'msgr-test/1');
-        my $res = $ua->request(GET => $ngx->url($path),
-                               { headers => { Authorization
-                                              => "Bearer $key" } });
-        my $pid = $res->{headers}{'x-worker'} // '';
-        die "GET $path: $res->{status} $res->{content}\n"
-            unless $res->{status} == 200 && $pid =~ /^\d+$/;
-        $by_pid{$pid} //= $ua;
-        last if keys %by_pid >= @want;
-    }
-    return \%by_pid;
-}
-
-# A request on one of those clients: (status, worker pid).
-sub ua_req {
-    my ($ua, $method, $path, $key, $body) = @_;
-    my %h = (Authorization => "Bearer $key");
-    my %args = (headers => \%h);
-    if (defined $body) {
-        $args{content} = $J->encode($body);
-        $h{'Content-Type'} = 'application/json';
-    }
-    my $r = $ua->request($method, $ngx->url($path), \%args);
-    return ($r->{status}, $r->{headers}{'x-worker'} // '?');
-}
-
 # Restarts PostgreSQL and waits until every worker LISTENs again.
 sub pg_restart {
     my $log = $ngx->error_log;
@@ -160,8 +104,8 @@ sub pg_restart {
 # the school: one family, incoming messages on
 
 sync(snapshot(with_c2 => 1), 'the MIS synced');
-my $c = by_mis('contacts');
-my $s = by_mis('students');
+my $c = ids_by_mis($a_admin, 'contacts');
+my $s = ids_by_mis($a_admin, 'students');
 my ($C1, $C2, $S1) = ($c->{C1}, $c->{C2}, $s->{S1});
 ok($C1 && $C2 && $S1, 'the contacts and the student have ids')
     or BAIL_OUT('the MIS lists are incomplete');
@@ -182,21 +126,21 @@ ok($C1 && $C2 && $S1, 'the contacts and the student have ids')
 # flood control survives a LISTEN restart
 
 {
-    my $tok = issue($C1, 'flood');
-    my $clients = worker_clients($tok, "$V/app/messages");
+    my $tok = issue($a_admin, $C1, 'flood');
+    my $clients = worker_clients($ngx, $tok, "$V/app/messages");
     my @pids = sort keys %$clients;
     is(scalar @pids, 2, 'a connection on each of the 2 workers');
 
     my $msg = { topic => 'Absence', body => 'ill', student_id => $S1 };
     my @st;
     for my $i (0 .. 4) {
-        my ($st) = ua_req($clients->{ $pids[ $i % @pids ] },
-                          POST => "$V/app/messages", $tok, $msg);
+        my ($st) = ua_status($ngx, $clients->{ $pids[ $i % @pids ] },
+                             POST => "$V/app/messages", $tok, $msg);
         push @st, $st;
     }
     is("@st", '201 201 201 201 201', 'five posts: all 201 (msgr_app_rate 5)');
-    my ($st) = ua_req($clients->{ $pids[0] }, POST => "$V/app/messages",
-                      $tok, $msg);
+    my ($st) = ua_status($ngx, $clients->{ $pids[0] },
+                         POST => "$V/app/messages", $tok, $msg);
     is($st, 429, 'a sixth: 429');
 
     ok(pg_restart(), 'PostgreSQL restarted; every worker LISTENs again');
@@ -217,7 +161,7 @@ ok($C1 && $C2 && $S1, 'the contacts and the student have ids')
 
 {
     # a broken app at its ceiling of refused posts stays there too
-    my $tok = issue($C1, 'broken');
+    my $tok = issue($a_admin, $C1, 'broken');
     my $bad = { topic => 'Absence', body => '', student_id => $S1 };
     my @st = map {
         $ngx->req(POST => "$V/app/messages", key => $tok,
@@ -285,22 +229,22 @@ ok($C1 && $C2 && $S1, 'the contacts and the student have ids')
 # a contact dropped by a sync and restored by the next: its token
 
 {
-    my $tok = issue($C2, "Dad's phone");
-    my $clients = worker_clients($tok, "$V/app/messages");
+    my $tok = issue($a_admin, $C2, "Dad's phone");
+    my $clients = worker_clients($ngx, $tok, "$V/app/messages");
     my @pids = sort keys %$clients;
     is(scalar @pids, 2, 'the token works, on each of the 2 workers');
 
     sync(snapshot(), 'a sync without C2 retires the contact');
     for my $pid (@pids) {
-        my ($st, $who) = ua_req($clients->{$pid}, GET => "$V/app/messages",
-                                $tok);
+        my ($st, $who) = ua_status($ngx, $clients->{$pid},
+                                   GET => "$V/app/messages", $tok);
         is("$st $who", "401 $pid", "retired: the token is refused on $pid");
     }
 
     sync(snapshot(with_c2 => 1), 'the next sync brings C2 back');
     for my $pid (@pids) {
-        my ($st, $who) = ua_req($clients->{$pid}, GET => "$V/app/messages",
-                                $tok);
+        my ($st, $who) = ua_status($ngx, $clients->{$pid},
+                                   GET => "$V/app/messages", $tok);
         is("$st $who", "200 $pid",
            "restored: the token works at once on $pid");
     }
@@ -312,7 +256,7 @@ ok($C1 && $C2 && $S1, 'the contacts and the student have ids')
         or diag(join ' ', map { $_->{status} } @back);
 
     # a token revoked meanwhile does not come back with its contact
-    my $other = issue($C2, 'old phone');
+    my $other = issue($a_admin, $C2, 'old phone');
     my $r = req(GET => '/app/messages', $other);
     is($r->{status}, 200, 'a second token of C2 works');
     my $id = ($other =~ $TOKEN_RE)[1];

@@ -16,59 +16,26 @@ use Test::More;
 
 use lib 't/lib';
 use Msgr::Test;
-
-my $J = JSON::PP->new->utf8->canonical->allow_nonref;
-my $T = JSON::PP::true;
-my $F = JSON::PP::false;
+use Msgr::Test::API;
 
 my $V = '/msgr/v1';
 
 my $pg = Msgr::Test::pg_start();
 
-my $A = Msgr::Test::school($pg, 'Alpha Academy');
-my $B = Msgr::Test::school($pg, 'Beta Primary');
+my ($A, $B, $a_admin, $a_staff, $a_int, $b_admin, $b_int)
+    = two_schools($pg);
 
-my $a_admin = Msgr::Test::key($pg, $A, 'admin');
-my $a_staff = Msgr::Test::key($pg, $A, 'staff');
-my $a_int   = Msgr::Test::key($pg, $A, 'integrator');
-my $b_admin = Msgr::Test::key($pg, $B, 'admin');
-my $b_int   = Msgr::Test::key($pg, $B, 'integrator');
-
-my $ngx = Msgr::Test::nginx_start($pg, workers => 2,
-    location => '    add_header X-Worker $pid always;');
-my @WORKERS = sort $ngx->worker_pids;
+my $ngx = api_nginx($pg);
 
 
 # ---------------------------------------------------------------------------
 # helpers
-
-sub clone { $J->decode($J->encode($_[0])) }
-
-sub get {
-    my ($key, $path) = @_;
-    return $ngx->req(GET => $path, key => $key);
-}
-
-sub get_json {
-    my ($key, $path) = @_;
-    my $r = get($key, $path);
-    die "GET $path: $r->{status} $r->{content}\n"
-        unless $r->{status} == 200 && ref $r->{json} eq 'HASH';
-    return $r->{json};
-}
 
 sub patch_contact {
     my ($key, $id, $body) = @_;
     return $ngx->req(PATCH => "$V/contacts/$id", key => $key,
                      body => ref $body ? $J->encode($body) : $body,
                      headers => { 'Content-Type' => 'application/json' });
-}
-
-sub sync {
-    my ($key, $snap) = @_;
-    my $r = $ngx->req(POST => "$V/mis/sync", key => $key, body => $snap);
-    die "sync: $r->{status} $r->{content}\n" unless $r->{status} == 200;
-    return $r->{json};
 }
 
 # Walks every page of $path (which may have a query already) with $limit;
@@ -136,47 +103,6 @@ sub bad_query_ok {
     my @f = map { $_->{field} // '' }
             @{ ref $r->{json} eq 'HASH' ? $r->{json}{errors} || [] : [] };
     is_deeply(\@f, [$field], "$name: names $field") or diag($r->{content});
-}
-
-sub errors_ok {
-    my ($r, $status, $fields, $name) = @_;
-    local $Test::Builder::Level = $Test::Builder::Level + 1;
-    Msgr::Test::problem_ok($r, $status, "$name: $status problem+json");
-    my $errs = ref $r->{json} eq 'HASH' ? $r->{json}{errors} : undef;
-    if (ref $errs ne 'ARRAY') {
-        fail("$name: an errors list");
-        diag("body: $r->{content}");
-        return;
-    }
-    is_deeply([ sort map { $_->{field} // '' } @$errs ], [ sort @$fields ],
-              "$name: errors name @$fields") or diag($r->{content});
-    ok(!grep({ ($_->{message} // '') !~ /\S/ } @$errs),
-       "$name: every error has a message");
-}
-
-sub set_contacts {
-    my ($key, $field, $value) = @_;
-    my $r = $ngx->req(PATCH => "$V/settings/contacts", key => $key,
-                      body => $J->encode({ $field => $value }),
-                      headers => { 'Content-Type'
-                                   => 'application/merge-patch+json' });
-    Msgr::Test::json_ok($r, 200, "PATCH contacts.$field = "
-                                 . $J->encode($value));
-    # every worker has it before we go on
-    my (%by, @bad);
-    for (1 .. 300) {
-        my $g = get($key, "$V/settings/contacts");
-        my $w = $g->{headers}{'x-worker'} // '?';
-        $by{$w}++;
-        push @bad, "worker $w: $g->{status} $g->{content}"
-            unless $g->{status} == 200 && ref $g->{json} eq 'HASH'
-                   && $J->encode($g->{json}{$field}) eq $J->encode($value);
-        last unless grep { ($by{$_} // 0) < 3 } @WORKERS;
-    }
-    is_deeply([ sort keys %by ], \@WORKERS,
-              "contacts.$field: read on every worker (@WORKERS)");
-    is(scalar @bad, 0, "contacts.$field reads back as " . $J->encode($value))
-        or diag(join "\n", @bad);
 }
 
 
@@ -270,14 +196,14 @@ sub base {
 }
 
 my $snap = base();
-sync($a_int, $snap);
+sync_json($a_int, $snap);
 
 # school B: the same mis_ids, other names
 {
     my $b = base();
     $_->{first_name} = "B$_->{first_name}"
         for @{ $b->{students} }, @{ $b->{contacts} }, @{ $b->{staff} };
-    sync($b_int, $b);
+    sync_json($b_int, $b);
 }
 
 sub all_of {
@@ -471,13 +397,13 @@ sub names_ok {
 }
 
 names_ok(0, 'show_registration_in_names off');
-set_contacts($a_admin, show_registration_in_names => $T);
+set_contacts_everywhere($a_admin, show_registration_in_names => $T);
 names_ok(1, 'show_registration_in_names on');
 {
     my $b = all_of($b_admin, 'students');
     is($b->{S1}{name}, 'BAmy Jones', 'school B\'s names are not affected');
 }
-set_contacts($a_admin, show_registration_in_names => $F);
+set_contacts_everywhere($a_admin, show_registration_in_names => $F);
 names_ok(0, 'show_registration_in_names off again');
 
 
@@ -558,7 +484,7 @@ for my $k ([ admin => $a_admin ], [ staff => $a_staff ],
     staff_view_ok($k->[1], "hiding off, $k->[0] key", 0);
 }
 
-set_contacts($a_admin, hide_staff_contact_details => $T);
+set_contacts_everywhere($a_admin, hide_staff_contact_details => $T);
 staff_view_ok($a_admin, 'hiding on, admin key', 0);
 staff_view_ok($a_staff, 'hiding on, staff key', 1);
 staff_view_ok($a_int, 'hiding on, integrator key', 1);
@@ -576,7 +502,7 @@ staff_view_ok($a_int, 'hiding on, integrator key', 1);
     clear_ok($b->{T1}, { %{ $CLEAR{T1} } },
              'school B\'s staff, integrator key');
 }
-set_contacts($a_admin, hide_staff_contact_details => $F);
+set_contacts_everywhere($a_admin, hide_staff_contact_details => $F);
 staff_view_ok($a_staff, 'hiding off again, staff key', 0);
 
 
@@ -599,7 +525,7 @@ sub contact { get_json($_[0] // $a_admin, "$V/contacts/$_[1]") }
          'the 403 names contacts.can_edit_imported_contacts');
     is_deeply(contact($a_admin, $c1), $before, 'C1 is as it was');
 
-    set_contacts($a_admin, can_edit_imported_contacts => $T);
+    set_contacts_everywhere($a_admin, can_edit_imported_contacts => $T);
 
     $r = patch_contact($a_int, $c1, { email => 'jane.home@example.org' });
     Msgr::Test::problem_ok($r, 403, 'PATCH with an integrator key: 403');
@@ -627,7 +553,7 @@ sub contact { get_json($_[0] // $a_admin, "$V/contacts/$_[1]") }
     contact_of('C1')->{email} = 'jane.mis@example.org';
     contact_of('C1')->{mobile_phone} = '07700 900555';
     contact_of('C1')->{work_phone} = '0113 496 0777';
-    my $s = sync($a_int, $snap);
+    my $s = sync_json($a_int, $snap);
     is($s->{contacts}{updated}, 1, 're-sync: C1 updated');
     $j = contact($a_admin, $c1);
     is($j->{email}, 'jane.home@example.org',
@@ -780,7 +706,7 @@ sub contact_of {
 # tenancy: school A's ids from school B
 
 {
-    set_contacts($b_admin, can_edit_imported_contacts => $T);
+    set_contacts_everywhere($b_admin, can_edit_imported_contacts => $T);
     my $a_c1 = contact($a_admin, $c1);
 
     my $bc = all_of($b_admin, 'contacts');
@@ -829,7 +755,7 @@ sub contact_of {
     my $s = clone($snap);
     $s->{contacts} = [ grep { $_->{mis_id} ne 'C24' } @{ $s->{contacts} } ];
     $s->{students}[-1]{contacts} = [];
-    sync($a_int, $s);
+    sync_json($a_int, $s);
     my $id = $contacts->{C24}{id};
     Msgr::Test::problem_ok(get($a_admin, "$V/contacts/$id"), 404,
                            'a retired contact: GET 404');

@@ -24,54 +24,28 @@ use Time::HiRes qw(sleep);
 
 use lib 't/lib';
 use Msgr::Test;
+use Msgr::Test::API;
 
 binmode(Test::More->builder->$_, ':encoding(UTF-8)')
     for qw(output failure_output todo_output);
 
-my $J = JSON::PP->new->utf8->canonical->allow_nonref;
-my $T = JSON::PP::true;
-my $F = JSON::PP::false;
-
 my $V = '/msgr/v1';
 
 my $pg = Msgr::Test::pg_start();
-my $A = Msgr::Test::school($pg, 'Alpha Academy');
-
-my $admin = Msgr::Test::key($pg, $A, 'admin');
-my $staff = Msgr::Test::key($pg, $A, 'staff');
-my $int   = Msgr::Test::key($pg, $A, 'integrator');
+my ($A, $admin, $staff, $int) = one_school($pg);
 
 my $ngx = Msgr::Test::nginx_start($pg, workers => 2, timeout => '20s');
+use_nginx($ngx, prefix => "$V/");
 
 
 # ---------------------------------------------------------------------------
 # helpers
-
-sub get {
-    my ($key, $path, %h) = @_;
-    return $ngx->req(GET => "$V/$path", key => $key, headers => \%h);
-}
-
-sub get_json {
-    my ($key, $path) = @_;
-    my $r = get($key, $path);
-    die "GET $path: $r->{status} $r->{content}\n"
-        unless $r->{status} == 200 && ref $r->{json} eq 'HASH';
-    return $r->{json};
-}
 
 sub patch {
     my ($path, $body, %h) = @_;
     $h{'Content-Type'} //= 'application/json';
     return $ngx->req(PATCH => "$V/$path", key => $admin,
                      body => $J->encode($body), headers => \%h);
-}
-
-sub sync {
-    my ($snap) = @_;
-    my $r = $ngx->req(POST => "$V/mis/sync", key => $int, body => $snap);
-    die "sync: $r->{status} $r->{content}\n" unless $r->{status} == 200;
-    return $r->{json};
 }
 
 sub set_contacts {
@@ -151,7 +125,7 @@ my $snap = {
           students => ['S1', 'S2'], staff => ['T1'] },
     ],
 };
-sync($snap);
+sync_json($int, $snap);
 
 my %C = map { $_->{mis_id} => $_ } @{ get_json($admin, 'contacts')->{items} };
 my %S = map { $_->{mis_id} => $_ } @{ get_json($admin, 'students')->{items} };
@@ -240,13 +214,13 @@ sub etag_moves_ok {
 
     $etag = etag_moves_ok($etag, sub {
         $snap->{students}[0]{first_name} = 'Amelia';
-        sync($snap);
+        sync_json($int, $snap);
     }, sub { $_[0]{students}[0]{name} eq 'Amelia Jones' },
     'a sync renames the linked child');
 
     $etag = etag_moves_ok($etag, sub {
         $snap->{students}[0]{contacts}[0]{relationship} = 'Aunt';
-        sync($snap);
+        sync_json($int, $snap);
     }, sub { $_[0]{students}[0]{relationship} eq 'Aunt' },
     'a sync changes the relationship');
 

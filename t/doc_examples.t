@@ -28,11 +28,9 @@ use POSIX qw(:sys_wait_h);
 use Test::More;
 use Time::HiRes qw(sleep time);
 use lib 't/lib';
-use Msgr::Test;
+use Msgr::Test qw(slurp spew);
 
 my $ROOT = abs_path(dirname(abs_path(__FILE__)) . '/..');
-
-sub slurp { Msgr::Test::_slurp($_[0]) }
 
 # The fenced blocks of a Markdown file: [{ lang, line (of its first line),
 # text }].
@@ -186,7 +184,7 @@ my $ngx    = Msgr::Test::nginx_start($pg);
 # a directory that looks like the checkout
 my $co = tempdir('msgr-docs-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 mkdir "$co/var" or die "mkdir: $!";
-Msgr::Test::_spew("$co/var/demo-admin-key", "$key\n");
+spew("$co/var/demo-admin-key", "$key\n");
 chmod 0600, "$co/var/demo-admin-key";
 symlink("$ROOT/$_", "$co/$_") or die "symlink $_: $!" for qw(docs build);
 
@@ -216,7 +214,7 @@ for my $i (0 .. $#examples) {
     $script .= "echo \"ok $i\" >&3\n";
     $lines++;
 }
-Msgr::Test::_spew("$co/examples.sh", $script);
+spew("$co/examples.sh", $script);
 
 my $outf = "$co/output";
 my $pid = fork() // die "fork: $!";

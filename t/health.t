@@ -8,6 +8,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 use lib 't/lib';
 use Msgr::Test;
+use Msgr::Test::API qw(by_worker);
 
 my $pg     = Msgr::Test::pg_start();
 my $school = Msgr::Test::school($pg, 'Health High');
@@ -28,20 +29,6 @@ my $ngx    = Msgr::Test::nginx_start($pg, timeout => '2s',
         qr/\[error\] .*msgr: PostgreSQL closed the connection/,
     ]);
 my @WORKERS = sort $ngx->worker_pids;
-
-# GETs $path on fresh connections until every worker has answered $each
-# times (300 requests at most); returns { worker pid => [answers] }, the
-# answers without an X-Worker header under '?'.
-sub by_worker {
-    my ($path, $each, %o) = @_;
-    my %by;
-    for (1 .. 300) {
-        my $r = $ngx->req(GET => $path, %o);
-        push @{ $by{ $r->{headers}{'x-worker'} // '?' } }, $r;
-        last unless grep { @{ $by{$_} || [] } < $each } @WORKERS;
-    }
-    return \%by;
-}
 
 # Every answer in by_worker's result has status $status, and each of the
 # workers gave $each of them.
@@ -127,7 +114,7 @@ is($r->{json}{id}, $school, 'school: its own id again');
 
 # every worker has recovered, not just the one that answered first
 is(scalar @WORKERS, 2, 'two workers');
-every_worker_ok(by_worker('/msgr/v1/school', 5, key => $key), 200, 5,
-                'once PostgreSQL is back');
+every_worker_ok(by_worker($ngx, '/msgr/v1/school', 5, 300, key => $key),
+                200, 5, 'once PostgreSQL is back');
 
 Msgr::Test::finish();

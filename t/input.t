@@ -18,12 +18,10 @@ use Test::More;
 
 use lib 't/lib';
 use Msgr::Test;
+use Msgr::Test::API qw($J $T use_nginx get json_req);
 
 binmode(Test::More->builder->$_, ':encoding(UTF-8)')
     for qw(output failure_output todo_output);
-
-my $J = JSON::PP->new->utf8->canonical->allow_nonref;
-my $T = JSON::PP::true;
 
 my $V = '/msgr/v1';
 
@@ -41,25 +39,14 @@ my $A   = Msgr::Test::school($pg, 'Alpha Academy');
 my $adm = Msgr::Test::key($pg, $A, 'admin');
 my $int = Msgr::Test::key($pg, $A, 'integrator');
 my $ngx = Msgr::Test::nginx_start($pg);
+use_nginx($ngx, prefix => $V);
 
 
 # ---------------------------------------------------------------------------
 # helpers
 
-sub req {
-    my ($method, $path, $key, $body, %o) = @_;
-    my %h = %{ $o{headers} || {} };
-    if (defined $body && !exists $h{'Content-Type'}) {
-        $h{'Content-Type'} = $o{type} // 'application/json';
-    }
-    return $ngx->req($method => "$V$path", key => $key,
-                     (defined $body
-                      ? (body => ref $body ? $J->encode($body) : $body)
-                      : ()),
-                     headers => \%h);
-}
-
-sub get { req(GET => $_[1], $_[0]) }
+# requests with a JSON body (see Msgr::Test::API::json_req)
+sub req { json_req(@_) }
 
 # a body for a test's name, cut short
 sub show {

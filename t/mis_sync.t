@@ -15,43 +15,20 @@ use Test::More;
 
 use lib 't/lib';
 use Msgr::Test;
-
-my $J = JSON::PP->new->utf8->canonical->allow_nonref;
-my $T = JSON::PP::true;
-my $F = JSON::PP::false;
+use Msgr::Test::API;
 
 my $SYNC = '/msgr/v1/mis/sync';
 
 my $pg = Msgr::Test::pg_start();
 
-my $A = Msgr::Test::school($pg, 'Alpha Academy');
-my $B = Msgr::Test::school($pg, 'Beta Primary');
+my ($A, $B, $a_admin, $a_staff, $a_int, $b_admin, $b_int)
+    = two_schools($pg);
 
-my $a_admin = Msgr::Test::key($pg, $A, 'admin');
-my $a_staff = Msgr::Test::key($pg, $A, 'staff');
-my $a_int   = Msgr::Test::key($pg, $A, 'integrator');
-my $b_admin = Msgr::Test::key($pg, $B, 'admin');
-my $b_int   = Msgr::Test::key($pg, $B, 'integrator');
-
-my $ngx = Msgr::Test::nginx_start($pg, workers => 2,
-    location => '    add_header X-Worker $pid always;');
-my @WORKERS = sort $ngx->worker_pids;
+my $ngx = api_nginx($pg);
 
 
 # ---------------------------------------------------------------------------
 # helpers
-
-sub clone { $J->decode($J->encode($_[0])) }
-
-sub sync {
-    my ($key, $snap, %o) = @_;
-    return $ngx->req(POST => $SYNC, key => $key, body => $snap, %o);
-}
-
-sub get {
-    my ($key, $path) = @_;
-    return $ngx->req(GET => $path, key => $key);
-}
 
 # Every item of a list, following next_after.
 sub list_all {
@@ -91,19 +68,7 @@ sub api_view {
 sub db_view {
     my ($s) = @_;
     return $pg->psql(join "\nSELECT '--';\n", map { "$_;" } (
-        "SELECT mis_id, first_name, last_name, reg_group, year, status,
-                leaving_date, created_at, updated_at, retired_at
-           FROM msgr_students WHERE school_id = $s ORDER BY mis_id",
-        "SELECT mis_id, title, first_name, last_name, home_phone,
-                work_phone, mobile_phone, email, language, phone_problems,
-                overrides, created_at, updated_at, retired_at
-           FROM msgr_contacts WHERE school_id = $s ORDER BY mis_id",
-        "SELECT mis_id, title, first_name, last_name, work_phone,
-                mobile_phone, email, phone_problems, created_at, updated_at,
-                retired_at
-           FROM msgr_staff WHERE school_id = $s ORDER BY mis_id",
-        "SELECT mis_id, name, type, created_at, updated_at, retired_at
-           FROM msgr_groups WHERE school_id = $s ORDER BY mis_id",
+        mis_rows_sql($s),
         "SELECT student_id, contact_id, relationship, priority,
                 correspondence, retired_at
            FROM msgr_student_contacts WHERE school_id = $s ORDER BY 1, 2",
@@ -130,51 +95,6 @@ sub sync_ok {
             or diag("got " . $J->encode($j->{$kind}));
     }
     is(ref $j->{warnings}, 'ARRAY', "$name: a warnings list");
-}
-
-# A problem of that status whose errors name exactly those fields.
-sub errors_ok {
-    my ($r, $status, $fields, $name) = @_;
-    local $Test::Builder::Level = $Test::Builder::Level + 1;
-    Msgr::Test::problem_ok($r, $status, "$name: $status problem+json");
-    my $errs = ref $r->{json} eq 'HASH' ? $r->{json}{errors} : undef;
-    if (ref $errs ne 'ARRAY') {
-        fail("$name: an errors list");
-        diag("body: $r->{content}");
-        return [];
-    }
-    my @got = sort map { $_->{field} // '(none)' } @$errs;
-    is_deeply(\@got, [ sort @$fields ], "$name: errors name @$fields")
-        or diag("body: $r->{content}");
-    my @bad = grep { !defined $_->{message} || $_->{message} !~ /\S/ }
-              @$errs;
-    ok(!@bad, "$name: every error has a message");
-    return $errs;
-}
-
-sub set_contacts {
-    my ($field, $value) = @_;
-    my $r = $ngx->req(PATCH => '/msgr/v1/settings/contacts', key => $a_admin,
-                      body => $J->encode({ $field => $value }),
-                      headers => { 'Content-Type'
-                                   => 'application/merge-patch+json' });
-    Msgr::Test::json_ok($r, 200, "PATCH contacts.$field = "
-                                 . $J->encode($value));
-    # both workers see it before we go on
-    my (%by, @bad);
-    for (1 .. 300) {
-        my $g = get($a_int, '/msgr/v1/settings/contacts');
-        my $w = $g->{headers}{'x-worker'} // '?';
-        $by{$w}++;
-        push @bad, "worker $w: $g->{status} $g->{content}"
-            unless $g->{status} == 200 && ref $g->{json} eq 'HASH'
-                   && $J->encode($g->{json}{$field}) eq $J->encode($value);
-        last unless grep { ($by{$_} // 0) < 3 } @WORKERS;
-    }
-    is_deeply([ sort keys %by ], \@WORKERS,
-              "contacts.$field: read on every worker (@WORKERS)");
-    is(scalar @bad, 0, "contacts.$field reads back as " . $J->encode($value))
-        or diag(join "\n", @bad);
 }
 
 
@@ -631,7 +551,8 @@ is_deeply([ sort keys %$groups ], [qw(G7BMA R7B XTRIP Y7)],
 # contacts.auto_sync_contacts off: students and groups sync, contacts don't
 
 {
-    set_contacts(auto_sync_contacts => $F);
+    set_contacts_everywhere($a_admin, auto_sync_contacts => $F,
+                            reader => $a_int);
 
     # a contact lists its students, whose names do change here
     my $details = sub {
@@ -690,7 +611,8 @@ is_deeply([ sort keys %$groups ], [qw(G7BMA R7B XTRIP Y7)],
               'auto_sync_contacts off: a dropped student is retired')
         or diag($r->{content});
 
-    set_contacts(auto_sync_contacts => $T);
+    set_contacts_everywhere($a_admin, auto_sync_contacts => $T,
+                            reader => $a_int);
 
     $r = sync($a_int, $off);
     Msgr::Test::json_ok($r, 200, 'auto_sync_contacts on again: 200');

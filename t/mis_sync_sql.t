@@ -15,11 +15,8 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 
 use lib 't/lib';
-use Msgr::Test;
-
-my $J = JSON::PP->new->utf8->canonical->allow_nonref;
-my $T = JSON::PP::true;
-my $F = JSON::PP::false;
+use Msgr::Test qw(slurp);
+use Msgr::Test::API qw($J $T $F clone mis_rows_sql);
 
 my $pg = Msgr::Test::pg_start();
 my $A  = Msgr::Test::school($pg, 'Alpha Academy');
@@ -29,8 +26,6 @@ my $C  = Msgr::Test::school($pg, 'Gamma High');
 
 # ---------------------------------------------------------------------------
 # helpers
-
-sub clone { $J->decode($J->encode($_[0])) }
 
 # The SQL text of a call; the snapshot as a dollar-quoted literal.
 sub call_sql {
@@ -69,19 +64,7 @@ sub q1 { $pg->psql($_[0]) }
 sub dump_school {
     my ($s) = @_;
     return q1(join "\nSELECT '--';\n", map { "$_;" } (
-        "SELECT mis_id, first_name, last_name, reg_group, year, status,
-                leaving_date, created_at, updated_at, retired_at
-           FROM msgr_students WHERE school_id = $s ORDER BY mis_id",
-        "SELECT mis_id, title, first_name, last_name, home_phone,
-                work_phone, mobile_phone, email, language, phone_problems,
-                overrides, created_at, updated_at, retired_at
-           FROM msgr_contacts WHERE school_id = $s ORDER BY mis_id",
-        "SELECT mis_id, title, first_name, last_name, work_phone,
-                mobile_phone, email, phone_problems, created_at, updated_at,
-                retired_at
-           FROM msgr_staff WHERE school_id = $s ORDER BY mis_id",
-        "SELECT mis_id, name, type, created_at, updated_at, retired_at
-           FROM msgr_groups WHERE school_id = $s ORDER BY mis_id",
+        mis_rows_sql($s),
         "SELECT s.mis_id, c.mis_id, l.relationship, l.priority,
                 l.correspondence, l.retired_at
            FROM msgr_student_contacts l
@@ -748,13 +731,6 @@ close $c1;
 ok($? == 0, 'lock: the first sync commits');
 close $c2;
 ok($? == 0, 'lock: the second sync then runs');
-
-sub slurp {
-    my ($f) = @_;
-    open(my $fh, '<', $f) or return '';
-    local $/;
-    return scalar <$fh>;
-}
 
 my $first  = $J->decode(slurp("$tmp/c1.out"));
 my $second = $J->decode(slurp("$tmp/c2.out"));

@@ -15,7 +15,7 @@ use POSIX qw(WEXITSTATUS);
 use Test::More;
 
 use lib 't/lib';
-use Msgr::Test;
+use Msgr::Test qw(slurp spew);
 
 my $CTL = $Msgr::Test::MSGRCTL;
 my $SQL = "$Msgr::Test::ROOT/sql";
@@ -49,20 +49,6 @@ sub ctl_env {
     waitpid($pid, 0);
     my $rc = $? & 127 ? 128 + ($? & 127) : WEXITSTATUS($?);
     return ($rc, slurp("$dir/out"), slurp("$dir/err"));
-}
-
-sub slurp {
-    my ($f) = @_;
-    open(my $fh, '<', $f) or return '';
-    local $/;
-    return scalar(<$fh>) // '';
-}
-
-sub spew {
-    my ($f, $s) = @_;
-    open(my $fh, '>', $f) or die "$f: $!";
-    print $fh $s;
-    close $fh;
 }
 
 # What migrate may change: the tables and columns, and the migration rows.

@@ -16,6 +16,7 @@ use Time::HiRes qw(sleep time);
 
 use lib 't/lib';
 use Msgr::Test;
+use Msgr::Test::API qw(by_worker);
 
 my $V = '/msgr/v1';
 
@@ -28,26 +29,11 @@ my $a_staff = Msgr::Test::key($pg, $A, 'staff');
 my $WHO = '    add_header X-Worker $pid always;';
 
 
-# Asks until every worker has answered (at most 200 tries); returns
-# { pid => [ answers ] }.
-sub on_every_worker {
-    my ($ngx, $path, $key) = @_;
-    my %want = map { $_ => 1 } $ngx->worker_pids;
-    my %seen;
-    for (1 .. 200) {
-        my $r = $ngx->req(GET => "$V$path", key => $key);
-        my $pid = $r->{headers}{'x-worker'} // 'none';
-        push @{ $seen{$pid} }, $r;
-        last unless grep { !$seen{$_} } keys %want;
-    }
-    return \%seen;
-}
-
 sub every_worker_seen {
     my ($ngx, $seen, $name) = @_;
     local $Test::Builder::Level = $Test::Builder::Level + 1;
     my @pids = sort $ngx->worker_pids;
-    is_deeply([ sort grep { $_ ne 'none' } keys %$seen ], \@pids,
+    is_deeply([ sort grep { $_ ne '?' } keys %$seen ], \@pids,
               "$name: every worker (@pids) answered");
 }
 
@@ -87,7 +73,7 @@ sub school_set {
 {
     my $ngx = Msgr::Test::nginx_start($pg, workers => 2, location => $WHO);
 
-    my $seen = on_every_worker($ngx, '/school', $a_staff);
+    my $seen = by_worker($ngx, "$V/school", 1, 200, key => $a_staff);
     every_worker_seen($ngx, $seen, 'before: the staff key');
     is(statuses($seen), '200 x' . (map { @$_ } values %$seen),
        'before: the staff key works (and is cached) on every worker');
@@ -102,14 +88,14 @@ sub school_set {
 
     sleep 1;
 
-    $seen = on_every_worker($ngx, '/school', $a_staff);
+    $seen = by_worker($ngx, "$V/school", 1, 200, key => $a_staff);
     every_worker_seen($ngx, $seen, 'a second after the revocation');
     my @not401 = grep { $_->{status} != 401 } map { @$_ } values %$seen;
     ok(!@not401, 'a second after the revocation every worker answers 401')
         or diag('answers: ' . statuses($seen));
 
     # settings
-    $seen = on_every_worker($ngx, '/settings', $a_admin);
+    $seen = by_worker($ngx, "$V/settings", 1, 200, key => $a_admin);
     every_worker_seen($ngx, $seen, 'settings before');
     my @before = map { pin_threshold($_) } map { @$_ } values %$seen;
     is_deeply([ sort { $a <=> $b } @before ], [ (1000) x @before ],
@@ -120,7 +106,7 @@ sub school_set {
     school_set('sending.pin_threshold', 777);
     sleep 1;
 
-    $seen = on_every_worker($ngx, '/settings', $a_admin);
+    $seen = by_worker($ngx, "$V/settings", 1, 200, key => $a_admin);
     every_worker_seen($ngx, $seen, 'settings a second after the change');
     my %got;
     for my $pid (keys %$seen) {
@@ -161,7 +147,7 @@ sub school_set {
     is(scalar @listeners, 2, 'one LISTEN connection per worker');
 
     # read while listening: every worker caches the settings
-    my $seen = on_every_worker($ngx, '/settings', $a_admin);
+    my $seen = by_worker($ngx, "$V/settings", 1, 200, key => $a_admin);
     every_worker_seen($ngx, $seen, 'heartbeat: settings before');
 
     # half-open: the backends stop answering, their sockets stay open
@@ -172,7 +158,7 @@ sub school_set {
 
     my ($ok, %got);
     while (time < $t0 + 6) {
-        $seen = on_every_worker($ngx, '/settings', $a_admin);
+        $seen = by_worker($ngx, "$V/settings", 1, 200, key => $a_admin);
         %got = ();
         for my $pid (keys %$seen) {
             $got{$pid} = pin_threshold($seen->{$pid}[-1]);

@@ -19,26 +19,16 @@ use Time::Local qw(timegm);
 
 use lib 't/lib';
 use Msgr::Test;
-
-my $J = JSON::PP->new->utf8->canonical->allow_nonref;
-my $T = JSON::PP::true;
-my $F = JSON::PP::false;
+use Msgr::Test::API;
 
 my $V = '/msgr/v1';
 
 my $pg = Msgr::Test::pg_start();
 
-my $A = Msgr::Test::school($pg, 'Alpha Academy');
-my $B = Msgr::Test::school($pg, 'Beta Primary');
+my ($A, $B, $a_admin, $a_staff, $a_int, $b_admin, $b_int)
+    = two_schools($pg);
 
-my $a_admin = Msgr::Test::key($pg, $A, 'admin');
-my $a_staff = Msgr::Test::key($pg, $A, 'staff');
-my $a_int   = Msgr::Test::key($pg, $A, 'integrator');
-my $b_admin = Msgr::Test::key($pg, $B, 'admin');
-my $b_int   = Msgr::Test::key($pg, $B, 'integrator');
-
-my $ngx = Msgr::Test::nginx_start($pg, workers => 2,
-    location => '    add_header X-Worker $pid always;');
+my $ngx = api_nginx($pg);
 my @WORKERS = sort $ngx->worker_pids;
 
 
@@ -60,26 +50,6 @@ sub server_time {
 
 my $NOW = server_time();
 sub days_ago { strftime('%Y-%m-%d', gmtime($NOW - $_[0] * 86400)) }
-
-sub get {
-    my ($key, $path) = @_;
-    return $ngx->req(GET => $path, key => $key);
-}
-
-sub get_json {
-    my ($key, $path) = @_;
-    my $r = get($key, $path);
-    die "GET $path: $r->{status} $r->{content}\n"
-        unless $r->{status} == 200 && ref $r->{json} eq 'HASH';
-    return $r->{json};
-}
-
-sub sync {
-    my ($key, $snap) = @_;
-    my $r = $ngx->req(POST => "$V/mis/sync", key => $key, body => $snap);
-    die "sync: $r->{status} $r->{content}\n" unless $r->{status} == 200;
-    return $r->{json};
-}
 
 # the MIS tab, as the operator changes it
 sub set_mis {
@@ -321,7 +291,7 @@ sub base {
     };
 }
 
-my $first = sync($a_int, base());
+my $first = sync_json($a_int, base());
 is($first->{students}{created}, 17, 'school A: 17 students');
 is_deeply($first->{warnings}, [], 'school A: every number is good');
 
@@ -718,7 +688,7 @@ sub leavers_ok {
     if (int($t / 86400) != int($NOW / 86400)) {
         $NOW = $t;
         set_dates();
-        sync($a_int, base());
+        sync_json($a_int, base());
     }
 }
 
@@ -932,7 +902,7 @@ bad_ok($a_staff, 'group=' . join(',', 1 .. 501), 400, 'group',
 {
     my $b = base();
     $_->{first_name} = "B$_->{first_name}" for @{ $b->{students} };
-    sync($b_int, $b);
+    sync_json($b_int, $b);
     my $BS = ids_of($b_admin, 'students');
     my $BG = ids_of($b_admin, 'groups');
 
@@ -957,7 +927,7 @@ bad_ok($a_staff, 'group=' . join(',', 1 .. 501), 400, 'group',
     $a->{students} = [ grep { $_->{mis_id} ne 'S8' } @{ $a->{students} } ];
     $_->{students} = [ grep { $_ ne 'S8' } @{ $_->{students} || [] } ]
         for @{ $a->{groups} };
-    sync($a_int, $a);
+    sync_json($a_int, $a);
     bad_ok($a_admin, "student=$S->{S8}", 404, undef, 'a retired student');
     $j = rec_ok("group=$K7", '7B Maths without S8');
     ok(!grep({ $_->{id} == $S->{S8} } @{ $j->{unreachable} }),

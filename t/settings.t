@@ -18,10 +18,7 @@ use Time::HiRes qw(sleep time);
 
 use lib 't/lib';
 use Msgr::Test;
-
-my $J = JSON::PP->new->utf8->canonical->allow_nonref;
-my $T = JSON::PP::true;
-my $F = JSON::PP::false;
+use Msgr::Test::API;
 
 my $S = '/msgr/v1/settings';
 
@@ -42,30 +39,14 @@ my $gkey   = Msgr::Test::key($pg, $g_id, 'admin');
 # the field-by-field school has Enhanced Messenger from the start
 $pg->psql("UPDATE msgr_schools SET enhanced = true WHERE school_id = $f_id");
 
-my $ngx = Msgr::Test::nginx_start($pg, workers => 2,
-    location => '    add_header X-Worker $pid always;');
+my $ngx = api_nginx($pg);
 my @WORKERS = sort $ngx->worker_pids;
-
-# Does this build's msgrctl have "school set" (being added elsewhere)?
-my $HAS_SET = do {
-    my ($rc, $out, $err) = Msgr::Test::msgrctl($pg, 'school', 'set',
-                                                '--help');
-    ($out . $err) !~ /unknown command/i;
-};
-diag($HAS_SET ? 'msgrctl school set: present, tested'
-              : 'msgrctl school set: absent, the database is changed '
-                . 'directly instead');
 
 
 # ---------------------------------------------------------------------------
 # helpers
 
 sub enc { $J->encode($_[0]) }
-
-sub get {
-    my ($key, $path, %h) = @_;
-    return $ngx->req(GET => $path, key => $key, headers => \%h);
-}
 
 # patch($key, $path, $body_ref_or_text, type => ..., headers => {...})
 sub patch {
@@ -135,29 +116,6 @@ sub unchanged_ok {
     ok(!@why, "$name: nothing changed") or diag(join "\n", @why);
 }
 
-# A problem of that status whose errors name exactly those fields, each
-# with a message; returns the errors.
-sub errors_ok {
-    my ($r, $status, $fields, $name) = @_;
-    local $Test::Builder::Level = $Test::Builder::Level + 1;
-    Msgr::Test::problem_ok($r, $status, "$name: $status problem+json");
-    my $errs = ref $r->{json} eq 'HASH' ? $r->{json}{errors} : undef;
-    if (ref $errs ne 'ARRAY') {
-        fail("$name: an errors list");
-        diag("body: $r->{content}");
-        return [];
-    }
-    my @got = sort map { ref $_ eq 'HASH' ? $_->{field} // '(none)' : '?' }
-              @$errs;
-    is_deeply(\@got, [ sort @$fields], "$name: errors name @$fields")
-        or diag("body: $r->{content}");
-    my @bad = grep { ref $_ ne 'HASH' || !defined $_->{message}
-                     || ref $_->{message} || $_->{message} !~ /\S/ } @$errs;
-    ok(!@bad, "$name: every error has a message")
-        or diag("body: $r->{content}");
-    return $errs;
-}
-
 sub error_for {
     my ($errs, $field) = @_;
     for my $e (@$errs) {
@@ -217,36 +175,22 @@ sub every_get_ok {
         or diag(join "\n", @bad[0 .. ($#bad < 5 ? $#bad : 5)]);
 }
 
-# operator changes: msgrctl school set when it exists, else SQL
+# operator changes, made with msgrctl school set
 sub op_set_mis {
     my ($id, $field, $value) = @_;
-    if ($HAS_SET) {
-        my $v = ref $value ? ($value ? 'true' : 'false') : $value;
-        my ($rc, $out, $err) = Msgr::Test::msgrctl($pg, 'school', 'set',
-                                                    $id, "mis.$field=$v");
-        is($rc, 0, "msgrctl school set $id mis.$field=$v exits 0")
-            or diag("$out$err");
-        return;
-    }
-    my $json = enc({ $field => $value });
-    $pg->psql("UPDATE msgr_settings SET doc = jsonb_set(doc, '{mis}',"
-              . " coalesce(doc->'mis', '{}') || '$json'::jsonb),"
-              . " version = version + 1 WHERE school_id = $id");
+    my $v = ref $value ? ($value ? 'true' : 'false') : $value;
+    my ($rc, $out, $err) = Msgr::Test::msgrctl($pg, 'school', 'set',
+                                                $id, "mis.$field=$v");
+    is($rc, 0, "msgrctl school set $id mis.$field=$v exits 0")
+        or diag("$out$err");
 }
 
 sub op_enhance {
     my ($id) = @_;
-    if ($HAS_SET) {
-        my ($rc, $out, $err) = Msgr::Test::msgrctl(
-            $pg, 'school', 'set', $id, 'enhanced_messenger=true');
-        is($rc, 0, "msgrctl school set $id enhanced_messenger=true exits 0")
-            or diag("$out$err");
-        return;
-    }
-    $pg->psql("UPDATE msgr_schools SET enhanced = true"
-              . " WHERE school_id = $id");
-    $pg->psql("UPDATE msgr_settings SET version = version + 1"
-              . " WHERE school_id = $id");
+    my ($rc, $out, $err) = Msgr::Test::msgrctl(
+        $pg, 'school', 'set', $id, 'enhanced_messenger=true');
+    is($rc, 0, "msgrctl school set $id enhanced_messenger=true exits 0")
+        or diag("$out$err");
 }
 
 
@@ -858,9 +802,8 @@ my $A_NAME = 'Alpha Academy';
         return $g->{status} == 200 && etag($g) eq etag_of($v + 1)
                && enc($g->{json}{mis}{guest_students}) eq enc($T) ? $g : undef;
     };
-    my $g = $HAS_SET ? $check->() : poll(5.0, $check);
-    ok($g, 'the operator sets mis.guest_students: the '
-           . ($HAS_SET ? 'next GET shows it' : 'GETs show it within 5 s')
+    my $g = $check->();
+    ok($g, 'the operator sets mis.guest_students: the next GET shows it'
            . ' with the version bumped by one')
         or diag(get($akey, $S)->{content});
     is(db_version($a_id), $v + 1, 'the operator change: version + 1');
@@ -873,7 +816,7 @@ my $A_NAME = 'Alpha Academy';
                && ($g->{json}{leavers_persistence_days} // 0) == 120
                ? $g : undef;
     };
-    $g = $HAS_SET ? $check->() : poll(5.0, $check);
+    $g = $check->();
     ok($g, 'the operator sets mis.leavers_persistence_days: GET shows it');
     $v++;
     every_get_ok($akey, "$S/mis", etag_of($v), sub {
@@ -881,7 +824,7 @@ my $A_NAME = 'Alpha Academy';
             && $_[0]{leavers_persistence_days} == 120 },
         'operator mis change');
 
-    if ($HAS_SET) {
+    {
         my ($rc, $out, $err) = Msgr::Test::msgrctl(
             $pg, 'school', 'set', $a_id, 'mis.leavers_persistence_days=0');
         isnt($rc, 0, 'msgrctl school set mis.leavers_persistence_days=0 '

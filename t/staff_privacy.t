@@ -15,22 +15,15 @@ use Test::More;
 
 use lib 't/lib';
 use Msgr::Test;
+use Msgr::Test::API qw($J $T $F one_school);
 
 binmode(Test::More->builder->$_, ':encoding(UTF-8)')
     for qw(output failure_output todo_output);
 
-my $J = JSON::PP->new->utf8->canonical->allow_nonref;
-my $T = JSON::PP::true;
-my $F = JSON::PP::false;
-
 my $V = '/msgr/v1';
 
 my $pg = Msgr::Test::pg_start();
-my $A = Msgr::Test::school($pg, 'Alpha Academy');
-
-my $admin = Msgr::Test::key($pg, $A, 'admin');
-my $staff = Msgr::Test::key($pg, $A, 'staff');
-my $int   = Msgr::Test::key($pg, $A, 'integrator');
+my ($A, $admin, $staff, $int) = one_school($pg);
 
 my $ngx = Msgr::Test::nginx_start($pg, workers => 2);
 

@@ -19,10 +19,7 @@ use Time::HiRes qw(sleep time);
 
 use lib 't/lib';
 use Msgr::Test;
-
-my $J = JSON::PP->new->utf8->canonical->allow_nonref;
-my $T = JSON::PP::true;
-my $F = JSON::PP::false;
+use Msgr::Test::API qw(:DEFAULT req);
 
 my $V = '/msgr/v1';
 
@@ -30,14 +27,8 @@ my $TOKEN_RE = qr/^msgrapp_(\d+)_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
 
 my $pg = Msgr::Test::pg_start();
 
-my $A = Msgr::Test::school($pg, 'Alpha Academy');
-my $B = Msgr::Test::school($pg, 'Beta Primary');
-
-my $a_admin = Msgr::Test::key($pg, $A, 'admin');
-my $a_staff = Msgr::Test::key($pg, $A, 'staff');
-my $a_int   = Msgr::Test::key($pg, $A, 'integrator');
-my $b_admin = Msgr::Test::key($pg, $B, 'admin');
-my $b_int   = Msgr::Test::key($pg, $B, 'integrator');
+my ($A, $B, $a_admin, $a_staff, $a_int, $b_admin, $b_int)
+    = two_schools($pg);
 
 # Every answer says which worker gave it.  The rate is high enough here for
 # the many posts of one token below; flood control has its own nginx.
@@ -45,42 +36,16 @@ my $WHO = '    add_header X-Worker $pid always;';
 my $ngx = Msgr::Test::nginx_start($pg, workers => 2,
                                   http => '    msgr_app_rate 60000;',
                                   location => $WHO);
+use_nginx($ngx, prefix => $V);
 
 
 # ---------------------------------------------------------------------------
 # helpers
 
-sub req {
-    my ($method, $path, $key, $body, %o) = @_;
-    return $ngx->req($method => "$V$path", key => $key,
-                     (defined $body ? (body => $body) : ()), %o);
-}
-
-sub get { req(GET => $_[1], $_[0]) }
-
 sub ok_json {
     my ($r, $status, $name) = @_;
     local $Test::Builder::Level = $Test::Builder::Level + 1;
     return Msgr::Test::json_ok($r, $status, $name);
-}
-
-# A problem of that status whose errors name exactly those fields.
-sub errors_ok {
-    my ($r, $status, $fields, $name) = @_;
-    local $Test::Builder::Level = $Test::Builder::Level + 1;
-    Msgr::Test::problem_ok($r, $status, "$name: $status problem+json");
-    my $errs = ref $r->{json} eq 'HASH' ? $r->{json}{errors} : undef;
-    if (ref $errs ne 'ARRAY') {
-        fail("$name: an errors list");
-        diag("body: $r->{content}");
-        return;
-    }
-    my @got = sort map { $_->{field} // '(none)' } @$errs;
-    is_deeply(\@got, [ sort @$fields ], "$name: errors name @$fields")
-        or diag("body: $r->{content}");
-    my @bad = grep { !defined $_->{message} || $_->{message} !~ /\S/ }
-              @$errs;
-    ok(!@bad, "$name: every error has a message");
 }
 
 sub status_is {
@@ -89,70 +54,11 @@ sub status_is {
     is($r->{status}, $status, $name) or diag("body: $r->{content}");
 }
 
-# Every item of a list of the MIS, by mis_id.
-sub by_mis {
-    my ($key, $what) = @_;
-    my $r = get($key, "/$what?limit=200");
-    die "GET /$what: $r->{status} $r->{content}\n"
-        unless $r->{status} == 200 && ref $r->{json} eq 'HASH';
-    return { map { $_->{mis_id} => $_->{id} } @{ $r->{json}{items} } };
-}
-
-sub issue {
-    my ($key, $contact, $label) = @_;
-    my $r = req(POST => "/contacts/$contact/app-tokens", $key,
-                defined $label ? { label => $label } : {});
-    die "issuing a token for contact $contact: $r->{status} $r->{content}\n"
-        unless $r->{status} == 201 && ($r->{json}{token} // '') =~ $TOKEN_RE;
-    return $r->{json}{token};
-}
-
 sub token_id { ($_[0] =~ $TOKEN_RE)[1] }
 
 sub db_count {
     my ($sql) = @_;
     return $pg->psql($sql) + 0;
-}
-
-# HTTP::Tiny clients, each holding one keep-alive connection, until there is
-# one on each worker: { pid => client }.  They first ask $path with $key.
-sub worker_clients {
-    my ($n, $key, $path) = @_;
-    my %by_pid;
-    my @want = $n->worker_pids;
-    for (1 .. 300) {
-        my $ua = HTTP::Tiny->new(keep_alive => 1, timeout => 10,
-                                 agent => 'msgr-test/1');
-        my $res = $ua->request(GET => $n->url($path),
-                               { headers => { Authorization
-                                              => "Bearer $key" } });
-        my $pid = $res->{headers}{'x-worker'} // '';
-        die "GET $path: $res->{status} $res->{content}\n"
-            unless $res->{status} == 200 && $pid =~ /^\d+$/;
-        $by_pid{$pid} //= $ua;
-        last if keys %by_pid >= @want;
-    }
-    return \%by_pid;
-}
-
-# A request on a client of worker_clients(); the answer as $ngx->req's.
-sub ua_req {
-    my ($n, $ua, $method, $path, $key, $body) = @_;
-    my %h = (Authorization => "Bearer $key");
-    my %args = (headers => \%h);
-    if (defined $body) {
-        $args{content} = $J->encode($body);
-        $h{'Content-Type'} = 'application/json';
-    }
-    my $r = $ua->request($method, $n->url($path), \%args);
-    my $res = { status => $r->{status}, headers => $r->{headers} || {},
-                content => $r->{content} // '' };
-    if (($res->{headers}{'content-type'} // '')
-            =~ m{^application/(?:problem\+)?json\b} && length $res->{content})
-    {
-        $res->{json} = eval { $J->decode($res->{content}) };
-    }
-    return $res;
 }
 
 sub set_incoming {
@@ -252,10 +158,10 @@ for my $s ([$a_int, snapshot_a(), 'A'], [$b_int, snapshot_b(), 'B']) {
         or BAIL_OUT("cannot sync the MIS: $r->{content}");
 }
 
-my $ac = by_mis($a_admin, 'contacts');
-my $as = by_mis($a_admin, 'students');
-my $bc = by_mis($b_admin, 'contacts');
-my $bs = by_mis($b_admin, 'students');
+my $ac = ids_by_mis($a_admin, 'contacts');
+my $as = ids_by_mis($a_admin, 'students');
+my $bc = ids_by_mis($b_admin, 'contacts');
+my $bs = ids_by_mis($b_admin, 'students');
 
 my ($C1, $C2, $C3, $C4) = @$ac{qw(C1 C2 C3 C4)};
 my ($S1, $S2, $S3, $S4) = @$as{qw(S1 S2 S3 S4)};

@@ -34,7 +34,8 @@ use Time::HiRes qw(sleep time);
 
 our @EXPORT    = qw(check_logs);
 our @EXPORT_OK = qw(pg_start msgrctl school key nginx_start nginx_test_config
-                    check_logs finish problem_ok json_ok burst free_port);
+                    check_logs finish problem_ok json_ok burst free_port
+                    slurp spew);
 
 our $ROOT    = abs_path(dirname(abs_path(__FILE__)) . '/../../..');
 our $BUILD   = "$ROOT/build";
@@ -134,6 +135,10 @@ sub _spew {
     print $fh $s;
     close $fh or die "close $f: $!";
 }
+
+# A file's text ('' when it cannot be read), and a file written whole.
+sub slurp { _slurp(@_) }
+sub spew  { _spew(@_) }
 
 # A port nobody listens on right now, found by binding port 0.
 sub free_port {
