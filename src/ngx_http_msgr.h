@@ -160,7 +160,6 @@ struct ngx_http_msgr_route_s {
 extern ngx_module_t  ngx_http_msgr_module;
 extern ngx_str_t     ngx_http_msgr_json_type;
 extern ngx_str_t     ngx_http_msgr_problem_type;
-extern ngx_str_t     ngx_http_msgr_merge_patch_type;
 
 
 ngx_int_t ngx_http_msgr_api_handler(ngx_http_request_t *r);
@@ -188,40 +187,18 @@ void ngx_http_msgr_outcome_unknown(ngx_http_request_t *r);
 void ngx_http_msgr_method_not_allowed(ngx_http_request_t *r,
     ngx_uint_t allowed);
 
-json_t *ngx_http_msgr_read_json(ngx_http_request_t *r);
-json_t *ngx_http_msgr_read_json_as(ngx_http_request_t *r,
-    ngx_uint_t merge_patch);
-ngx_int_t ngx_http_msgr_read_body(ngx_http_request_t *r,
-    ngx_uint_t merge_patch, ngx_str_t *body);
-void ngx_http_msgr_bad_json(ngx_http_request_t *r, json_error_t *err);
-json_t *ngx_http_msgr_read_fields(ngx_http_request_t *r,
-    const char *const *allowed, json_t **errors);
-json_t *ngx_http_msgr_read_fields_as(ngx_http_request_t *r,
-    ngx_uint_t merge_patch, const char *const *allowed, json_t **errors);
-void ngx_http_msgr_field_error(json_t *errors, const char *field,
-    const char *message);
-void ngx_http_msgr_invalid(ngx_http_request_t *r, json_t *errors);
 ngx_int_t ngx_http_msgr_run(ngx_http_request_t *r,
     ngx_http_msgr_pg_query_t *q);
 void ngx_http_msgr_json_done(ngx_http_msgr_pg_query_t *q);
 void ngx_http_msgr_no_content_done(ngx_http_msgr_pg_query_t *q);
-ngx_int_t ngx_http_msgr_page_args(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx, int64_t *before);
-ngx_int_t ngx_http_msgr_json_keep(ngx_http_request_t *r, json_t *json);
-ngx_uint_t ngx_http_msgr_media_type(ngx_str_t *header, ngx_str_t *type);
 ngx_int_t ngx_http_msgr_param_json(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
     json_t *json);
 ngx_int_t ngx_http_msgr_param_text_array(ngx_http_msgr_pg_query_t *q,
     ngx_uint_t i, json_t *strings);
 ngx_uint_t ngx_http_msgr_result_ok(ngx_http_request_t *r,
     ngx_http_msgr_pg_query_t *q);
-int64_t ngx_http_msgr_id(ngx_str_t *s);
-ngx_int_t ngx_http_msgr_ids_arg(ngx_http_request_t *r, ngx_str_t *name,
-    ngx_array_t *ids, json_t *errors);
 ngx_int_t ngx_http_msgr_param_ids(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
     ngx_array_t *ids);
-ngx_int_t ngx_http_msgr_arg(ngx_http_request_t *r, const char *name,
-    ngx_str_t *value);
 
 void ngx_http_msgr_students(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx);
 void ngx_http_msgr_contacts(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx);

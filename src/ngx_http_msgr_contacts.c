@@ -17,7 +17,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_http_msgr.h"
+#include "ngx_http_msgr_request.h"
 #include "msgr_phone.h"
 #include "msgr_recipients.h"
 #include "msgr_settings.h"
@@ -26,7 +26,6 @@
 
 #define NGX_HTTP_MSGR_LIST_LIMIT  50
 #define NGX_HTTP_MSGR_LIST_MAX    200
-#define NGX_HTTP_MSGR_SEND_MAX    500
 
 
 typedef void (*ngx_http_msgr_decorate_pt)(ngx_http_msgr_ctx_t *ctx,
@@ -341,23 +340,6 @@ void
 ngx_http_msgr_group_members(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     ngx_http_msgr_list(r, ctx, &ngx_http_msgr_list_members);
-}
-
-
-/* a positive id from a path segment or a query argument; 0 when not one */
-
-int64_t
-ngx_http_msgr_id(ngx_str_t *s)
-{
-    off_t  n;
-
-    if (s->len == 0 || s->len > 18) {
-        return 0;
-    }
-
-    n = ngx_atoof(s->data, s->len);
-
-    return n > 0 ? (int64_t) n : 0;
 }
 
 
@@ -1022,75 +1004,6 @@ ngx_http_msgr_contact_edit(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     }
 
     ngx_http_msgr_query_run(r, q);
-}
-
-
-/*
- * Every "name=" of the query string, each a comma-separated list of ids,
- * into ids; a bad one goes into errors.
- */
-
-ngx_int_t
-ngx_http_msgr_ids_arg(ngx_http_request_t *r, ngx_str_t *name,
-    ngx_array_t *ids, json_t *errors)
-{
-    u_char     *p, *last, *start, *end;
-    int64_t    *id;
-    ngx_str_t   v;
-
-    p = r->args.data;
-    last = p + r->args.len;
-
-    while (p < last) {
-        start = p;
-        end = ngx_strlchr(p, last, '&');
-        if (end == NULL) {
-            end = last;
-        }
-
-        p = end + 1;
-
-        if ((size_t) (end - start) <= name->len
-            || ngx_strncmp(start, name->data, name->len) != 0
-            || start[name->len] != '=')
-        {
-            continue;
-        }
-
-        start += name->len + 1;
-
-        while (start < end) {
-            v.data = start;
-            while (start < end && *start != ',') {
-                start++;
-            }
-
-            v.len = start - v.data;
-            start++;
-
-            if (ngx_http_msgr_id(&v) == 0) {
-                ngx_http_msgr_field_error(errors, (char *) name->data,
-                                          "must be ids (positive integers), "
-                                          "repeated or comma-separated");
-                return NGX_OK;
-            }
-
-            if (ids->nelts == NGX_HTTP_MSGR_SEND_MAX) {
-                ngx_http_msgr_field_error(errors, (char *) name->data,
-                                          "at most 500 ids");
-                return NGX_OK;
-            }
-
-            id = ngx_array_push(ids);
-            if (id == NULL) {
-                return NGX_ERROR;
-            }
-
-            *id = ngx_http_msgr_id(&v);
-        }
-    }
-
-    return NGX_OK;
 }
 
 

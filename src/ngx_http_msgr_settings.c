@@ -18,7 +18,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_http_msgr.h"
+#include "ngx_http_msgr_request.h"
 #include "msgr_settings.h"
 
 
@@ -52,7 +52,6 @@ static void ngx_http_msgr_settings_loaded(ngx_http_request_t *r,
 static void ngx_http_msgr_settings_patch_read(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_settings_patch_done(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_settings_audit_done(ngx_http_msgr_pg_query_t *q);
-static void ngx_http_msgr_json_cleanup(void *data);
 static void ngx_http_msgr_settings_wait(ngx_http_request_t *r,
     ngx_http_msgr_settings_ctx_t *sctx);
 static void ngx_http_msgr_settings_retry(ngx_event_t *ev);
@@ -127,37 +126,6 @@ ngx_http_msgr_settings_ctx(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
     ctx->settings_ctx = sctx;
 
     return sctx;
-}
-
-
-/* a json_t released with the request */
-
-ngx_int_t
-ngx_http_msgr_json_keep(ngx_http_request_t *r, json_t *json)
-{
-    ngx_pool_cleanup_t  *cln;
-
-    if (json == NULL) {
-        return NGX_ERROR;
-    }
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        json_decref(json);
-        return NGX_ERROR;
-    }
-
-    cln->handler = ngx_http_msgr_json_cleanup;
-    cln->data = json;
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_http_msgr_json_cleanup(void *data)
-{
-    json_decref(data);
 }
 
 

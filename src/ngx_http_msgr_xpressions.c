@@ -22,7 +22,7 @@
 #include <ngx_http.h>
 #include <sodium.h>
 
-#include "ngx_http_msgr.h"
+#include "ngx_http_msgr_request.h"
 #include "msgr_settings.h"
 #include "msgr_text.h"
 
