@@ -163,7 +163,6 @@ extern ngx_str_t     ngx_http_msgr_problem_type;
 
 
 ngx_int_t ngx_http_msgr_api_handler(ngx_http_request_t *r);
-ngx_uint_t ngx_http_msgr_cache_usable(ngx_http_msgr_ctx_t *ctx);
 
 ngx_int_t ngx_http_msgr_response_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_msgr_header(ngx_http_request_t *r, const char *name,
@@ -187,18 +186,6 @@ void ngx_http_msgr_outcome_unknown(ngx_http_request_t *r);
 void ngx_http_msgr_method_not_allowed(ngx_http_request_t *r,
     ngx_uint_t allowed);
 
-ngx_int_t ngx_http_msgr_run(ngx_http_request_t *r,
-    ngx_http_msgr_pg_query_t *q);
-void ngx_http_msgr_json_done(ngx_http_msgr_pg_query_t *q);
-void ngx_http_msgr_no_content_done(ngx_http_msgr_pg_query_t *q);
-ngx_int_t ngx_http_msgr_param_json(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
-    json_t *json);
-ngx_int_t ngx_http_msgr_param_text_array(ngx_http_msgr_pg_query_t *q,
-    ngx_uint_t i, json_t *strings);
-ngx_uint_t ngx_http_msgr_result_ok(ngx_http_request_t *r,
-    ngx_http_msgr_pg_query_t *q);
-ngx_int_t ngx_http_msgr_param_ids(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
-    ngx_array_t *ids);
 
 void ngx_http_msgr_students(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx);
 void ngx_http_msgr_contacts(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx);
@@ -260,10 +247,6 @@ typedef void (*ngx_http_msgr_settings_pt)(ngx_http_request_t *r,
 void ngx_http_msgr_settings_load(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx, ngx_http_msgr_settings_pt handler);
 
-ngx_http_msgr_pg_query_t *ngx_http_msgr_query(ngx_http_request_t *r,
-    const ngx_http_msgr_pg_stmt_t *stmt, ngx_http_msgr_pg_handler_pt h);
-void ngx_http_msgr_query_run(ngx_http_request_t *r,
-    ngx_http_msgr_pg_query_t *q);
 
 
 #endif /* _NGX_HTTP_MSGR_H_INCLUDED_ */

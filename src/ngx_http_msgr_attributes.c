@@ -19,6 +19,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_msgr_request.h"
+#include "ngx_http_msgr_query.h"
 #include "msgr_recipients.h"
 #include "msgr_text.h"
 

@@ -18,6 +18,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_msgr_request.h"
+#include "ngx_http_msgr_query.h"
 #include "msgr_phone.h"
 #include "msgr_recipients.h"
 #include "msgr_settings.h"
@@ -1063,33 +1064,6 @@ ngx_http_msgr_recipients(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
     }
 
     ngx_http_msgr_settings_load(r, ctx, ngx_http_msgr_recipients_query);
-}
-
-
-ngx_int_t
-ngx_http_msgr_param_ids(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
-    ngx_array_t *ids)
-{
-    u_char      *buf, *p;
-    int64_t     *id;
-    ngx_uint_t   k;
-
-    buf = ngx_pnalloc(q->pool, 2 + ids->nelts * (NGX_INT64_LEN + 1));
-    if (buf == NULL) {
-        return NGX_ERROR;
-    }
-
-    p = buf;
-    *p++ = '{';
-    id = ids->elts;
-
-    for (k = 0; k < ids->nelts; k++) {
-        p = ngx_sprintf(p, "%s%L", k ? "," : "", id[k]);
-    }
-
-    *p++ = '}';
-
-    return ngx_http_msgr_pg_param(q, i, buf, p - buf);
 }
 
 

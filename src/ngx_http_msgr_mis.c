@@ -17,6 +17,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_msgr_request.h"
+#include "ngx_http_msgr_query.h"
 #include "msgr_mis.h"
 #include "msgr_settings.h"
 

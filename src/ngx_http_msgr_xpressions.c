@@ -23,6 +23,7 @@
 #include <sodium.h>
 
 #include "ngx_http_msgr_request.h"
+#include "ngx_http_msgr_query.h"
 #include "msgr_settings.h"
 #include "msgr_text.h"
 
