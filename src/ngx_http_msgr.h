@@ -149,6 +149,8 @@ typedef struct ngx_http_msgr_ctx_s {
 typedef void (*ngx_http_msgr_route_pt)(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx);
 
+#define NGX_HTTP_MSGR_READ  (NGX_HTTP_GET|NGX_HTTP_HEAD)
+
 struct ngx_http_msgr_route_s {
     ngx_uint_t                    methods;
     const char                   *pattern;
@@ -185,68 +187,6 @@ void ngx_http_msgr_unavailable(ngx_http_request_t *r);
 void ngx_http_msgr_outcome_unknown(ngx_http_request_t *r);
 void ngx_http_msgr_method_not_allowed(ngx_http_request_t *r,
     ngx_uint_t allowed);
-
-
-void ngx_http_msgr_students(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_contacts(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_staff(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_groups(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_group_members(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_contact(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_contact_patch(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_recipients(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_mis_sync(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx);
-
-void ngx_http_msgr_attributes(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_attribute(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_attribute_add(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_attribute_edit(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_attribute_delete(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_contact_attribute(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_contact_tokens(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-
-void ngx_http_msgr_app_token_add(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_app_tokens(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_app_token_revoke(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_app_device(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_topics(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_topics_put(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_app_message(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_app_messages(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_incoming(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_incoming_mark(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-
-void ngx_http_msgr_settings_get(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_settings_patch(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_settings_audit(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-
-typedef void (*ngx_http_msgr_settings_pt)(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx, json_t *settings);
-
-void ngx_http_msgr_settings_load(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx, ngx_http_msgr_settings_pt handler);
-
 
 
 #endif /* _NGX_HTTP_MSGR_H_INCLUDED_ */

@@ -1,5 +1,6 @@
 /*
- * msgr: the REST API: routing, authentication, responses.
+ * msgr: the REST API: the router, which walks the resources' route tables,
+ * authentication, and the routes of its own: health and the school.
  *
  * Routes are relative to the location that holds msgr_api, so
  * "location /msgr/ { msgr_api; }" serves "/msgr/v1/health".
@@ -12,6 +13,11 @@
 
 #include "ngx_http_msgr_request.h"
 #include "ngx_http_msgr_query.h"
+#include "ngx_http_msgr_settings.h"
+#include "ngx_http_msgr_mis.h"
+#include "ngx_http_msgr_contacts.h"
+#include "ngx_http_msgr_attributes.h"
+#include "ngx_http_msgr_xpressions.h"
 
 
 static void ngx_http_msgr_body_handler(ngx_http_request_t *r);
@@ -34,10 +40,7 @@ static void ngx_http_msgr_school_by_id(ngx_http_request_t *r,
 static void ngx_http_msgr_school_done(ngx_http_msgr_pg_query_t *q);
 
 
-#define NGX_HTTP_MSGR_READ  (NGX_HTTP_GET|NGX_HTTP_HEAD)
-
-
-static const ngx_http_msgr_route_t  ngx_http_msgr_routes[] = {
+static const ngx_http_msgr_route_t  ngx_http_msgr_api_routes[] = {
 
     { NGX_HTTP_MSGR_READ, "v1/health", 0,
       ngx_http_msgr_health },
@@ -48,110 +51,19 @@ static const ngx_http_msgr_route_t  ngx_http_msgr_routes[] = {
     { NGX_HTTP_MSGR_READ, "v1/schools/{}", NGX_HTTP_MSGR_ROLE_ANY,
       ngx_http_msgr_school_by_id },
 
-    { NGX_HTTP_MSGR_READ, "v1/settings", NGX_HTTP_MSGR_ROLE_ANY,
-      ngx_http_msgr_settings_get },
-
-    { NGX_HTTP_PATCH, "v1/settings", NGX_HTTP_MSGR_ROLE_ADMIN,
-      ngx_http_msgr_settings_patch },
-
-    { NGX_HTTP_MSGR_READ, "v1/settings/audit", NGX_HTTP_MSGR_ROLE_ADMIN,
-      ngx_http_msgr_settings_audit },
-
-    { NGX_HTTP_MSGR_READ, "v1/settings/{}", NGX_HTTP_MSGR_ROLE_ANY,
-      ngx_http_msgr_settings_get },
-
-    { NGX_HTTP_PATCH, "v1/settings/{}", NGX_HTTP_MSGR_ROLE_ADMIN,
-      ngx_http_msgr_settings_patch },
-
-    { NGX_HTTP_POST, "v1/mis/sync",
-      NGX_HTTP_MSGR_ROLE_ADMIN|NGX_HTTP_MSGR_ROLE_INTEGRATOR,
-      ngx_http_msgr_mis_sync },
-
-    { NGX_HTTP_MSGR_READ, "v1/students", NGX_HTTP_MSGR_ROLE_ANY,
-      ngx_http_msgr_students },
-
-    { NGX_HTTP_MSGR_READ, "v1/contacts", NGX_HTTP_MSGR_ROLE_ANY,
-      ngx_http_msgr_contacts },
-
-    { NGX_HTTP_MSGR_READ, "v1/contacts/{}", NGX_HTTP_MSGR_ROLE_ANY,
-      ngx_http_msgr_contact },
-
-    { NGX_HTTP_PATCH, "v1/contacts/{}",
-      NGX_HTTP_MSGR_ROLE_ADMIN|NGX_HTTP_MSGR_ROLE_STAFF,
-      ngx_http_msgr_contact_patch },
-
-    { NGX_HTTP_MSGR_READ, "v1/staff", NGX_HTTP_MSGR_ROLE_ANY,
-      ngx_http_msgr_staff },
-
-    { NGX_HTTP_MSGR_READ, "v1/groups", NGX_HTTP_MSGR_ROLE_ANY,
-      ngx_http_msgr_groups },
-
-    { NGX_HTTP_MSGR_READ, "v1/groups/{}/members", NGX_HTTP_MSGR_ROLE_ANY,
-      ngx_http_msgr_group_members },
-
-    { NGX_HTTP_MSGR_READ, "v1/recipients", NGX_HTTP_MSGR_ROLE_ANY,
-      ngx_http_msgr_recipients },
-
-    { NGX_HTTP_MSGR_READ, "v1/contact-attributes", NGX_HTTP_MSGR_ROLE_ANY,
-      ngx_http_msgr_attributes },
-
-    { NGX_HTTP_POST, "v1/contact-attributes", NGX_HTTP_MSGR_ROLE_ADMIN,
-      ngx_http_msgr_attribute_add },
-
-    { NGX_HTTP_DELETE, "v1/contact-attributes", NGX_HTTP_MSGR_ROLE_ADMIN,
-      ngx_http_msgr_attribute_delete },
-
-    { NGX_HTTP_MSGR_READ, "v1/contact-attributes/{}",
-      NGX_HTTP_MSGR_ROLE_ANY, ngx_http_msgr_attribute },
-
-    { NGX_HTTP_PATCH, "v1/contact-attributes/{}", NGX_HTTP_MSGR_ROLE_ADMIN,
-      ngx_http_msgr_attribute_edit },
-
-    { NGX_HTTP_DELETE, "v1/contact-attributes/{}", NGX_HTTP_MSGR_ROLE_ADMIN,
-      ngx_http_msgr_attribute_delete },
-
-    { NGX_HTTP_PUT|NGX_HTTP_DELETE, "v1/contacts/{}/attributes/{}",
-      NGX_HTTP_MSGR_ROLE_ADMIN|NGX_HTTP_MSGR_ROLE_STAFF,
-      ngx_http_msgr_contact_attribute },
-
-    { NGX_HTTP_MSGR_READ, "v1/contacts/{}/tokens", NGX_HTTP_MSGR_ROLE_ANY,
-      ngx_http_msgr_contact_tokens },
-
-    { NGX_HTTP_POST, "v1/contacts/{}/app-tokens",
-      NGX_HTTP_MSGR_ROLE_ADMIN|NGX_HTTP_MSGR_ROLE_INTEGRATOR,
-      ngx_http_msgr_app_token_add },
-
-    { NGX_HTTP_MSGR_READ, "v1/contacts/{}/app-tokens",
-      NGX_HTTP_MSGR_ROLE_ADMIN|NGX_HTTP_MSGR_ROLE_INTEGRATOR,
-      ngx_http_msgr_app_tokens },
-
-    { NGX_HTTP_DELETE, "v1/contacts/{}/app-tokens/{}",
-      NGX_HTTP_MSGR_ROLE_ADMIN|NGX_HTTP_MSGR_ROLE_INTEGRATOR,
-      ngx_http_msgr_app_token_revoke },
-
-    { NGX_HTTP_MSGR_READ, "v1/xpressions/topics",
-      NGX_HTTP_MSGR_ROLE_ANY|NGX_HTTP_MSGR_ROLE_APP,
-      ngx_http_msgr_topics },
-
-    { NGX_HTTP_PUT, "v1/xpressions/topics", NGX_HTTP_MSGR_ROLE_ADMIN,
-      ngx_http_msgr_topics_put },
-
-    { NGX_HTTP_MSGR_READ, "v1/incoming", NGX_HTTP_MSGR_ROLE_ANY,
-      ngx_http_msgr_incoming },
-
-    { NGX_HTTP_PATCH, "v1/incoming/{}", NGX_HTTP_MSGR_ROLE_ANY,
-      ngx_http_msgr_incoming_mark },
-
-    { NGX_HTTP_PUT|NGX_HTTP_DELETE, "v1/app/device", NGX_HTTP_MSGR_ROLE_APP,
-      ngx_http_msgr_app_device },
-
-    { NGX_HTTP_POST, "v1/app/messages", NGX_HTTP_MSGR_ROLE_APP,
-      ngx_http_msgr_app_message },
-
-    { NGX_HTTP_MSGR_READ, "v1/app/messages", NGX_HTTP_MSGR_ROLE_APP,
-      ngx_http_msgr_app_messages },
-
     { 0, NULL, 0, NULL }
+};
+
+
+/* the resources' routes, walked in this order */
+static const ngx_http_msgr_route_t *const  ngx_http_msgr_resources[] = {
+    ngx_http_msgr_api_routes,
+    ngx_http_msgr_settings_routes,
+    ngx_http_msgr_mis_routes,
+    ngx_http_msgr_contacts_routes,
+    ngx_http_msgr_attributes_routes,
+    ngx_http_msgr_xpressions_routes,
+    NULL
 };
 
 
@@ -199,6 +111,8 @@ ngx_http_msgr_api_handler(ngx_http_request_t *r)
     ngx_http_core_loc_conf_t     *clcf;
     const ngx_http_msgr_route_t  *rt;
 
+    const ngx_http_msgr_route_t *const  *res;
+
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_msgr_ctx_t));
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -241,17 +155,19 @@ ngx_http_msgr_api_handler(ngx_http_request_t *r)
     allowed = 0;
     found = 0;
 
-    for (rt = ngx_http_msgr_routes; rt->pattern; rt++) {
-        if (ngx_http_msgr_match(rt->pattern, &path, ctx) != NGX_OK) {
-            continue;
-        }
+    for (res = ngx_http_msgr_resources; *res && !found; res++) {
+        for (rt = *res; rt->pattern; rt++) {
+            if (ngx_http_msgr_match(rt->pattern, &path, ctx) != NGX_OK) {
+                continue;
+            }
 
-        allowed |= rt->methods;
+            allowed |= rt->methods;
 
-        if (rt->methods & r->method) {
-            ctx->route = rt;
-            found = 1;
-            break;
+            if (rt->methods & r->method) {
+                ctx->route = rt;
+                found = 1;
+                break;
+            }
         }
     }
 

@@ -23,6 +23,57 @@
 #include "msgr_recipients.h"
 #include "msgr_settings.h"
 #include "msgr_text.h"
+#include "ngx_http_msgr_contacts.h"
+#include "ngx_http_msgr_settings.h"
+
+
+static void ngx_http_msgr_students(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_contacts(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_contact(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_contact_patch(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_staff(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_groups(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_group_members(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_recipients(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+
+
+const ngx_http_msgr_route_t  ngx_http_msgr_contacts_routes[] = {
+
+    { NGX_HTTP_MSGR_READ, "v1/students", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_students },
+
+    { NGX_HTTP_MSGR_READ, "v1/contacts", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_contacts },
+
+    { NGX_HTTP_MSGR_READ, "v1/contacts/{}", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_contact },
+
+    { NGX_HTTP_PATCH, "v1/contacts/{}",
+      NGX_HTTP_MSGR_ROLE_ADMIN|NGX_HTTP_MSGR_ROLE_STAFF,
+      ngx_http_msgr_contact_patch },
+
+    { NGX_HTTP_MSGR_READ, "v1/staff", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_staff },
+
+    { NGX_HTTP_MSGR_READ, "v1/groups", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_groups },
+
+    { NGX_HTTP_MSGR_READ, "v1/groups/{}/members", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_group_members },
+
+    { NGX_HTTP_MSGR_READ, "v1/recipients", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_recipients },
+
+    { 0, NULL, 0, NULL }
+};
 
 
 #define NGX_HTTP_MSGR_LIST_LIMIT  50
@@ -309,35 +360,35 @@ static const ngx_http_msgr_list_t  ngx_http_msgr_list_members = {
 };
 
 
-void
+static void
 ngx_http_msgr_students(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     ngx_http_msgr_list(r, ctx, &ngx_http_msgr_list_students);
 }
 
 
-void
+static void
 ngx_http_msgr_contacts(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     ngx_http_msgr_list(r, ctx, &ngx_http_msgr_list_contacts);
 }
 
 
-void
+static void
 ngx_http_msgr_staff(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     ngx_http_msgr_list(r, ctx, &ngx_http_msgr_list_staff);
 }
 
 
-void
+static void
 ngx_http_msgr_groups(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     ngx_http_msgr_list(r, ctx, &ngx_http_msgr_list_groups);
 }
 
 
-void
+static void
 ngx_http_msgr_group_members(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     ngx_http_msgr_list(r, ctx, &ngx_http_msgr_list_members);
@@ -634,7 +685,7 @@ ngx_http_msgr_decorate_member(ngx_http_msgr_ctx_t *ctx, json_t *item)
 
 /* GET /v1/contacts/{id} */
 
-void
+static void
 ngx_http_msgr_contact(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     if (ngx_http_msgr_id(&ctx->args[0]) == 0) {
@@ -750,7 +801,7 @@ ngx_http_msgr_contact_done(ngx_http_msgr_pg_query_t *q)
 
 /* PATCH /v1/contacts/{id}: local edits, when the school allows them */
 
-void
+static void
 ngx_http_msgr_contact_patch(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     json_t  *body;
@@ -1010,7 +1061,7 @@ ngx_http_msgr_contact_edit(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
 
 /* GET /v1/recipients?group=1&group=2&student=3&send_to=primary_contact */
 
-void
+static void
 ngx_http_msgr_recipients(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     json_t                          *errors;

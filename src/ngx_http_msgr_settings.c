@@ -21,6 +21,36 @@
 #include "ngx_http_msgr_request.h"
 #include "ngx_http_msgr_query.h"
 #include "msgr_settings.h"
+#include "ngx_http_msgr_settings.h"
+
+
+static void ngx_http_msgr_settings_get(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_settings_patch(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_settings_audit(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+
+
+const ngx_http_msgr_route_t  ngx_http_msgr_settings_routes[] = {
+
+    { NGX_HTTP_MSGR_READ, "v1/settings", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_settings_get },
+
+    { NGX_HTTP_PATCH, "v1/settings", NGX_HTTP_MSGR_ROLE_ADMIN,
+      ngx_http_msgr_settings_patch },
+
+    { NGX_HTTP_MSGR_READ, "v1/settings/audit", NGX_HTTP_MSGR_ROLE_ADMIN,
+      ngx_http_msgr_settings_audit },
+
+    { NGX_HTTP_MSGR_READ, "v1/settings/{}", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_settings_get },
+
+    { NGX_HTTP_PATCH, "v1/settings/{}", NGX_HTTP_MSGR_ROLE_ADMIN,
+      ngx_http_msgr_settings_patch },
+
+    { 0, NULL, 0, NULL }
+};
 
 
 #define NGX_HTTP_MSGR_SETTINGS_ATTEMPTS  12
@@ -132,7 +162,7 @@ ngx_http_msgr_settings_ctx(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 
 /* GET /v1/settings and /v1/settings/{tab} */
 
-void
+static void
 ngx_http_msgr_settings_get(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     ngx_http_msgr_settings_ctx_t  *sctx;
@@ -358,7 +388,7 @@ ngx_http_msgr_settings_respond(ngx_http_request_t *r,
 
 /* PATCH /v1/settings and /v1/settings/{tab} */
 
-void
+static void
 ngx_http_msgr_settings_patch(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     ngx_http_msgr_settings_ctx_t  *sctx;
@@ -694,7 +724,7 @@ ngx_http_msgr_settings_backoff_cleanup(void *data)
 
 /* GET /v1/settings/audit?limit=&before= */
 
-void
+static void
 ngx_http_msgr_settings_audit(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     int64_t                    before;
