@@ -130,7 +130,12 @@ typedef struct ngx_http_msgr_ctx_s {
 
     /* the route's own state */
     void                         *data;
+
+    /* paging: the page size asked for (ngx_http_msgr_page_args()) */
     ngx_int_t                     limit;
+
+    /* the detail of the 404 of ngx_http_msgr_json_done() and co. */
+    const char                   *not_found;
 
     /* the school's settings, once loaded */
     void                         *settings_ctx;

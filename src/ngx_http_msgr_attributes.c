@@ -707,7 +707,7 @@ ngx_http_msgr_contact_attribute(ngx_http_request_t *r,
         }
     }
 
-    ctx->data = "no such contact or contact attribute";
+    ctx->not_found = "no such contact or contact attribute";
 
     q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_attribute_value,
                             ngx_http_msgr_no_content_done);

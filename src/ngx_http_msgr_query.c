@@ -266,7 +266,7 @@ ngx_http_msgr_run(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
 
 /*
  * A query whose one column is the JSON to answer with; no row (or NULL) is
- * a 404 whose detail is ctx->data.
+ * a 404 whose detail is ctx->not_found.
  */
 
 void
@@ -286,7 +286,8 @@ ngx_http_msgr_json_done(ngx_http_msgr_pg_query_t *q)
 
     if (PQntuples(q->result) == 0 || PQgetisnull(q->result, 0, 0)) {
         ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
-                              ctx->data ? ctx->data : "not found", NULL);
+                              ctx->not_found ? ctx->not_found : "not found",
+                              NULL);
         return;
     }
 
@@ -313,7 +314,8 @@ ngx_http_msgr_no_content_done(ngx_http_msgr_pg_query_t *q)
 
     if (PQntuples(q->result) == 0) {
         ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
-                              ctx->data ? ctx->data : "not found", NULL);
+                              ctx->not_found ? ctx->not_found : "not found",
+                              NULL);
         return;
     }
 

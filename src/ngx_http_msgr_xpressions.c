@@ -512,7 +512,7 @@ ngx_http_msgr_app_tokens(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
     ngx_http_msgr_pg_query_t  *q;
 
     contact = ngx_http_msgr_id(&ctx->args[0]);
-    ctx->data = "no such contact";
+    ctx->not_found = "no such contact";
 
     q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_app_tokens,
                             ngx_http_msgr_json_done);
@@ -612,7 +612,7 @@ ngx_http_msgr_app_device(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 
     static const char *const  allowed[] = { "platform", "push_token", NULL };
 
-    ctx->data = "this app has no device registered";
+    ctx->not_found = "this app has no device registered";
 
     if (r->method == NGX_HTTP_DELETE) {
         q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_device_delete,
@@ -1265,7 +1265,7 @@ ngx_http_msgr_incoming_mark(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
         return;
     }
 
-    ctx->data = "no such message";
+    ctx->not_found = "no such message";
 
     q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_incoming_mark,
                             ngx_http_msgr_json_done);
