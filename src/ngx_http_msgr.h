@@ -130,7 +130,12 @@ typedef struct ngx_http_msgr_ctx_s {
 
     /* the route's own state */
     void                         *data;
+
+    /* paging: the page size asked for (ngx_http_msgr_page_args()) */
     ngx_int_t                     limit;
+
+    /* the detail of the 404 of ngx_http_msgr_json_done() and co. */
+    const char                   *not_found;
 
     /* the school's settings, once loaded */
     void                         *settings_ctx;
@@ -149,6 +154,8 @@ typedef struct ngx_http_msgr_ctx_s {
 typedef void (*ngx_http_msgr_route_pt)(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx);
 
+#define NGX_HTTP_MSGR_READ  (NGX_HTTP_GET|NGX_HTTP_HEAD)
+
 struct ngx_http_msgr_route_s {
     ngx_uint_t                    methods;
     const char                   *pattern;
@@ -160,11 +167,9 @@ struct ngx_http_msgr_route_s {
 extern ngx_module_t  ngx_http_msgr_module;
 extern ngx_str_t     ngx_http_msgr_json_type;
 extern ngx_str_t     ngx_http_msgr_problem_type;
-extern ngx_str_t     ngx_http_msgr_merge_patch_type;
 
 
 ngx_int_t ngx_http_msgr_api_handler(ngx_http_request_t *r);
-ngx_uint_t ngx_http_msgr_cache_usable(ngx_http_msgr_ctx_t *ctx);
 
 ngx_int_t ngx_http_msgr_response_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_msgr_header(ngx_http_request_t *r, const char *name,
@@ -187,106 +192,6 @@ void ngx_http_msgr_unavailable(ngx_http_request_t *r);
 void ngx_http_msgr_outcome_unknown(ngx_http_request_t *r);
 void ngx_http_msgr_method_not_allowed(ngx_http_request_t *r,
     ngx_uint_t allowed);
-
-json_t *ngx_http_msgr_read_json(ngx_http_request_t *r);
-json_t *ngx_http_msgr_read_json_as(ngx_http_request_t *r,
-    ngx_uint_t merge_patch);
-ngx_int_t ngx_http_msgr_read_body(ngx_http_request_t *r,
-    ngx_uint_t merge_patch, ngx_str_t *body);
-void ngx_http_msgr_bad_json(ngx_http_request_t *r, json_error_t *err);
-json_t *ngx_http_msgr_read_fields(ngx_http_request_t *r,
-    const char *const *allowed, json_t **errors);
-json_t *ngx_http_msgr_read_fields_as(ngx_http_request_t *r,
-    ngx_uint_t merge_patch, const char *const *allowed, json_t **errors);
-void ngx_http_msgr_field_error(json_t *errors, const char *field,
-    const char *message);
-void ngx_http_msgr_invalid(ngx_http_request_t *r, json_t *errors);
-ngx_int_t ngx_http_msgr_run(ngx_http_request_t *r,
-    ngx_http_msgr_pg_query_t *q);
-void ngx_http_msgr_json_done(ngx_http_msgr_pg_query_t *q);
-void ngx_http_msgr_no_content_done(ngx_http_msgr_pg_query_t *q);
-ngx_int_t ngx_http_msgr_page_args(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx, int64_t *before);
-ngx_int_t ngx_http_msgr_json_keep(ngx_http_request_t *r, json_t *json);
-ngx_uint_t ngx_http_msgr_media_type(ngx_str_t *header, ngx_str_t *type);
-ngx_int_t ngx_http_msgr_param_json(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
-    json_t *json);
-ngx_int_t ngx_http_msgr_param_text_array(ngx_http_msgr_pg_query_t *q,
-    ngx_uint_t i, json_t *strings);
-ngx_uint_t ngx_http_msgr_result_ok(ngx_http_request_t *r,
-    ngx_http_msgr_pg_query_t *q);
-int64_t ngx_http_msgr_id(ngx_str_t *s);
-ngx_int_t ngx_http_msgr_ids_arg(ngx_http_request_t *r, ngx_str_t *name,
-    ngx_array_t *ids, json_t *errors);
-ngx_int_t ngx_http_msgr_param_ids(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
-    ngx_array_t *ids);
-ngx_int_t ngx_http_msgr_arg(ngx_http_request_t *r, const char *name,
-    ngx_str_t *value);
-
-void ngx_http_msgr_students(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_contacts(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_staff(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_groups(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_group_members(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_contact(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_contact_patch(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_recipients(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_mis_sync(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx);
-
-void ngx_http_msgr_attributes(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_attribute(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_attribute_add(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_attribute_edit(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_attribute_delete(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_contact_attribute(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_contact_tokens(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-
-void ngx_http_msgr_app_token_add(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_app_tokens(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_app_token_revoke(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_app_device(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_topics(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_topics_put(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_app_message(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_app_messages(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_incoming(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_incoming_mark(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-
-void ngx_http_msgr_settings_get(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_settings_patch(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-void ngx_http_msgr_settings_audit(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx);
-
-typedef void (*ngx_http_msgr_settings_pt)(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx, json_t *settings);
-
-void ngx_http_msgr_settings_load(ngx_http_request_t *r,
-    ngx_http_msgr_ctx_t *ctx, ngx_http_msgr_settings_pt handler);
-
-ngx_http_msgr_pg_query_t *ngx_http_msgr_query(ngx_http_request_t *r,
-    const ngx_http_msgr_pg_stmt_t *stmt, ngx_http_msgr_pg_handler_pt h);
-void ngx_http_msgr_query_run(ngx_http_request_t *r,
-    ngx_http_msgr_pg_query_t *q);
 
 
 #endif /* _NGX_HTTP_MSGR_H_INCLUDED_ */

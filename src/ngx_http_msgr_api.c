@@ -1,5 +1,6 @@
 /*
- * msgr: the REST API: routing, authentication, responses.
+ * msgr: the REST API: the router, which walks the resources' route tables,
+ * authentication, and the routes of its own: health and the school.
  *
  * Routes are relative to the location that holds msgr_api, so
  * "location /msgr/ { msgr_api; }" serves "/msgr/v1/health".
@@ -10,14 +11,13 @@
 #include <ngx_http.h>
 #include <sodium.h>
 
-#include "ngx_http_msgr.h"
-#include "msgr_text.h"
-
-
-typedef struct {
-    ngx_uint_t    method;
-    const char   *name;
-} ngx_http_msgr_method_t;
+#include "ngx_http_msgr_request.h"
+#include "ngx_http_msgr_query.h"
+#include "ngx_http_msgr_settings.h"
+#include "ngx_http_msgr_mis.h"
+#include "ngx_http_msgr_contacts.h"
+#include "ngx_http_msgr_attributes.h"
+#include "ngx_http_msgr_xpressions.h"
 
 
 static void ngx_http_msgr_body_handler(ngx_http_request_t *r);
@@ -29,9 +29,6 @@ static void ngx_http_msgr_unknown_key(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx);
 static ngx_int_t ngx_http_msgr_match(const char *pattern, ngx_str_t *path,
     ngx_http_msgr_ctx_t *ctx);
-static ngx_int_t ngx_http_msgr_check_input(ngx_http_request_t *r);
-static ngx_int_t ngx_http_msgr_unescape_arg(ngx_pool_t *pool, u_char *data,
-    size_t len, ngx_str_t *value);
 
 static void ngx_http_msgr_health(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx);
@@ -41,20 +38,9 @@ static void ngx_http_msgr_school(ngx_http_request_t *r,
 static void ngx_http_msgr_school_by_id(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx);
 static void ngx_http_msgr_school_done(ngx_http_msgr_pg_query_t *q);
-static void ngx_http_msgr_query_done(ngx_http_msgr_pg_query_t *q);
 
 
-/* the connection whose request is starting a query, if any */
-static ngx_connection_t  *ngx_http_msgr_query_caller;
-
-
-#define NGX_HTTP_MSGR_READ  (NGX_HTTP_GET|NGX_HTTP_HEAD)
-
-#define NGX_HTTP_MSGR_PAGE_LIMIT  50
-#define NGX_HTTP_MSGR_PAGE_MAX    200
-
-
-static const ngx_http_msgr_route_t  ngx_http_msgr_routes[] = {
+static const ngx_http_msgr_route_t  ngx_http_msgr_api_routes[] = {
 
     { NGX_HTTP_MSGR_READ, "v1/health", 0,
       ngx_http_msgr_health },
@@ -65,121 +51,19 @@ static const ngx_http_msgr_route_t  ngx_http_msgr_routes[] = {
     { NGX_HTTP_MSGR_READ, "v1/schools/{}", NGX_HTTP_MSGR_ROLE_ANY,
       ngx_http_msgr_school_by_id },
 
-    { NGX_HTTP_MSGR_READ, "v1/settings", NGX_HTTP_MSGR_ROLE_ANY,
-      ngx_http_msgr_settings_get },
-
-    { NGX_HTTP_PATCH, "v1/settings", NGX_HTTP_MSGR_ROLE_ADMIN,
-      ngx_http_msgr_settings_patch },
-
-    { NGX_HTTP_MSGR_READ, "v1/settings/audit", NGX_HTTP_MSGR_ROLE_ADMIN,
-      ngx_http_msgr_settings_audit },
-
-    { NGX_HTTP_MSGR_READ, "v1/settings/{}", NGX_HTTP_MSGR_ROLE_ANY,
-      ngx_http_msgr_settings_get },
-
-    { NGX_HTTP_PATCH, "v1/settings/{}", NGX_HTTP_MSGR_ROLE_ADMIN,
-      ngx_http_msgr_settings_patch },
-
-    { NGX_HTTP_POST, "v1/mis/sync",
-      NGX_HTTP_MSGR_ROLE_ADMIN|NGX_HTTP_MSGR_ROLE_INTEGRATOR,
-      ngx_http_msgr_mis_sync },
-
-    { NGX_HTTP_MSGR_READ, "v1/students", NGX_HTTP_MSGR_ROLE_ANY,
-      ngx_http_msgr_students },
-
-    { NGX_HTTP_MSGR_READ, "v1/contacts", NGX_HTTP_MSGR_ROLE_ANY,
-      ngx_http_msgr_contacts },
-
-    { NGX_HTTP_MSGR_READ, "v1/contacts/{}", NGX_HTTP_MSGR_ROLE_ANY,
-      ngx_http_msgr_contact },
-
-    { NGX_HTTP_PATCH, "v1/contacts/{}",
-      NGX_HTTP_MSGR_ROLE_ADMIN|NGX_HTTP_MSGR_ROLE_STAFF,
-      ngx_http_msgr_contact_patch },
-
-    { NGX_HTTP_MSGR_READ, "v1/staff", NGX_HTTP_MSGR_ROLE_ANY,
-      ngx_http_msgr_staff },
-
-    { NGX_HTTP_MSGR_READ, "v1/groups", NGX_HTTP_MSGR_ROLE_ANY,
-      ngx_http_msgr_groups },
-
-    { NGX_HTTP_MSGR_READ, "v1/groups/{}/members", NGX_HTTP_MSGR_ROLE_ANY,
-      ngx_http_msgr_group_members },
-
-    { NGX_HTTP_MSGR_READ, "v1/recipients", NGX_HTTP_MSGR_ROLE_ANY,
-      ngx_http_msgr_recipients },
-
-    { NGX_HTTP_MSGR_READ, "v1/contact-attributes", NGX_HTTP_MSGR_ROLE_ANY,
-      ngx_http_msgr_attributes },
-
-    { NGX_HTTP_POST, "v1/contact-attributes", NGX_HTTP_MSGR_ROLE_ADMIN,
-      ngx_http_msgr_attribute_add },
-
-    { NGX_HTTP_DELETE, "v1/contact-attributes", NGX_HTTP_MSGR_ROLE_ADMIN,
-      ngx_http_msgr_attribute_delete },
-
-    { NGX_HTTP_MSGR_READ, "v1/contact-attributes/{}",
-      NGX_HTTP_MSGR_ROLE_ANY, ngx_http_msgr_attribute },
-
-    { NGX_HTTP_PATCH, "v1/contact-attributes/{}", NGX_HTTP_MSGR_ROLE_ADMIN,
-      ngx_http_msgr_attribute_edit },
-
-    { NGX_HTTP_DELETE, "v1/contact-attributes/{}", NGX_HTTP_MSGR_ROLE_ADMIN,
-      ngx_http_msgr_attribute_delete },
-
-    { NGX_HTTP_PUT|NGX_HTTP_DELETE, "v1/contacts/{}/attributes/{}",
-      NGX_HTTP_MSGR_ROLE_ADMIN|NGX_HTTP_MSGR_ROLE_STAFF,
-      ngx_http_msgr_contact_attribute },
-
-    { NGX_HTTP_MSGR_READ, "v1/contacts/{}/tokens", NGX_HTTP_MSGR_ROLE_ANY,
-      ngx_http_msgr_contact_tokens },
-
-    { NGX_HTTP_POST, "v1/contacts/{}/app-tokens",
-      NGX_HTTP_MSGR_ROLE_ADMIN|NGX_HTTP_MSGR_ROLE_INTEGRATOR,
-      ngx_http_msgr_app_token_add },
-
-    { NGX_HTTP_MSGR_READ, "v1/contacts/{}/app-tokens",
-      NGX_HTTP_MSGR_ROLE_ADMIN|NGX_HTTP_MSGR_ROLE_INTEGRATOR,
-      ngx_http_msgr_app_tokens },
-
-    { NGX_HTTP_DELETE, "v1/contacts/{}/app-tokens/{}",
-      NGX_HTTP_MSGR_ROLE_ADMIN|NGX_HTTP_MSGR_ROLE_INTEGRATOR,
-      ngx_http_msgr_app_token_revoke },
-
-    { NGX_HTTP_MSGR_READ, "v1/xpressions/topics",
-      NGX_HTTP_MSGR_ROLE_ANY|NGX_HTTP_MSGR_ROLE_APP,
-      ngx_http_msgr_topics },
-
-    { NGX_HTTP_PUT, "v1/xpressions/topics", NGX_HTTP_MSGR_ROLE_ADMIN,
-      ngx_http_msgr_topics_put },
-
-    { NGX_HTTP_MSGR_READ, "v1/incoming", NGX_HTTP_MSGR_ROLE_ANY,
-      ngx_http_msgr_incoming },
-
-    { NGX_HTTP_PATCH, "v1/incoming/{}", NGX_HTTP_MSGR_ROLE_ANY,
-      ngx_http_msgr_incoming_mark },
-
-    { NGX_HTTP_PUT|NGX_HTTP_DELETE, "v1/app/device", NGX_HTTP_MSGR_ROLE_APP,
-      ngx_http_msgr_app_device },
-
-    { NGX_HTTP_POST, "v1/app/messages", NGX_HTTP_MSGR_ROLE_APP,
-      ngx_http_msgr_app_message },
-
-    { NGX_HTTP_MSGR_READ, "v1/app/messages", NGX_HTTP_MSGR_ROLE_APP,
-      ngx_http_msgr_app_messages },
-
     { 0, NULL, 0, NULL }
 };
 
 
-static const ngx_http_msgr_method_t  ngx_http_msgr_methods[] = {
-    { NGX_HTTP_GET, "GET" },
-    { NGX_HTTP_HEAD, "HEAD" },
-    { NGX_HTTP_POST, "POST" },
-    { NGX_HTTP_PUT, "PUT" },
-    { NGX_HTTP_PATCH, "PATCH" },
-    { NGX_HTTP_DELETE, "DELETE" },
-    { 0, NULL }
+/* the resources' routes, walked in this order */
+static const ngx_http_msgr_route_t *const  ngx_http_msgr_resources[] = {
+    ngx_http_msgr_api_routes,
+    ngx_http_msgr_settings_routes,
+    ngx_http_msgr_mis_routes,
+    ngx_http_msgr_contacts_routes,
+    ngx_http_msgr_attributes_routes,
+    ngx_http_msgr_xpressions_routes,
+    NULL
 };
 
 
@@ -227,6 +111,8 @@ ngx_http_msgr_api_handler(ngx_http_request_t *r)
     ngx_http_core_loc_conf_t     *clcf;
     const ngx_http_msgr_route_t  *rt;
 
+    const ngx_http_msgr_route_t *const  *res;
+
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_msgr_ctx_t));
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -269,17 +155,19 @@ ngx_http_msgr_api_handler(ngx_http_request_t *r)
     allowed = 0;
     found = 0;
 
-    for (rt = ngx_http_msgr_routes; rt->pattern; rt++) {
-        if (ngx_http_msgr_match(rt->pattern, &path, ctx) != NGX_OK) {
-            continue;
-        }
+    for (res = ngx_http_msgr_resources; *res && !found; res++) {
+        for (rt = *res; rt->pattern; rt++) {
+            if (ngx_http_msgr_match(rt->pattern, &path, ctx) != NGX_OK) {
+                continue;
+            }
 
-        allowed |= rt->methods;
+            allowed |= rt->methods;
 
-        if (rt->methods & r->method) {
-            ctx->route = rt;
-            found = 1;
-            break;
+            if (rt->methods & r->method) {
+                ctx->route = rt;
+                found = 1;
+                break;
+            }
         }
     }
 
@@ -344,42 +232,6 @@ ngx_http_msgr_body_handler(ngx_http_request_t *r)
 }
 
 
-void
-ngx_http_msgr_method_not_allowed(ngx_http_request_t *r, ngx_uint_t allowed)
-{
-    u_char                        *p, *last;
-    ngx_str_t                      allow;
-    const ngx_http_msgr_method_t  *m;
-
-    p = ngx_pnalloc(r->pool, 64);
-    if (p == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    allow.data = p;
-    last = p + 64;
-
-    for (m = ngx_http_msgr_methods; m->name; m++) {
-        if (allowed & m->method) {
-            p = ngx_slprintf(p, last, "%s%s", p == allow.data ? "" : ", ",
-                             m->name);
-        }
-    }
-
-    allow.len = p - allow.data;
-
-    if (ngx_http_msgr_header(r, "Allow", &allow) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    ngx_http_msgr_problem(r, NGX_HTTP_NOT_ALLOWED, "method-not-allowed",
-                          "this resource does not support that method",
-                          NULL);
-}
-
-
 /*
  * Matches "v1/schools/{}" against a path; every "{}" takes one non-empty
  * segment into ctx->args.
@@ -430,194 +282,6 @@ ngx_http_msgr_match(const char *pattern, ngx_str_t *path,
     ctx->nargs = n;
 
     return NGX_OK;
-}
-
-
-/*
- * A query parameter's value, or a header the API reads, as text: well-formed
- * UTF-8 and no NUL (nor, in a header, other control characters); NULL when
- * good, else why not.
- */
-
-static const char *
-ngx_http_msgr_text_error(u_char *data, size_t len, ngx_uint_t header)
-{
-    if (!msgr_utf8_valid((const char *) data, len)) {
-        return MSGR_TEXT_UTF8;
-    }
-
-    if (ngx_strlchr(data, data + len, '\0') != NULL) {
-        return MSGR_TEXT_NUL;
-    }
-
-    if (header && msgr_text_has_control((const char *) data, len)) {
-        return MSGR_TEXT_CONTROL;
-    }
-
-    return NULL;
-}
-
-
-/*
- * Every query parameter (name and value, decoded) and the conditional
- * headers, before any route looks at them: PostgreSQL takes text only as
- * UTF-8, and a NUL would cut it short.  NGX_DECLINED: the client has had its
- * 400; NGX_ERROR: out of memory.
- */
-
-static ngx_int_t
-ngx_http_msgr_check_input(ngx_http_request_t *r)
-{
-    u_char           *p, *last, *start, *end, *eq;
-    json_t           *errors;
-    ngx_str_t         name, value;
-    ngx_uint_t        i;
-    const char       *why, *field;
-    ngx_table_elt_t  *h;
-
-    static const char  *headers[] = { "If-Match", "If-None-Match" };
-
-    errors = json_array();
-
-    if (ngx_http_msgr_json_keep(r, errors) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    p = r->args.data;
-    last = p + r->args.len;
-
-    while (p < last) {
-        start = p;
-        end = ngx_strlchr(p, last, '&');
-        if (end == NULL) {
-            end = last;
-        }
-
-        p = end + 1;
-
-        eq = ngx_strlchr(start, end, '=');
-        if (eq == NULL) {
-            eq = end;
-        }
-
-        if (ngx_http_msgr_unescape_arg(r->pool, start, eq - start, &name)
-               != NGX_OK
-            || ngx_http_msgr_unescape_arg(r->pool,
-                                          eq < end ? eq + 1 : end,
-                                          eq < end ? end - eq - 1 : 0,
-                                          &value)
-               != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        why = ngx_http_msgr_text_error(name.data, name.len, 0);
-        field = why ? "query" : (const char *) name.data;
-
-        if (why == NULL) {
-            why = ngx_http_msgr_text_error(value.data, value.len, 0);
-        }
-
-        if (why != NULL) {
-            ngx_http_msgr_field_error(errors, field, why);
-            break;
-        }
-    }
-
-    if (json_array_size(errors)) {
-        ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
-                              "the query parameters are invalid",
-                              json_incref(errors));
-        return NGX_DECLINED;
-    }
-
-    for (i = 0; i < sizeof(headers) / sizeof(headers[0]); i++) {
-        h = (i == 0) ? r->headers_in.if_match : r->headers_in.if_none_match;
-
-        if (h == NULL) {
-            continue;
-        }
-
-        why = ngx_http_msgr_text_error(h->value.data, h->value.len, 1);
-
-        if (why != NULL) {
-            ngx_http_msgr_field_error(errors, headers[i], why);
-        }
-    }
-
-    if (json_array_size(errors)) {
-        ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
-                              "the request headers are invalid",
-                              json_incref(errors));
-        return NGX_DECLINED;
-    }
-
-    return NGX_OK;
-}
-
-
-/* a query string's name or value, decoded: "+" a space, then "%XX" */
-
-static ngx_int_t
-ngx_http_msgr_unescape_arg(ngx_pool_t *pool, u_char *data, size_t len,
-    ngx_str_t *value)
-{
-    u_char  *plus, *dst, *src;
-    size_t   i;
-
-    plus = ngx_pnalloc(pool, 2 * len + 1);
-    if (plus == NULL) {
-        return NGX_ERROR;
-    }
-
-    /* "+" is a space in a query string, "%2B" a plus: "+" goes first */
-    for (i = 0; i < len; i++) {
-        plus[i] = (data[i] == '+') ? ' ' : data[i];
-    }
-
-    dst = plus + len;
-    src = plus;
-    value->data = dst;
-
-    ngx_unescape_uri(&dst, &src, len, 0);
-
-    value->len = dst - value->data;
-    *dst = '\0';
-
-    return NGX_OK;
-}
-
-
-/*
- * Query argument name: its URL-decoded value in the request pool, or
- * NGX_DECLINED when absent.
- */
-
-ngx_int_t
-ngx_http_msgr_arg(ngx_http_request_t *r, const char *name, ngx_str_t *value)
-{
-    ngx_str_t  raw;
-
-    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &raw) != NGX_OK) {
-        return NGX_DECLINED;
-    }
-
-    return ngx_http_msgr_unescape_arg(r->pool, raw.data, raw.len, value);
-}
-
-
-void
-ngx_http_msgr_unauthorized(ngx_http_request_t *r, const char *detail)
-{
-    static ngx_str_t  challenge = ngx_string("Bearer realm=\"msgr\"");
-
-    if (ngx_http_msgr_www_authenticate(r, &challenge) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    ngx_http_msgr_problem(r, NGX_HTTP_UNAUTHORIZED, "unauthorized", detail,
-                          NULL);
 }
 
 
@@ -837,582 +501,6 @@ ngx_http_msgr_authorised(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     }
 
     ngx_http_msgr_problem(r, NGX_HTTP_FORBIDDEN, NULL, detail, NULL);
-}
-
-
-/*
- * The cache is trusted only while this worker LISTENs for the changes
- * other processes make (docs/architecture.md).
- */
-
-ngx_uint_t
-ngx_http_msgr_cache_usable(ngx_http_msgr_ctx_t *ctx)
-{
-    return ctx->conf->cache != NULL && ctx->conf->pool->listening;
-}
-
-
-/*
- * A request runs one query at a time: its handler waits in the request's
- * context, and every completion goes through ngx_http_msgr_query_done.
- */
-
-ngx_http_msgr_pg_query_t *
-ngx_http_msgr_query(ngx_http_request_t *r,
-    const ngx_http_msgr_pg_stmt_t *stmt, ngx_http_msgr_pg_handler_pt h)
-{
-    ngx_http_msgr_ctx_t       *ctx;
-    ngx_http_msgr_pg_query_t  *q;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
-
-    q = ngx_http_msgr_pg_query_create(r->pool, r->connection->log, stmt);
-    if (q == NULL) {
-        return NULL;
-    }
-
-    ctx->query_handler = h;
-
-    q->handler = ngx_http_msgr_query_done;
-    q->data = r;
-
-    return q;
-}
-
-
-void
-ngx_http_msgr_query_run(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
-{
-    ngx_connection_t     *prev;
-    ngx_http_msgr_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
-
-    /* the request may be gone when ngx_http_msgr_pg_run returns */
-
-    prev = ngx_http_msgr_query_caller;
-    ngx_http_msgr_query_caller = r->connection;
-
-    ngx_http_msgr_pg_run(ctx->conf->pool, q);
-
-    ngx_http_msgr_query_caller = prev;
-}
-
-
-/*
- * A query completes from a PostgreSQL socket's event or a timer, where
- * nothing of nginx's HTTP core runs the posted requests afterwards: a
- * subrequest's parent (auth_request, SSI, mirror) would wait for ever.
- * Like nginx's own event handlers, run them once the handler is done; the
- * handler may have freed the request, not its connection.  A query that
- * completes while it is being started is already inside an event of that
- * connection, whose handler runs them.
- */
-
-static void
-ngx_http_msgr_query_done(ngx_http_msgr_pg_query_t *q)
-{
-    ngx_connection_t             *c;
-    ngx_http_request_t           *r;
-    ngx_http_msgr_ctx_t          *ctx;
-    ngx_http_msgr_pg_handler_pt   handler;
-
-    r = q->data;
-    c = r->connection;
-    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
-    handler = ctx->query_handler;
-
-    if (c == ngx_http_msgr_query_caller) {
-        handler(q);
-        return;
-    }
-
-    ngx_http_set_log_request(c->log, r);
-
-    handler(q);
-
-    ngx_http_run_posted_requests(c);
-}
-
-
-/*
- * Checks a finished query: answers 503 when the database could not be
- * reached and 500 on an SQL error; returns 1 when the result can be used.
- */
-
-ngx_uint_t
-ngx_http_msgr_result_ok(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
-{
-    size_t          len;
-    const char     *msg, *state;
-    ExecStatusType  st;
-
-    if (q->status != NGX_OK || q->result == NULL) {
-        if (q->outcome_unknown) {
-            ngx_http_msgr_outcome_unknown(r);
-            return 0;
-        }
-
-        ngx_http_msgr_unavailable(r);
-        return 0;
-    }
-
-    st = PQresultStatus(q->result);
-
-    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-        state = PQresultErrorField(q->result, PG_DIAG_SQLSTATE);
-
-        /*
-         * statement_timeout (57014), lock_timeout (55P03), a deadlock
-         * (40P01): PostgreSQL stopped the statement, nothing of it stays
-         */
-        if (state
-            && (ngx_strcmp(state, "57014") == 0
-                || ngx_strcmp(state, "55P03") == 0
-                || ngx_strcmp(state, "40P01") == 0))
-        {
-            msg = PQresultErrorField(q->result, PG_DIAG_MESSAGE_PRIMARY);
-
-            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                          "msgr: PostgreSQL stopped statement %s: %s",
-                          q->stmt->name, msg ? msg : state);
-
-            ngx_http_msgr_unavailable(r);
-            return 0;
-        }
-
-        msg = PQresultErrorMessage(q->result);
-        len = ngx_strlen(msg);
-
-        while (len && (msg[len - 1] == '\n' || msg[len - 1] == ' ')) {
-            len--;
-        }
-
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "msgr: PostgreSQL: %*s (statement %s)", len, msg,
-                      q->stmt->name);
-
-        ngx_http_msgr_problem(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "internal",
-                              "the request could not be completed", NULL);
-        return 0;
-    }
-
-    return 1;
-}
-
-
-ngx_str_t  ngx_http_msgr_merge_patch_type =
-    ngx_string("application/merge-patch+json");
-
-
-/*
- * The request body as JSON, released with the request.  On a body that is
- * not JSON the client has had its 415 or 400 and NULL comes back.
- */
-
-json_t *
-ngx_http_msgr_read_json(ngx_http_request_t *r)
-{
-    return ngx_http_msgr_read_json_as(r, 0);
-}
-
-
-/* merge_patch: application/merge-patch+json is taken too */
-
-json_t *
-ngx_http_msgr_read_json_as(ngx_http_request_t *r, ngx_uint_t merge_patch)
-{
-    json_t        *json;
-    ngx_str_t      body;
-    json_error_t   err;
-
-    if (ngx_http_msgr_read_body(r, merge_patch, &body) != NGX_OK) {
-        return NULL;
-    }
-
-    json = json_loadb((char *) body.data, body.len, JSON_REJECT_DUPLICATES,
-                      &err);
-
-    if (json == NULL) {
-        ngx_http_msgr_bad_json(r, &err);
-        return NULL;
-    }
-
-    if (ngx_http_msgr_json_keep(r, json) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return NULL;
-    }
-
-    return json;
-}
-
-
-/*
- * The request body in one piece of the request's pool, once its type is
- * checked; NGX_ERROR when the client has had its answer (415).
- */
-
-ngx_int_t
-ngx_http_msgr_read_body(ngx_http_request_t *r, ngx_uint_t merge_patch,
-    ngx_str_t *body)
-{
-    u_char       *p;
-    size_t        len;
-    ngx_chain_t  *cl;
-
-    if (r->headers_in.content_type == NULL
-        || !(ngx_http_msgr_media_type(&r->headers_in.content_type->value,
-                                      &ngx_http_msgr_json_type)
-             || (merge_patch
-                 && ngx_http_msgr_media_type(
-                        &r->headers_in.content_type->value,
-                        &ngx_http_msgr_merge_patch_type))))
-    {
-        ngx_http_msgr_problem(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE, NULL,
-                              merge_patch
-                              ? "the body must be a JSON merge patch: "
-                                "Content-Type application/merge-patch+json "
-                                "or application/json"
-                              : "the body must be JSON: Content-Type "
-                                "application/json", NULL);
-        return NGX_ERROR;
-    }
-
-    len = 0;
-
-    if (r->request_body) {
-        for (cl = r->request_body->bufs; cl; cl = cl->next) {
-            if (cl->buf->in_file && !ngx_buf_in_memory(cl->buf)) {
-                /* msgr_max_body keeps bodies in memory */
-                ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-                return NGX_ERROR;
-            }
-
-            len += cl->buf->last - cl->buf->pos;
-        }
-    }
-
-    p = ngx_pnalloc(r->pool, len ? len : 1);
-    if (p == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return NGX_ERROR;
-    }
-
-    body->data = p;
-    body->len = len;
-
-    for (cl = r->request_body ? r->request_body->bufs : NULL;
-         cl;
-         cl = cl->next)
-    {
-        p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
-    }
-
-    return NGX_OK;
-}
-
-
-/* 400 naming where the body stops being JSON */
-
-void
-ngx_http_msgr_bad_json(ngx_http_request_t *r, json_error_t *err)
-{
-    u_char  detail[JSON_ERROR_TEXT_LENGTH + 64];
-
-    ngx_snprintf(detail, sizeof(detail) - 1,
-                 "the body is not valid JSON: %s (line %d, column %d)%Z",
-                 err->text, err->line, err->column);
-    detail[sizeof(detail) - 1] = '\0';
-
-    ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, NULL, (char *) detail,
-                          NULL);
-}
-
-
-/* "application/json; charset=utf-8" is "application/json" */
-
-ngx_uint_t
-ngx_http_msgr_media_type(ngx_str_t *header, ngx_str_t *type)
-{
-    size_t  len;
-
-    len = 0;
-
-    while (len < header->len && header->data[len] != ';'
-           && header->data[len] != ' ')
-    {
-        len++;
-    }
-
-    return len == type->len
-           && ngx_strncasecmp(header->data, type->data, len) == 0;
-}
-
-
-ngx_int_t
-ngx_http_msgr_param_json(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
-    json_t *json)
-{
-    char       *s;
-    ngx_int_t   rc;
-
-    s = json_dumps(json, JSON_COMPACT);
-    if (s == NULL) {
-        return NGX_ERROR;
-    }
-
-    rc = ngx_http_msgr_pg_param(q, i, (u_char *) s, ngx_strlen(s));
-    free(s);
-
-    return rc;
-}
-
-
-/* a text[] parameter from a JSON array of strings: {"a","b"} */
-
-ngx_int_t
-ngx_http_msgr_param_text_array(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
-    json_t *strings)
-{
-    u_char      *buf, *p;
-    size_t       len, k;
-    json_t      *v;
-    const char  *s;
-
-    len = 2;
-
-    json_array_foreach(strings, k, v) {
-        len += 3 + 2 * json_string_length(v);
-    }
-
-    buf = ngx_pnalloc(q->pool, len);
-    if (buf == NULL) {
-        return NGX_ERROR;
-    }
-
-    p = buf;
-    *p++ = '{';
-
-    json_array_foreach(strings, k, v) {
-        if (k) {
-            *p++ = ',';
-        }
-
-        *p++ = '"';
-
-        for (s = json_string_value(v); s && *s; s++) {
-            if (*s == '"' || *s == '\\') {
-                *p++ = '\\';
-            }
-
-            *p++ = *s;
-        }
-
-        *p++ = '"';
-    }
-
-    *p++ = '}';
-
-    return ngx_http_msgr_pg_param(q, i, buf, p - buf);
-}
-
-
-/* an entry of a problem's "errors" */
-
-void
-ngx_http_msgr_field_error(json_t *errors, const char *field,
-    const char *message)
-{
-    json_array_append_new(errors, json_pack("{s:s, s:s}", "field", field,
-                                            "message", message));
-}
-
-
-/*
- * The body as an object with only the allowed keys; answers itself (400,
- * 422) and returns NULL otherwise.  *errors is a fresh list for the caller.
- */
-
-json_t *
-ngx_http_msgr_read_fields(ngx_http_request_t *r, const char *const *allowed,
-    json_t **errors)
-{
-    return ngx_http_msgr_read_fields_as(r, 0, allowed, errors);
-}
-
-
-/* merge_patch: application/merge-patch+json is taken too */
-
-json_t *
-ngx_http_msgr_read_fields_as(ngx_http_request_t *r, ngx_uint_t merge_patch,
-    const char *const *allowed, json_t **errors)
-{
-    json_t             *body, *v;
-    const char         *key;
-    const char *const  *a;
-
-    body = ngx_http_msgr_read_json_as(r, merge_patch);
-    if (body == NULL) {
-        return NULL;
-    }
-
-    *errors = json_array();
-
-    if (ngx_http_msgr_json_keep(r, *errors) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return NULL;
-    }
-
-    if (!json_is_object(body)) {
-        ngx_http_msgr_problem(r, 422, NULL, "the body must be a JSON object",
-                              NULL);
-        return NULL;
-    }
-
-    json_object_foreach(body, key, v) {
-        for (a = allowed; *a; a++) {
-            if (ngx_strcmp(*a, key) == 0) {
-                break;
-            }
-        }
-
-        if (*a == NULL) {
-            ngx_http_msgr_field_error(*errors, key, "unknown field");
-        }
-    }
-
-    return body;
-}
-
-
-void
-ngx_http_msgr_invalid(ngx_http_request_t *r, json_t *errors)
-{
-    ngx_http_msgr_problem(r, 422, NULL, "the request has invalid fields; "
-                          "nothing was changed", json_incref(errors));
-}
-
-
-/* runs a query made for the request; NULL (out of memory) is a 500 */
-
-ngx_int_t
-ngx_http_msgr_run(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
-{
-    if (q == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return NGX_ERROR;
-    }
-
-    ngx_http_msgr_query_run(r, q);
-
-    return NGX_OK;
-}
-
-
-/* before= and limit= of a page; answers 400 itself */
-
-ngx_int_t
-ngx_http_msgr_page_args(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
-    int64_t *before)
-{
-    json_t     *errors;
-    ngx_str_t   v;
-
-    errors = json_array();
-
-    if (ngx_http_msgr_json_keep(r, errors) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return NGX_ERROR;
-    }
-
-    ctx->limit = NGX_HTTP_MSGR_PAGE_LIMIT;
-    *before = 0;
-
-    if (ngx_http_msgr_arg(r, "limit", &v) == NGX_OK) {
-        ctx->limit = ngx_atoi(v.data, v.len);
-
-        if (ctx->limit < 1 || ctx->limit > NGX_HTTP_MSGR_PAGE_MAX) {
-            ngx_http_msgr_field_error(errors, "limit",
-                                      "must be an integer from 1 to 200");
-        }
-    }
-
-    if (ngx_http_msgr_arg(r, "before", &v) == NGX_OK) {
-        *before = ngx_http_msgr_id(&v);
-
-        if (*before == 0) {
-            ngx_http_msgr_field_error(errors, "before",
-                                      "must be the next_before of the "
-                                      "previous page");
-        }
-    }
-
-    if (json_array_size(errors)) {
-        ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
-                              "the query parameters are invalid",
-                              json_incref(errors));
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
-
-
-/*
- * A query whose one column is the JSON to answer with; no row (or NULL) is
- * a 404 whose detail is ctx->data.
- */
-
-void
-ngx_http_msgr_json_done(ngx_http_msgr_pg_query_t *q)
-{
-    json_t              *body;
-    json_error_t         err;
-    ngx_http_request_t  *r;
-    ngx_http_msgr_ctx_t *ctx;
-
-    r = q->data;
-    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
-
-    if (!ngx_http_msgr_result_ok(r, q)) {
-        return;
-    }
-
-    if (PQntuples(q->result) == 0 || PQgetisnull(q->result, 0, 0)) {
-        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
-                              ctx->data ? ctx->data : "not found", NULL);
-        return;
-    }
-
-    body = json_loads(PQgetvalue(q->result, 0, 0), 0, &err);
-
-    ngx_http_msgr_send_json(r, NGX_HTTP_OK, body);
-}
-
-
-/* 204 when a row came back, 404 otherwise */
-
-void
-ngx_http_msgr_no_content_done(ngx_http_msgr_pg_query_t *q)
-{
-    ngx_http_request_t   *r;
-    ngx_http_msgr_ctx_t  *ctx;
-
-    r = q->data;
-    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
-
-    if (!ngx_http_msgr_result_ok(r, q)) {
-        return;
-    }
-
-    if (PQntuples(q->result) == 0) {
-        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
-                              ctx->data ? ctx->data : "not found", NULL);
-        return;
-    }
-
-    ngx_http_msgr_send_raw(r, NGX_HTTP_NO_CONTENT, &ngx_http_msgr_json_type,
-                           NULL, 0);
 }
 
 

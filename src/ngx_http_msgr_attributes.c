@@ -18,9 +18,58 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_http_msgr.h"
+#include "ngx_http_msgr_request.h"
+#include "ngx_http_msgr_query.h"
 #include "msgr_recipients.h"
 #include "msgr_text.h"
+#include "ngx_http_msgr_attributes.h"
+
+
+static void ngx_http_msgr_attributes(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_attribute_add(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_attribute_delete(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_attribute(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_attribute_edit(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_contact_attribute(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_contact_tokens(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+
+
+const ngx_http_msgr_route_t  ngx_http_msgr_attributes_routes[] = {
+
+    { NGX_HTTP_MSGR_READ, "v1/contact-attributes", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_attributes },
+
+    { NGX_HTTP_POST, "v1/contact-attributes", NGX_HTTP_MSGR_ROLE_ADMIN,
+      ngx_http_msgr_attribute_add },
+
+    { NGX_HTTP_DELETE, "v1/contact-attributes", NGX_HTTP_MSGR_ROLE_ADMIN,
+      ngx_http_msgr_attribute_delete },
+
+    { NGX_HTTP_MSGR_READ, "v1/contact-attributes/{}",
+      NGX_HTTP_MSGR_ROLE_ANY, ngx_http_msgr_attribute },
+
+    { NGX_HTTP_PATCH, "v1/contact-attributes/{}", NGX_HTTP_MSGR_ROLE_ADMIN,
+      ngx_http_msgr_attribute_edit },
+
+    { NGX_HTTP_DELETE, "v1/contact-attributes/{}", NGX_HTTP_MSGR_ROLE_ADMIN,
+      ngx_http_msgr_attribute_delete },
+
+    { NGX_HTTP_PUT|NGX_HTTP_DELETE, "v1/contacts/{}/attributes/{}",
+      NGX_HTTP_MSGR_ROLE_ADMIN|NGX_HTTP_MSGR_ROLE_STAFF,
+      ngx_http_msgr_contact_attribute },
+
+    { NGX_HTTP_MSGR_READ, "v1/contacts/{}/tokens", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_contact_tokens },
+
+    { 0, NULL, 0, NULL }
+};
 
 
 #define NGX_HTTP_MSGR_ATTR_NAME_MAX   100
@@ -261,7 +310,7 @@ ngx_http_msgr_check_value(json_t *v, const char *field, json_t *errors)
 
 /* GET /v1/contact-attributes */
 
-void
+static void
 ngx_http_msgr_attributes(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     ngx_http_msgr_pg_query_t  *q;
@@ -303,7 +352,7 @@ ngx_http_msgr_attributes_done(ngx_http_msgr_pg_query_t *q)
 
 /* POST /v1/contact-attributes */
 
-void
+static void
 ngx_http_msgr_attribute_add(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     json_t                    *body, *errors, *name, *def;
@@ -358,7 +407,7 @@ ngx_http_msgr_attribute_add(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 
 /* PATCH /v1/contact-attributes/{id} */
 
-void
+static void
 ngx_http_msgr_attribute_edit(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     int64_t                    id;
@@ -497,7 +546,7 @@ taken:
 
 /* GET /v1/contact-attributes/{id} */
 
-void
+static void
 ngx_http_msgr_attribute(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     ngx_http_msgr_pg_query_t  *q;
@@ -519,7 +568,7 @@ ngx_http_msgr_attribute(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 
 /* DELETE /v1/contact-attributes/{id} and /v1/contact-attributes?id=... */
 
-void
+static void
 ngx_http_msgr_attribute_delete(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx)
 {
@@ -616,7 +665,7 @@ ngx_http_msgr_attributes_deleted(ngx_http_msgr_pg_query_t *q)
 
 /* PUT and DELETE /v1/contacts/{id}/attributes/{attribute} */
 
-void
+static void
 ngx_http_msgr_contact_attribute(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx)
 {
@@ -658,7 +707,7 @@ ngx_http_msgr_contact_attribute(ngx_http_request_t *r,
         }
     }
 
-    ctx->data = "no such contact or contact attribute";
+    ctx->not_found = "no such contact or contact attribute";
 
     q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_attribute_value,
                             ngx_http_msgr_no_content_done);
@@ -681,7 +730,7 @@ ngx_http_msgr_contact_attribute(ngx_http_request_t *r,
 
 /* GET /v1/contacts/{id}/tokens */
 
-void
+static void
 ngx_http_msgr_contact_tokens(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     int64_t                    contact;

@@ -17,16 +17,67 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_http_msgr.h"
+#include "ngx_http_msgr_request.h"
+#include "ngx_http_msgr_query.h"
 #include "msgr_phone.h"
 #include "msgr_recipients.h"
 #include "msgr_settings.h"
 #include "msgr_text.h"
+#include "ngx_http_msgr_contacts.h"
+#include "ngx_http_msgr_settings.h"
+
+
+static void ngx_http_msgr_students(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_contacts(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_contact(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_contact_patch(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_staff(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_groups(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_group_members(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_recipients(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+
+
+const ngx_http_msgr_route_t  ngx_http_msgr_contacts_routes[] = {
+
+    { NGX_HTTP_MSGR_READ, "v1/students", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_students },
+
+    { NGX_HTTP_MSGR_READ, "v1/contacts", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_contacts },
+
+    { NGX_HTTP_MSGR_READ, "v1/contacts/{}", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_contact },
+
+    { NGX_HTTP_PATCH, "v1/contacts/{}",
+      NGX_HTTP_MSGR_ROLE_ADMIN|NGX_HTTP_MSGR_ROLE_STAFF,
+      ngx_http_msgr_contact_patch },
+
+    { NGX_HTTP_MSGR_READ, "v1/staff", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_staff },
+
+    { NGX_HTTP_MSGR_READ, "v1/groups", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_groups },
+
+    { NGX_HTTP_MSGR_READ, "v1/groups/{}/members", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_group_members },
+
+    { NGX_HTTP_MSGR_READ, "v1/recipients", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_recipients },
+
+    { 0, NULL, 0, NULL }
+};
 
 
 #define NGX_HTTP_MSGR_LIST_LIMIT  50
 #define NGX_HTTP_MSGR_LIST_MAX    200
-#define NGX_HTTP_MSGR_SEND_MAX    500
 
 
 typedef void (*ngx_http_msgr_decorate_pt)(ngx_http_msgr_ctx_t *ctx,
@@ -309,55 +360,38 @@ static const ngx_http_msgr_list_t  ngx_http_msgr_list_members = {
 };
 
 
-void
+static void
 ngx_http_msgr_students(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     ngx_http_msgr_list(r, ctx, &ngx_http_msgr_list_students);
 }
 
 
-void
+static void
 ngx_http_msgr_contacts(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     ngx_http_msgr_list(r, ctx, &ngx_http_msgr_list_contacts);
 }
 
 
-void
+static void
 ngx_http_msgr_staff(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     ngx_http_msgr_list(r, ctx, &ngx_http_msgr_list_staff);
 }
 
 
-void
+static void
 ngx_http_msgr_groups(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     ngx_http_msgr_list(r, ctx, &ngx_http_msgr_list_groups);
 }
 
 
-void
+static void
 ngx_http_msgr_group_members(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     ngx_http_msgr_list(r, ctx, &ngx_http_msgr_list_members);
-}
-
-
-/* a positive id from a path segment or a query argument; 0 when not one */
-
-int64_t
-ngx_http_msgr_id(ngx_str_t *s)
-{
-    off_t  n;
-
-    if (s->len == 0 || s->len > 18) {
-        return 0;
-    }
-
-    n = ngx_atoof(s->data, s->len);
-
-    return n > 0 ? (int64_t) n : 0;
 }
 
 
@@ -651,7 +685,7 @@ ngx_http_msgr_decorate_member(ngx_http_msgr_ctx_t *ctx, json_t *item)
 
 /* GET /v1/contacts/{id} */
 
-void
+static void
 ngx_http_msgr_contact(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     if (ngx_http_msgr_id(&ctx->args[0]) == 0) {
@@ -767,7 +801,7 @@ ngx_http_msgr_contact_done(ngx_http_msgr_pg_query_t *q)
 
 /* PATCH /v1/contacts/{id}: local edits, when the school allows them */
 
-void
+static void
 ngx_http_msgr_contact_patch(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     json_t  *body;
@@ -1025,78 +1059,9 @@ ngx_http_msgr_contact_edit(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
 }
 
 
-/*
- * Every "name=" of the query string, each a comma-separated list of ids,
- * into ids; a bad one goes into errors.
- */
-
-ngx_int_t
-ngx_http_msgr_ids_arg(ngx_http_request_t *r, ngx_str_t *name,
-    ngx_array_t *ids, json_t *errors)
-{
-    u_char     *p, *last, *start, *end;
-    int64_t    *id;
-    ngx_str_t   v;
-
-    p = r->args.data;
-    last = p + r->args.len;
-
-    while (p < last) {
-        start = p;
-        end = ngx_strlchr(p, last, '&');
-        if (end == NULL) {
-            end = last;
-        }
-
-        p = end + 1;
-
-        if ((size_t) (end - start) <= name->len
-            || ngx_strncmp(start, name->data, name->len) != 0
-            || start[name->len] != '=')
-        {
-            continue;
-        }
-
-        start += name->len + 1;
-
-        while (start < end) {
-            v.data = start;
-            while (start < end && *start != ',') {
-                start++;
-            }
-
-            v.len = start - v.data;
-            start++;
-
-            if (ngx_http_msgr_id(&v) == 0) {
-                ngx_http_msgr_field_error(errors, (char *) name->data,
-                                          "must be ids (positive integers), "
-                                          "repeated or comma-separated");
-                return NGX_OK;
-            }
-
-            if (ids->nelts == NGX_HTTP_MSGR_SEND_MAX) {
-                ngx_http_msgr_field_error(errors, (char *) name->data,
-                                          "at most 500 ids");
-                return NGX_OK;
-            }
-
-            id = ngx_array_push(ids);
-            if (id == NULL) {
-                return NGX_ERROR;
-            }
-
-            *id = ngx_http_msgr_id(&v);
-        }
-    }
-
-    return NGX_OK;
-}
-
-
 /* GET /v1/recipients?group=1&group=2&student=3&send_to=primary_contact */
 
-void
+static void
 ngx_http_msgr_recipients(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     json_t                          *errors;
@@ -1150,33 +1115,6 @@ ngx_http_msgr_recipients(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
     }
 
     ngx_http_msgr_settings_load(r, ctx, ngx_http_msgr_recipients_query);
-}
-
-
-ngx_int_t
-ngx_http_msgr_param_ids(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
-    ngx_array_t *ids)
-{
-    u_char      *buf, *p;
-    int64_t     *id;
-    ngx_uint_t   k;
-
-    buf = ngx_pnalloc(q->pool, 2 + ids->nelts * (NGX_INT64_LEN + 1));
-    if (buf == NULL) {
-        return NGX_ERROR;
-    }
-
-    p = buf;
-    *p++ = '{';
-    id = ids->elts;
-
-    for (k = 0; k < ids->nelts; k++) {
-        p = ngx_sprintf(p, "%s%L", k ? "," : "", id[k]);
-    }
-
-    *p++ = '}';
-
-    return ngx_http_msgr_pg_param(q, i, buf, p - buf);
 }
 
 

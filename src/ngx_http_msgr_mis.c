@@ -16,9 +16,26 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_http_msgr.h"
+#include "ngx_http_msgr_request.h"
+#include "ngx_http_msgr_query.h"
 #include "msgr_mis.h"
 #include "msgr_settings.h"
+#include "ngx_http_msgr_mis.h"
+#include "ngx_http_msgr_settings.h"
+
+
+static void ngx_http_msgr_mis_sync(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+
+
+const ngx_http_msgr_route_t  ngx_http_msgr_mis_routes[] = {
+
+    { NGX_HTTP_POST, "v1/mis/sync",
+      NGX_HTTP_MSGR_ROLE_ADMIN|NGX_HTTP_MSGR_ROLE_INTEGRATOR,
+      ngx_http_msgr_mis_sync },
+
+    { 0, NULL, 0, NULL }
+};
 
 
 /* what the thread is given and gives back; malloc'd results only */
@@ -60,7 +77,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_mis_sync = {
 };
 
 
-void
+static void
 ngx_http_msgr_mis_sync(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     ngx_http_msgr_mis_ctx_t  *mctx;

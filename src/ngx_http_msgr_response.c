@@ -77,6 +77,23 @@ static const ngx_http_msgr_status_t  ngx_http_msgr_statuses[] = {
 };
 
 
+typedef struct {
+    ngx_uint_t    method;
+    const char   *name;
+} ngx_http_msgr_method_t;
+
+
+static const ngx_http_msgr_method_t  ngx_http_msgr_methods[] = {
+    { NGX_HTTP_GET, "GET" },
+    { NGX_HTTP_HEAD, "HEAD" },
+    { NGX_HTTP_POST, "POST" },
+    { NGX_HTTP_PUT, "PUT" },
+    { NGX_HTTP_PATCH, "PATCH" },
+    { NGX_HTTP_DELETE, "DELETE" },
+    { 0, NULL }
+};
+
+
 static const ngx_http_msgr_status_t *
 ngx_http_msgr_status(ngx_uint_t status)
 {
@@ -373,6 +390,57 @@ ngx_http_msgr_outcome_unknown(ngx_http_request_t *r)
                           "the database did not confirm the change in time: "
                           "it may or may not have been made; read the "
                           "resource before trying again, with If-Match",
+                          NULL);
+}
+
+
+void
+ngx_http_msgr_method_not_allowed(ngx_http_request_t *r, ngx_uint_t allowed)
+{
+    u_char                        *p, *last;
+    ngx_str_t                      allow;
+    const ngx_http_msgr_method_t  *m;
+
+    p = ngx_pnalloc(r->pool, 64);
+    if (p == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    allow.data = p;
+    last = p + 64;
+
+    for (m = ngx_http_msgr_methods; m->name; m++) {
+        if (allowed & m->method) {
+            p = ngx_slprintf(p, last, "%s%s", p == allow.data ? "" : ", ",
+                             m->name);
+        }
+    }
+
+    allow.len = p - allow.data;
+
+    if (ngx_http_msgr_header(r, "Allow", &allow) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_msgr_problem(r, NGX_HTTP_NOT_ALLOWED, "method-not-allowed",
+                          "this resource does not support that method",
+                          NULL);
+}
+
+
+void
+ngx_http_msgr_unauthorized(ngx_http_request_t *r, const char *detail)
+{
+    static ngx_str_t  challenge = ngx_string("Bearer realm=\"msgr\"");
+
+    if (ngx_http_msgr_www_authenticate(r, &challenge) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_msgr_problem(r, NGX_HTTP_UNAUTHORIZED, "unauthorized", detail,
                           NULL);
 }
 

@@ -18,8 +18,39 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_http_msgr.h"
+#include "ngx_http_msgr_request.h"
+#include "ngx_http_msgr_query.h"
 #include "msgr_settings.h"
+#include "ngx_http_msgr_settings.h"
+
+
+static void ngx_http_msgr_settings_get(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_settings_patch(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_settings_audit(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+
+
+const ngx_http_msgr_route_t  ngx_http_msgr_settings_routes[] = {
+
+    { NGX_HTTP_MSGR_READ, "v1/settings", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_settings_get },
+
+    { NGX_HTTP_PATCH, "v1/settings", NGX_HTTP_MSGR_ROLE_ADMIN,
+      ngx_http_msgr_settings_patch },
+
+    { NGX_HTTP_MSGR_READ, "v1/settings/audit", NGX_HTTP_MSGR_ROLE_ADMIN,
+      ngx_http_msgr_settings_audit },
+
+    { NGX_HTTP_MSGR_READ, "v1/settings/{}", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_settings_get },
+
+    { NGX_HTTP_PATCH, "v1/settings/{}", NGX_HTTP_MSGR_ROLE_ADMIN,
+      ngx_http_msgr_settings_patch },
+
+    { 0, NULL, 0, NULL }
+};
 
 
 #define NGX_HTTP_MSGR_SETTINGS_ATTEMPTS  12
@@ -52,7 +83,6 @@ static void ngx_http_msgr_settings_loaded(ngx_http_request_t *r,
 static void ngx_http_msgr_settings_patch_read(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_settings_patch_done(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_settings_audit_done(ngx_http_msgr_pg_query_t *q);
-static void ngx_http_msgr_json_cleanup(void *data);
 static void ngx_http_msgr_settings_wait(ngx_http_request_t *r,
     ngx_http_msgr_settings_ctx_t *sctx);
 static void ngx_http_msgr_settings_retry(ngx_event_t *ev);
@@ -130,40 +160,9 @@ ngx_http_msgr_settings_ctx(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 }
 
 
-/* a json_t released with the request */
-
-ngx_int_t
-ngx_http_msgr_json_keep(ngx_http_request_t *r, json_t *json)
-{
-    ngx_pool_cleanup_t  *cln;
-
-    if (json == NULL) {
-        return NGX_ERROR;
-    }
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        json_decref(json);
-        return NGX_ERROR;
-    }
-
-    cln->handler = ngx_http_msgr_json_cleanup;
-    cln->data = json;
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_http_msgr_json_cleanup(void *data)
-{
-    json_decref(data);
-}
-
-
 /* GET /v1/settings and /v1/settings/{tab} */
 
-void
+static void
 ngx_http_msgr_settings_get(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     ngx_http_msgr_settings_ctx_t  *sctx;
@@ -389,7 +388,7 @@ ngx_http_msgr_settings_respond(ngx_http_request_t *r,
 
 /* PATCH /v1/settings and /v1/settings/{tab} */
 
-void
+static void
 ngx_http_msgr_settings_patch(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     ngx_http_msgr_settings_ctx_t  *sctx;
@@ -725,7 +724,7 @@ ngx_http_msgr_settings_backoff_cleanup(void *data)
 
 /* GET /v1/settings/audit?limit=&before= */
 
-void
+static void
 ngx_http_msgr_settings_audit(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     int64_t                    before;

@@ -22,9 +22,74 @@
 #include <ngx_http.h>
 #include <sodium.h>
 
-#include "ngx_http_msgr.h"
+#include "ngx_http_msgr_request.h"
+#include "ngx_http_msgr_query.h"
 #include "msgr_settings.h"
 #include "msgr_text.h"
+#include "ngx_http_msgr_xpressions.h"
+#include "ngx_http_msgr_settings.h"
+
+
+static void ngx_http_msgr_app_token_add(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_app_tokens(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_app_token_revoke(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_topics(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_topics_put(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_incoming(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_incoming_mark(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_app_device(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_app_message(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_app_messages(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
+
+
+const ngx_http_msgr_route_t  ngx_http_msgr_xpressions_routes[] = {
+
+    { NGX_HTTP_POST, "v1/contacts/{}/app-tokens",
+      NGX_HTTP_MSGR_ROLE_ADMIN|NGX_HTTP_MSGR_ROLE_INTEGRATOR,
+      ngx_http_msgr_app_token_add },
+
+    { NGX_HTTP_MSGR_READ, "v1/contacts/{}/app-tokens",
+      NGX_HTTP_MSGR_ROLE_ADMIN|NGX_HTTP_MSGR_ROLE_INTEGRATOR,
+      ngx_http_msgr_app_tokens },
+
+    { NGX_HTTP_DELETE, "v1/contacts/{}/app-tokens/{}",
+      NGX_HTTP_MSGR_ROLE_ADMIN|NGX_HTTP_MSGR_ROLE_INTEGRATOR,
+      ngx_http_msgr_app_token_revoke },
+
+    { NGX_HTTP_MSGR_READ, "v1/xpressions/topics",
+      NGX_HTTP_MSGR_ROLE_ANY|NGX_HTTP_MSGR_ROLE_APP,
+      ngx_http_msgr_topics },
+
+    { NGX_HTTP_PUT, "v1/xpressions/topics", NGX_HTTP_MSGR_ROLE_ADMIN,
+      ngx_http_msgr_topics_put },
+
+    { NGX_HTTP_MSGR_READ, "v1/incoming", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_incoming },
+
+    { NGX_HTTP_PATCH, "v1/incoming/{}", NGX_HTTP_MSGR_ROLE_ANY,
+      ngx_http_msgr_incoming_mark },
+
+    { NGX_HTTP_PUT|NGX_HTTP_DELETE, "v1/app/device", NGX_HTTP_MSGR_ROLE_APP,
+      ngx_http_msgr_app_device },
+
+    { NGX_HTTP_POST, "v1/app/messages", NGX_HTTP_MSGR_ROLE_APP,
+      ngx_http_msgr_app_message },
+
+    { NGX_HTTP_MSGR_READ, "v1/app/messages", NGX_HTTP_MSGR_ROLE_APP,
+      ngx_http_msgr_app_messages },
+
+    { 0, NULL, 0, NULL }
+};
 
 
 #define NGX_HTTP_MSGR_TOPICS_MAX      50
@@ -301,7 +366,7 @@ ngx_http_msgr_app_text(ngx_http_request_t *r, json_t *v, const char *field,
 
 /* POST /v1/contacts/{id}/app-tokens */
 
-void
+static void
 ngx_http_msgr_app_token_add(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     char                       buf[MSGR_KEY_MAX_LEN + 1];
@@ -440,14 +505,14 @@ ngx_http_msgr_app_token_done(ngx_http_msgr_pg_query_t *q)
 
 /* GET /v1/contacts/{id}/app-tokens */
 
-void
+static void
 ngx_http_msgr_app_tokens(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     int64_t                    contact;
     ngx_http_msgr_pg_query_t  *q;
 
     contact = ngx_http_msgr_id(&ctx->args[0]);
-    ctx->data = "no such contact";
+    ctx->not_found = "no such contact";
 
     q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_app_tokens,
                             ngx_http_msgr_json_done);
@@ -464,7 +529,7 @@ ngx_http_msgr_app_tokens(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 
 /* DELETE /v1/contacts/{id}/app-tokens/{token} */
 
-void
+static void
 ngx_http_msgr_app_token_revoke(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx)
 {
@@ -538,7 +603,7 @@ ngx_http_msgr_app_revoke_done(ngx_http_msgr_pg_query_t *q)
 
 /* PUT and DELETE /v1/app/device */
 
-void
+static void
 ngx_http_msgr_app_device(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     json_t                    *body, *errors, *platform, *push;
@@ -547,7 +612,7 @@ ngx_http_msgr_app_device(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 
     static const char *const  allowed[] = { "platform", "push_token", NULL };
 
-    ctx->data = "this app has no device registered";
+    ctx->not_found = "this app has no device registered";
 
     if (r->method == NGX_HTTP_DELETE) {
         q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_device_delete,
@@ -632,7 +697,7 @@ ngx_http_msgr_device_done(ngx_http_msgr_pg_query_t *q)
 
 /* GET /v1/xpressions/topics */
 
-void
+static void
 ngx_http_msgr_topics(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     ngx_http_msgr_pg_query_t  *q;
@@ -650,7 +715,7 @@ ngx_http_msgr_topics(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 
 /* PUT /v1/xpressions/topics {"topics": [...]} */
 
-void
+static void
 ngx_http_msgr_topics_put(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     u_char                     field[32];
@@ -780,7 +845,7 @@ ngx_http_msgr_app_flood(ngx_http_request_t *r, time_t retry,
  * it reaches the database without costing a working one its posts.
  */
 
-void
+static void
 ngx_http_msgr_app_message(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     time_t                  retry;
@@ -1044,7 +1109,7 @@ ngx_http_msgr_app_post_done(ngx_http_msgr_pg_query_t *q)
 
 /* GET /v1/app/messages */
 
-void
+static void
 ngx_http_msgr_app_messages(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     int64_t                    before;
@@ -1072,7 +1137,7 @@ ngx_http_msgr_app_messages(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 
 /* GET /v1/incoming?topic=&unread=&before=&limit= */
 
-void
+static void
 ngx_http_msgr_incoming(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     int64_t                    before;
@@ -1165,7 +1230,7 @@ ngx_http_msgr_page_done(ngx_http_msgr_pg_query_t *q)
 
 /* PATCH /v1/incoming/{id} {"read": true|false} */
 
-void
+static void
 ngx_http_msgr_incoming_mark(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     json_t                    *body, *errors, *read;
@@ -1200,7 +1265,7 @@ ngx_http_msgr_incoming_mark(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
         return;
     }
 
-    ctx->data = "no such message";
+    ctx->not_found = "no such message";
 
     q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_incoming_mark,
                             ngx_http_msgr_json_done);

@@ -1,0 +1,17 @@
+/*
+ * msgr: contact attributes and a contact's tokens:
+ * what ngx_http_msgr_attributes.c exports.
+ */
+
+#ifndef _NGX_HTTP_MSGR_ATTRIBUTES_H_INCLUDED_
+#define _NGX_HTTP_MSGR_ATTRIBUTES_H_INCLUDED_
+
+
+#include "ngx_http_msgr.h"
+
+
+/* the resource's routes, for the router of ngx_http_msgr_api.c */
+extern const ngx_http_msgr_route_t  ngx_http_msgr_attributes_routes[];
+
+
+#endif /* _NGX_HTTP_MSGR_ATTRIBUTES_H_INCLUDED_ */

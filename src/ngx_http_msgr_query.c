@@ -1,0 +1,351 @@
+/*
+ * msgr: a request's queries: made, given their parameters, run on the
+ * location's pool, their result judged once (SQL errors logged here, the
+ * database unavailable a 503, an unknown outcome a 504) and the common
+ * answers (the JSON of one row or a 404, a 204 or a 404).
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_msgr_query.h"
+
+
+static void ngx_http_msgr_query_done(ngx_http_msgr_pg_query_t *q);
+
+
+/* the connection whose request is starting a query, if any */
+static ngx_connection_t  *ngx_http_msgr_query_caller;
+
+
+/*
+ * The cache is trusted only while this worker LISTENs for the changes
+ * other processes make (docs/architecture.md).
+ */
+
+ngx_uint_t
+ngx_http_msgr_cache_usable(ngx_http_msgr_ctx_t *ctx)
+{
+    return ctx->conf->cache != NULL && ctx->conf->pool->listening;
+}
+
+
+/*
+ * A request runs one query at a time: its handler waits in the request's
+ * context, and every completion goes through ngx_http_msgr_query_done.
+ */
+
+ngx_http_msgr_pg_query_t *
+ngx_http_msgr_query(ngx_http_request_t *r,
+    const ngx_http_msgr_pg_stmt_t *stmt, ngx_http_msgr_pg_handler_pt h)
+{
+    ngx_http_msgr_ctx_t       *ctx;
+    ngx_http_msgr_pg_query_t  *q;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+
+    q = ngx_http_msgr_pg_query_create(r->pool, r->connection->log, stmt);
+    if (q == NULL) {
+        return NULL;
+    }
+
+    ctx->query_handler = h;
+
+    q->handler = ngx_http_msgr_query_done;
+    q->data = r;
+
+    return q;
+}
+
+
+void
+ngx_http_msgr_query_run(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
+{
+    ngx_connection_t     *prev;
+    ngx_http_msgr_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+
+    /* the request may be gone when ngx_http_msgr_pg_run returns */
+
+    prev = ngx_http_msgr_query_caller;
+    ngx_http_msgr_query_caller = r->connection;
+
+    ngx_http_msgr_pg_run(ctx->conf->pool, q);
+
+    ngx_http_msgr_query_caller = prev;
+}
+
+
+/*
+ * A query completes from a PostgreSQL socket's event or a timer, where
+ * nothing of nginx's HTTP core runs the posted requests afterwards: a
+ * subrequest's parent (auth_request, SSI, mirror) would wait for ever.
+ * Like nginx's own event handlers, run them once the handler is done; the
+ * handler may have freed the request, not its connection.  A query that
+ * completes while it is being started is already inside an event of that
+ * connection, whose handler runs them.
+ */
+
+static void
+ngx_http_msgr_query_done(ngx_http_msgr_pg_query_t *q)
+{
+    ngx_connection_t             *c;
+    ngx_http_request_t           *r;
+    ngx_http_msgr_ctx_t          *ctx;
+    ngx_http_msgr_pg_handler_pt   handler;
+
+    r = q->data;
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+    handler = ctx->query_handler;
+
+    if (c == ngx_http_msgr_query_caller) {
+        handler(q);
+        return;
+    }
+
+    ngx_http_set_log_request(c->log, r);
+
+    handler(q);
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * Checks a finished query: answers 503 when the database could not be
+ * reached and 500 on an SQL error; returns 1 when the result can be used.
+ */
+
+ngx_uint_t
+ngx_http_msgr_result_ok(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
+{
+    size_t          len;
+    const char     *msg, *state;
+    ExecStatusType  st;
+
+    if (q->status != NGX_OK || q->result == NULL) {
+        if (q->outcome_unknown) {
+            ngx_http_msgr_outcome_unknown(r);
+            return 0;
+        }
+
+        ngx_http_msgr_unavailable(r);
+        return 0;
+    }
+
+    st = PQresultStatus(q->result);
+
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        state = PQresultErrorField(q->result, PG_DIAG_SQLSTATE);
+
+        /*
+         * statement_timeout (57014), lock_timeout (55P03), a deadlock
+         * (40P01): PostgreSQL stopped the statement, nothing of it stays
+         */
+        if (state
+            && (ngx_strcmp(state, "57014") == 0
+                || ngx_strcmp(state, "55P03") == 0
+                || ngx_strcmp(state, "40P01") == 0))
+        {
+            msg = PQresultErrorField(q->result, PG_DIAG_MESSAGE_PRIMARY);
+
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "msgr: PostgreSQL stopped statement %s: %s",
+                          q->stmt->name, msg ? msg : state);
+
+            ngx_http_msgr_unavailable(r);
+            return 0;
+        }
+
+        msg = PQresultErrorMessage(q->result);
+        len = ngx_strlen(msg);
+
+        while (len && (msg[len - 1] == '\n' || msg[len - 1] == ' ')) {
+            len--;
+        }
+
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "msgr: PostgreSQL: %*s (statement %s)", len, msg,
+                      q->stmt->name);
+
+        ngx_http_msgr_problem(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "internal",
+                              "the request could not be completed", NULL);
+        return 0;
+    }
+
+    return 1;
+}
+
+
+ngx_int_t
+ngx_http_msgr_param_json(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
+    json_t *json)
+{
+    char       *s;
+    ngx_int_t   rc;
+
+    s = json_dumps(json, JSON_COMPACT);
+    if (s == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_msgr_pg_param(q, i, (u_char *) s, ngx_strlen(s));
+    free(s);
+
+    return rc;
+}
+
+
+/* a text[] parameter from a JSON array of strings: {"a","b"} */
+
+ngx_int_t
+ngx_http_msgr_param_text_array(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
+    json_t *strings)
+{
+    u_char      *buf, *p;
+    size_t       len, k;
+    json_t      *v;
+    const char  *s;
+
+    len = 2;
+
+    json_array_foreach(strings, k, v) {
+        len += 3 + 2 * json_string_length(v);
+    }
+
+    buf = ngx_pnalloc(q->pool, len);
+    if (buf == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = buf;
+    *p++ = '{';
+
+    json_array_foreach(strings, k, v) {
+        if (k) {
+            *p++ = ',';
+        }
+
+        *p++ = '"';
+
+        for (s = json_string_value(v); s && *s; s++) {
+            if (*s == '"' || *s == '\\') {
+                *p++ = '\\';
+            }
+
+            *p++ = *s;
+        }
+
+        *p++ = '"';
+    }
+
+    *p++ = '}';
+
+    return ngx_http_msgr_pg_param(q, i, buf, p - buf);
+}
+
+
+/* runs a query made for the request; NULL (out of memory) is a 500 */
+
+ngx_int_t
+ngx_http_msgr_run(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
+{
+    if (q == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NGX_ERROR;
+    }
+
+    ngx_http_msgr_query_run(r, q);
+
+    return NGX_OK;
+}
+
+
+/*
+ * A query whose one column is the JSON to answer with; no row (or NULL) is
+ * a 404 whose detail is ctx->not_found.
+ */
+
+void
+ngx_http_msgr_json_done(ngx_http_msgr_pg_query_t *q)
+{
+    json_t              *body;
+    json_error_t         err;
+    ngx_http_request_t  *r;
+    ngx_http_msgr_ctx_t *ctx;
+
+    r = q->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+
+    if (!ngx_http_msgr_result_ok(r, q)) {
+        return;
+    }
+
+    if (PQntuples(q->result) == 0 || PQgetisnull(q->result, 0, 0)) {
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
+                              ctx->not_found ? ctx->not_found : "not found",
+                              NULL);
+        return;
+    }
+
+    body = json_loads(PQgetvalue(q->result, 0, 0), 0, &err);
+
+    ngx_http_msgr_send_json(r, NGX_HTTP_OK, body);
+}
+
+
+/* 204 when a row came back, 404 otherwise */
+
+void
+ngx_http_msgr_no_content_done(ngx_http_msgr_pg_query_t *q)
+{
+    ngx_http_request_t   *r;
+    ngx_http_msgr_ctx_t  *ctx;
+
+    r = q->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+
+    if (!ngx_http_msgr_result_ok(r, q)) {
+        return;
+    }
+
+    if (PQntuples(q->result) == 0) {
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
+                              ctx->not_found ? ctx->not_found : "not found",
+                              NULL);
+        return;
+    }
+
+    ngx_http_msgr_send_raw(r, NGX_HTTP_NO_CONTENT, &ngx_http_msgr_json_type,
+                           NULL, 0);
+}
+
+
+ngx_int_t
+ngx_http_msgr_param_ids(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
+    ngx_array_t *ids)
+{
+    u_char      *buf, *p;
+    int64_t     *id;
+    ngx_uint_t   k;
+
+    buf = ngx_pnalloc(q->pool, 2 + ids->nelts * (NGX_INT64_LEN + 1));
+    if (buf == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = buf;
+    *p++ = '{';
+    id = ids->elts;
+
+    for (k = 0; k < ids->nelts; k++) {
+        p = ngx_sprintf(p, "%s%L", k ? "," : "", id[k]);
+    }
+
+    *p++ = '}';
+
+    return ngx_http_msgr_pg_param(q, i, buf, p - buf);
+}

@@ -1,0 +1,31 @@
+/*
+ * msgr: a request's queries (ngx_http_msgr_query.c).
+ */
+
+#ifndef _NGX_HTTP_MSGR_QUERY_H_INCLUDED_
+#define _NGX_HTTP_MSGR_QUERY_H_INCLUDED_
+
+
+#include "ngx_http_msgr.h"
+
+
+ngx_uint_t ngx_http_msgr_cache_usable(ngx_http_msgr_ctx_t *ctx);
+ngx_http_msgr_pg_query_t *ngx_http_msgr_query(ngx_http_request_t *r,
+    const ngx_http_msgr_pg_stmt_t *stmt, ngx_http_msgr_pg_handler_pt h);
+void ngx_http_msgr_query_run(ngx_http_request_t *r,
+    ngx_http_msgr_pg_query_t *q);
+ngx_int_t ngx_http_msgr_run(ngx_http_request_t *r,
+    ngx_http_msgr_pg_query_t *q);
+ngx_int_t ngx_http_msgr_param_json(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
+    json_t *json);
+ngx_int_t ngx_http_msgr_param_text_array(ngx_http_msgr_pg_query_t *q,
+    ngx_uint_t i, json_t *strings);
+ngx_int_t ngx_http_msgr_param_ids(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
+    ngx_array_t *ids);
+ngx_uint_t ngx_http_msgr_result_ok(ngx_http_request_t *r,
+    ngx_http_msgr_pg_query_t *q);
+void ngx_http_msgr_json_done(ngx_http_msgr_pg_query_t *q);
+void ngx_http_msgr_no_content_done(ngx_http_msgr_pg_query_t *q);
+
+
+#endif /* _NGX_HTTP_MSGR_QUERY_H_INCLUDED_ */

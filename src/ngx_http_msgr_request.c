@@ -1,0 +1,584 @@
+/*
+ * msgr: what a request brings: its body as JSON, its query parameters (and
+ * the check that they are text PostgreSQL takes), the fields of a JSON
+ * object, the paging arguments, and the 400s that answer bad ones.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_msgr_request.h"
+#include "msgr_text.h"
+
+
+#define NGX_HTTP_MSGR_PAGE_LIMIT  50
+#define NGX_HTTP_MSGR_PAGE_MAX    200
+
+
+static ngx_int_t ngx_http_msgr_unescape_arg(ngx_pool_t *pool, u_char *data,
+    size_t len, ngx_str_t *value);
+static void ngx_http_msgr_json_cleanup(void *data);
+
+
+/*
+ * A query parameter's value, or a header the API reads, as text: well-formed
+ * UTF-8 and no NUL (nor, in a header, other control characters); NULL when
+ * good, else why not.
+ */
+
+static const char *
+ngx_http_msgr_text_error(u_char *data, size_t len, ngx_uint_t header)
+{
+    if (!msgr_utf8_valid((const char *) data, len)) {
+        return MSGR_TEXT_UTF8;
+    }
+
+    if (ngx_strlchr(data, data + len, '\0') != NULL) {
+        return MSGR_TEXT_NUL;
+    }
+
+    if (header && msgr_text_has_control((const char *) data, len)) {
+        return MSGR_TEXT_CONTROL;
+    }
+
+    return NULL;
+}
+
+
+/*
+ * Every query parameter (name and value, decoded) and the conditional
+ * headers, before any route looks at them: PostgreSQL takes text only as
+ * UTF-8, and a NUL would cut it short.  NGX_DECLINED: the client has had its
+ * 400; NGX_ERROR: out of memory.
+ */
+
+ngx_int_t
+ngx_http_msgr_check_input(ngx_http_request_t *r)
+{
+    u_char           *p, *last, *start, *end, *eq;
+    json_t           *errors;
+    ngx_str_t         name, value;
+    ngx_uint_t        i;
+    const char       *why, *field;
+    ngx_table_elt_t  *h;
+
+    static const char  *headers[] = { "If-Match", "If-None-Match" };
+
+    errors = json_array();
+
+    if (ngx_http_msgr_json_keep(r, errors) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    p = r->args.data;
+    last = p + r->args.len;
+
+    while (p < last) {
+        start = p;
+        end = ngx_strlchr(p, last, '&');
+        if (end == NULL) {
+            end = last;
+        }
+
+        p = end + 1;
+
+        eq = ngx_strlchr(start, end, '=');
+        if (eq == NULL) {
+            eq = end;
+        }
+
+        if (ngx_http_msgr_unescape_arg(r->pool, start, eq - start, &name)
+               != NGX_OK
+            || ngx_http_msgr_unescape_arg(r->pool,
+                                          eq < end ? eq + 1 : end,
+                                          eq < end ? end - eq - 1 : 0,
+                                          &value)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        why = ngx_http_msgr_text_error(name.data, name.len, 0);
+        field = why ? "query" : (const char *) name.data;
+
+        if (why == NULL) {
+            why = ngx_http_msgr_text_error(value.data, value.len, 0);
+        }
+
+        if (why != NULL) {
+            ngx_http_msgr_field_error(errors, field, why);
+            break;
+        }
+    }
+
+    if (json_array_size(errors)) {
+        ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
+                              "the query parameters are invalid",
+                              json_incref(errors));
+        return NGX_DECLINED;
+    }
+
+    for (i = 0; i < sizeof(headers) / sizeof(headers[0]); i++) {
+        h = (i == 0) ? r->headers_in.if_match : r->headers_in.if_none_match;
+
+        if (h == NULL) {
+            continue;
+        }
+
+        why = ngx_http_msgr_text_error(h->value.data, h->value.len, 1);
+
+        if (why != NULL) {
+            ngx_http_msgr_field_error(errors, headers[i], why);
+        }
+    }
+
+    if (json_array_size(errors)) {
+        ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
+                              "the request headers are invalid",
+                              json_incref(errors));
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/* a query string's name or value, decoded: "+" a space, then "%XX" */
+
+static ngx_int_t
+ngx_http_msgr_unescape_arg(ngx_pool_t *pool, u_char *data, size_t len,
+    ngx_str_t *value)
+{
+    u_char  *plus, *dst, *src;
+    size_t   i;
+
+    plus = ngx_pnalloc(pool, 2 * len + 1);
+    if (plus == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* "+" is a space in a query string, "%2B" a plus: "+" goes first */
+    for (i = 0; i < len; i++) {
+        plus[i] = (data[i] == '+') ? ' ' : data[i];
+    }
+
+    dst = plus + len;
+    src = plus;
+    value->data = dst;
+
+    ngx_unescape_uri(&dst, &src, len, 0);
+
+    value->len = dst - value->data;
+    *dst = '\0';
+
+    return NGX_OK;
+}
+
+
+/*
+ * Query argument name: its URL-decoded value in the request pool, or
+ * NGX_DECLINED when absent.
+ */
+
+ngx_int_t
+ngx_http_msgr_arg(ngx_http_request_t *r, const char *name, ngx_str_t *value)
+{
+    ngx_str_t  raw;
+
+    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &raw) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_msgr_unescape_arg(r->pool, raw.data, raw.len, value);
+}
+
+
+ngx_str_t  ngx_http_msgr_merge_patch_type =
+    ngx_string("application/merge-patch+json");
+
+
+/*
+ * The request body as JSON, released with the request.  On a body that is
+ * not JSON the client has had its 415 or 400 and NULL comes back.
+ */
+
+json_t *
+ngx_http_msgr_read_json(ngx_http_request_t *r)
+{
+    return ngx_http_msgr_read_json_as(r, 0);
+}
+
+
+/* merge_patch: application/merge-patch+json is taken too */
+
+json_t *
+ngx_http_msgr_read_json_as(ngx_http_request_t *r, ngx_uint_t merge_patch)
+{
+    json_t        *json;
+    ngx_str_t      body;
+    json_error_t   err;
+
+    if (ngx_http_msgr_read_body(r, merge_patch, &body) != NGX_OK) {
+        return NULL;
+    }
+
+    json = json_loadb((char *) body.data, body.len, JSON_REJECT_DUPLICATES,
+                      &err);
+
+    if (json == NULL) {
+        ngx_http_msgr_bad_json(r, &err);
+        return NULL;
+    }
+
+    if (ngx_http_msgr_json_keep(r, json) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NULL;
+    }
+
+    return json;
+}
+
+
+/*
+ * The request body in one piece of the request's pool, once its type is
+ * checked; NGX_ERROR when the client has had its answer (415).
+ */
+
+ngx_int_t
+ngx_http_msgr_read_body(ngx_http_request_t *r, ngx_uint_t merge_patch,
+    ngx_str_t *body)
+{
+    u_char       *p;
+    size_t        len;
+    ngx_chain_t  *cl;
+
+    if (r->headers_in.content_type == NULL
+        || !(ngx_http_msgr_media_type(&r->headers_in.content_type->value,
+                                      &ngx_http_msgr_json_type)
+             || (merge_patch
+                 && ngx_http_msgr_media_type(
+                        &r->headers_in.content_type->value,
+                        &ngx_http_msgr_merge_patch_type))))
+    {
+        ngx_http_msgr_problem(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE, NULL,
+                              merge_patch
+                              ? "the body must be a JSON merge patch: "
+                                "Content-Type application/merge-patch+json "
+                                "or application/json"
+                              : "the body must be JSON: Content-Type "
+                                "application/json", NULL);
+        return NGX_ERROR;
+    }
+
+    len = 0;
+
+    if (r->request_body) {
+        for (cl = r->request_body->bufs; cl; cl = cl->next) {
+            if (cl->buf->in_file && !ngx_buf_in_memory(cl->buf)) {
+                /* msgr_max_body keeps bodies in memory */
+                ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+                return NGX_ERROR;
+            }
+
+            len += cl->buf->last - cl->buf->pos;
+        }
+    }
+
+    p = ngx_pnalloc(r->pool, len ? len : 1);
+    if (p == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NGX_ERROR;
+    }
+
+    body->data = p;
+    body->len = len;
+
+    for (cl = r->request_body ? r->request_body->bufs : NULL;
+         cl;
+         cl = cl->next)
+    {
+        p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+    }
+
+    return NGX_OK;
+}
+
+
+/* 400 naming where the body stops being JSON */
+
+void
+ngx_http_msgr_bad_json(ngx_http_request_t *r, json_error_t *err)
+{
+    u_char  detail[JSON_ERROR_TEXT_LENGTH + 64];
+
+    ngx_snprintf(detail, sizeof(detail) - 1,
+                 "the body is not valid JSON: %s (line %d, column %d)%Z",
+                 err->text, err->line, err->column);
+    detail[sizeof(detail) - 1] = '\0';
+
+    ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, NULL, (char *) detail,
+                          NULL);
+}
+
+
+/* "application/json; charset=utf-8" is "application/json" */
+
+ngx_uint_t
+ngx_http_msgr_media_type(ngx_str_t *header, ngx_str_t *type)
+{
+    size_t  len;
+
+    len = 0;
+
+    while (len < header->len && header->data[len] != ';'
+           && header->data[len] != ' ')
+    {
+        len++;
+    }
+
+    return len == type->len
+           && ngx_strncasecmp(header->data, type->data, len) == 0;
+}
+
+
+/* an entry of a problem's "errors" */
+
+void
+ngx_http_msgr_field_error(json_t *errors, const char *field,
+    const char *message)
+{
+    json_array_append_new(errors, json_pack("{s:s, s:s}", "field", field,
+                                            "message", message));
+}
+
+
+/*
+ * The body as an object with only the allowed keys; answers itself (400,
+ * 422) and returns NULL otherwise.  *errors is a fresh list for the caller.
+ */
+
+json_t *
+ngx_http_msgr_read_fields(ngx_http_request_t *r, const char *const *allowed,
+    json_t **errors)
+{
+    return ngx_http_msgr_read_fields_as(r, 0, allowed, errors);
+}
+
+
+/* merge_patch: application/merge-patch+json is taken too */
+
+json_t *
+ngx_http_msgr_read_fields_as(ngx_http_request_t *r, ngx_uint_t merge_patch,
+    const char *const *allowed, json_t **errors)
+{
+    json_t             *body, *v;
+    const char         *key;
+    const char *const  *a;
+
+    body = ngx_http_msgr_read_json_as(r, merge_patch);
+    if (body == NULL) {
+        return NULL;
+    }
+
+    *errors = json_array();
+
+    if (ngx_http_msgr_json_keep(r, *errors) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NULL;
+    }
+
+    if (!json_is_object(body)) {
+        ngx_http_msgr_problem(r, 422, NULL, "the body must be a JSON object",
+                              NULL);
+        return NULL;
+    }
+
+    json_object_foreach(body, key, v) {
+        for (a = allowed; *a; a++) {
+            if (ngx_strcmp(*a, key) == 0) {
+                break;
+            }
+        }
+
+        if (*a == NULL) {
+            ngx_http_msgr_field_error(*errors, key, "unknown field");
+        }
+    }
+
+    return body;
+}
+
+
+void
+ngx_http_msgr_invalid(ngx_http_request_t *r, json_t *errors)
+{
+    ngx_http_msgr_problem(r, 422, NULL, "the request has invalid fields; "
+                          "nothing was changed", json_incref(errors));
+}
+
+
+/* before= and limit= of a page; answers 400 itself */
+
+ngx_int_t
+ngx_http_msgr_page_args(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
+    int64_t *before)
+{
+    json_t     *errors;
+    ngx_str_t   v;
+
+    errors = json_array();
+
+    if (ngx_http_msgr_json_keep(r, errors) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NGX_ERROR;
+    }
+
+    ctx->limit = NGX_HTTP_MSGR_PAGE_LIMIT;
+    *before = 0;
+
+    if (ngx_http_msgr_arg(r, "limit", &v) == NGX_OK) {
+        ctx->limit = ngx_atoi(v.data, v.len);
+
+        if (ctx->limit < 1 || ctx->limit > NGX_HTTP_MSGR_PAGE_MAX) {
+            ngx_http_msgr_field_error(errors, "limit",
+                                      "must be an integer from 1 to 200");
+        }
+    }
+
+    if (ngx_http_msgr_arg(r, "before", &v) == NGX_OK) {
+        *before = ngx_http_msgr_id(&v);
+
+        if (*before == 0) {
+            ngx_http_msgr_field_error(errors, "before",
+                                      "must be the next_before of the "
+                                      "previous page");
+        }
+    }
+
+    if (json_array_size(errors)) {
+        ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
+                              "the query parameters are invalid",
+                              json_incref(errors));
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* a positive id from a path segment or a query argument; 0 when not one */
+
+int64_t
+ngx_http_msgr_id(ngx_str_t *s)
+{
+    off_t  n;
+
+    if (s->len == 0 || s->len > 18) {
+        return 0;
+    }
+
+    n = ngx_atoof(s->data, s->len);
+
+    return n > 0 ? (int64_t) n : 0;
+}
+
+
+/*
+ * Every "name=" of the query string, each a comma-separated list of ids,
+ * into ids; a bad one goes into errors.
+ */
+
+ngx_int_t
+ngx_http_msgr_ids_arg(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_array_t *ids, json_t *errors)
+{
+    u_char     *p, *last, *start, *end;
+    int64_t    *id;
+    ngx_str_t   v;
+
+    p = r->args.data;
+    last = p + r->args.len;
+
+    while (p < last) {
+        start = p;
+        end = ngx_strlchr(p, last, '&');
+        if (end == NULL) {
+            end = last;
+        }
+
+        p = end + 1;
+
+        if ((size_t) (end - start) <= name->len
+            || ngx_strncmp(start, name->data, name->len) != 0
+            || start[name->len] != '=')
+        {
+            continue;
+        }
+
+        start += name->len + 1;
+
+        while (start < end) {
+            v.data = start;
+            while (start < end && *start != ',') {
+                start++;
+            }
+
+            v.len = start - v.data;
+            start++;
+
+            if (ngx_http_msgr_id(&v) == 0) {
+                ngx_http_msgr_field_error(errors, (char *) name->data,
+                                          "must be ids (positive integers), "
+                                          "repeated or comma-separated");
+                return NGX_OK;
+            }
+
+            if (ids->nelts == NGX_HTTP_MSGR_IDS_MAX) {
+                ngx_http_msgr_field_error(errors, (char *) name->data,
+                                          "at most 500 ids");
+                return NGX_OK;
+            }
+
+            id = ngx_array_push(ids);
+            if (id == NULL) {
+                return NGX_ERROR;
+            }
+
+            *id = ngx_http_msgr_id(&v);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_msgr_json_cleanup(void *data)
+{
+    json_decref(data);
+}
+
+
+/* a json_t released with the request */
+
+ngx_int_t
+ngx_http_msgr_json_keep(ngx_http_request_t *r, json_t *json)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    if (json == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        json_decref(json);
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_msgr_json_cleanup;
+    cln->data = json;
+
+    return NGX_OK;
+}

@@ -1,0 +1,17 @@
+/*
+ * msgr: the Xpressions app: tokens, devices, topics, messages:
+ * what ngx_http_msgr_xpressions.c exports.
+ */
+
+#ifndef _NGX_HTTP_MSGR_XPRESSIONS_H_INCLUDED_
+#define _NGX_HTTP_MSGR_XPRESSIONS_H_INCLUDED_
+
+
+#include "ngx_http_msgr.h"
+
+
+/* the resource's routes, for the router of ngx_http_msgr_api.c */
+extern const ngx_http_msgr_route_t  ngx_http_msgr_xpressions_routes[];
+
+
+#endif /* _NGX_HTTP_MSGR_XPRESSIONS_H_INCLUDED_ */
