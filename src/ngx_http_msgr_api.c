@@ -69,14 +69,14 @@ static const ngx_http_msgr_route_t *const  ngx_http_msgr_resources[] = {
 
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_health = {
     NGX_HTTP_MSGR_STMT_HEALTH, "msgr_health",
-    "SELECT 1", 0, 1
+    "SELECT 1", 0, NGX_HTTP_MSGR_PG_IDEMPOTENT
 };
 
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_auth = {
     NGX_HTTP_MSGR_STMT_AUTH, "msgr_auth",
     "SELECT role, secret_hash FROM msgr_api_keys"
     " WHERE school_id = $1 AND key_id = $2 AND revoked_at IS NULL",
-    2, 1
+    2, NGX_HTTP_MSGR_PG_IDEMPOTENT
 };
 
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_auth_app = {
@@ -86,7 +86,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_auth_app = {
     "   ON c.school_id = t.school_id AND c.contact_id = t.contact_id"
     " WHERE t.school_id = $1 AND t.token_id = $2 AND t.revoked_at IS NULL"
     "   AND c.retired_at IS NULL",
-    2, 1
+    2, NGX_HTTP_MSGR_PG_IDEMPOTENT
 };
 
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_school = {
@@ -95,7 +95,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_school = {
     " to_char(created_at AT TIME ZONE 'UTC',"
     " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), enhanced"
     " FROM msgr_schools WHERE school_id = $1",
-    1, 1
+    1, NGX_HTTP_MSGR_PG_IDEMPOTENT
 };
 
 

@@ -99,7 +99,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attributes = {
     " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))"
     " ORDER BY lower(a.name)), '[]')::text"
     " FROM msgr_contact_attributes a WHERE a.school_id = $1",
-    1, 1
+    1, NGX_HTTP_MSGR_PG_IDEMPOTENT
 };
 
 #define NGX_HTTP_MSGR_ATTR_ETAG  "'\"' || a.xmin || '\"'"
@@ -119,7 +119,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute_add = {
     "  RETURNING " NGX_HTTP_MSGR_ATTR_JSON " AS j,"
     "            " NGX_HTTP_MSGR_ATTR_ETAG " AS e)"
     " SELECT 1, (SELECT j FROM ins), (SELECT e FROM ins)",
-    3, 0
+    3, NGX_HTTP_MSGR_PG_WRITE
 };
 
 /*
@@ -144,7 +144,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute_edit = {
     "            " NGX_HTTP_MSGR_ATTR_ETAG " AS e)"
     " SELECT (SELECT count(*) FROM cur), upd.j, upd.e"
     "   FROM (SELECT 1) AS one LEFT JOIN upd ON true",
-    5, 0
+    5, NGX_HTTP_MSGR_PG_WRITE
 };
 
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute = {
@@ -152,7 +152,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute = {
     "SELECT 1, " NGX_HTTP_MSGR_ATTR_JSON ", " NGX_HTTP_MSGR_ATTR_ETAG
     " FROM msgr_contact_attributes a"
     " WHERE a.school_id = $1 AND a.attribute_id = $2",
-    2, 1
+    2, NGX_HTTP_MSGR_PG_IDEMPOTENT
 };
 
 /*
@@ -170,7 +170,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute_del = {
     "     AND NOT EXISTS (SELECT 1 FROM missing) RETURNING 1)"
     " SELECT (SELECT jsonb_agg(id ORDER BY id) FROM missing)::text,"
     "        (SELECT count(*) FROM gone)",
-    2, 0
+    2, NGX_HTTP_MSGR_PG_WRITE
 };
 
 /* $4 NULL: back to the default.  No row: no such contact or attribute */
@@ -192,7 +192,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute_value = {
     "  ON CONFLICT (school_id, attribute_id, contact_id)"
     "  DO UPDATE SET value = excluded.value)"
     " SELECT 1 FROM ok",
-    4, 0
+    4, NGX_HTTP_MSGR_PG_WRITE
 };
 
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_tokens = {
@@ -209,7 +209,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_tokens = {
     "    WHERE a.school_id = c.school_id))::text"
     " FROM msgr_contacts c"
     " WHERE c.school_id = $1 AND c.contact_id = $2 AND c.retired_at IS NULL",
-    2, 1
+    2, NGX_HTTP_MSGR_PG_IDEMPOTENT
 };
 
 

@@ -148,20 +148,20 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_students = {
     NGX_HTTP_MSGR_STMT_STUDENTS, "msgr_students",
     NGX_HTTP_MSGR_LIST_SQL("msgr_student_json", "msgr_students",
                            "student_id"),
-    4, 1
+    4, NGX_HTTP_MSGR_PG_IDEMPOTENT
 };
 
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contacts = {
     NGX_HTTP_MSGR_STMT_CONTACTS, "msgr_contacts",
     NGX_HTTP_MSGR_LIST_SQL("msgr_contact_json", "msgr_contacts",
                            "contact_id"),
-    4, 1
+    4, NGX_HTTP_MSGR_PG_IDEMPOTENT
 };
 
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_staff = {
     NGX_HTTP_MSGR_STMT_STAFF, "msgr_staff",
     NGX_HTTP_MSGR_LIST_SQL("msgr_staff_json", "msgr_staff", "staff_id"),
-    4, 1
+    4, NGX_HTTP_MSGR_PG_IDEMPOTENT
 };
 
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_groups = {
@@ -173,7 +173,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_groups = {
     "    AND ($2::text IS NULL OR strpos(lower(t.name), lower($2)) > 0)"
     "    AND ($3::bigint IS NULL OR t.group_id > $3)"
     "  ORDER BY t.group_id LIMIT $4) x",
-    4, 1
+    4, NGX_HTTP_MSGR_PG_IDEMPOTENT
 };
 
 /*
@@ -207,7 +207,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_members = {
     "         || u.last_name), lower($2)) > 0)"
     "    AND ($3::bigint IS NULL OR u.k > $3)"
     "  ORDER BY k LIMIT $4) v) END",
-    5, 1
+    5, NGX_HTTP_MSGR_PG_IDEMPOTENT
 };
 
 /*
@@ -220,7 +220,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contact = {
     "SELECT 1, x.j::text, msgr_contact_etag(c.xmin::text, x.j, $3)"
     " FROM msgr_contacts c, LATERAL (SELECT msgr_contact_json(c) AS j) x"
     " WHERE c.school_id = $1 AND c.contact_id = $2 AND c.retired_at IS NULL",
-    3, 1
+    3, NGX_HTTP_MSGR_PG_IDEMPOTENT
 };
 
 /*
@@ -250,7 +250,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contact_edit = {
     " SELECT (SELECT count(*) FROM cur), upd.j::text,"
     "        msgr_contact_etag(upd.x, upd.j, $6)"
     "   FROM (SELECT 1) AS one LEFT JOIN upd ON true",
-    6, 0
+    6, NGX_HTTP_MSGR_PG_WRITE
 };
 
 /*
@@ -334,7 +334,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_recipients = {
     "  'missing_students', (SELECT coalesce(jsonb_agg(x), '[]')"
     "     FROM unnest($3::bigint[]) AS x"
     "     WHERE x NOT IN (SELECT student_id FROM ss)))::text",
-    3, 1
+    3, NGX_HTTP_MSGR_PG_IDEMPOTENT
 };
 
 

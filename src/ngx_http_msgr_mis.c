@@ -73,7 +73,7 @@ static void ngx_http_msgr_mis_thread_done(ngx_event_t *ev);
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_mis_sync = {
     NGX_HTTP_MSGR_STMT_MIS_SYNC, "msgr_mis_sync",
     "SELECT msgr_mis_sync($1, $2::jsonb, $3)::text",
-    3, 0
+    3, NGX_HTTP_MSGR_PG_WRITE
 };
 
 

@@ -94,7 +94,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_settings = {
     "SELECT s.doc::text, s.version, c.name, c.enhanced"
     " FROM msgr_settings s JOIN msgr_schools c USING (school_id)"
     " WHERE s.school_id = $1",
-    1, 1
+    1, NGX_HTTP_MSGR_PG_IDEMPOTENT
 };
 
 /*
@@ -107,7 +107,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_settings_write = {
     NGX_HTTP_MSGR_STMT_SETTINGS_WRITE, "msgr_settings_write",
     "SELECT v FROM msgr_settings_write($1, $2, $3::jsonb, $4, NULL, $5,"
     " $6::jsonb) AS v",
-    6, 0
+    6, NGX_HTTP_MSGR_PG_WRITE
 };
 
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_settings_audit = {
@@ -118,7 +118,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_settings_audit = {
     " FROM msgr_settings_audit"
     " WHERE school_id = $1 AND ($2::bigint IS NULL OR audit_id < $2)"
     " ORDER BY audit_id DESC LIMIT $3",
-    3, 1
+    3, NGX_HTTP_MSGR_PG_IDEMPOTENT
 };
 
 

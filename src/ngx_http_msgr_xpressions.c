@@ -127,7 +127,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_app_token_add = {
     " RETURNING jsonb_build_object('id', t.token_id,"
     "  'contact_id', t.contact_id, 'label', t.label,"
     "  'created_at', " NGX_HTTP_MSGR_TIME("t.created_at") ")::text",
-    6, 0
+    6, NGX_HTTP_MSGR_PG_WRITE
 };
 
 /* NULL: no such contact */
@@ -146,7 +146,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_app_tokens = {
     "  ORDER BY t.created_at, t.token_id), '[]')"
     "  FROM msgr_app_tokens t"
     "  WHERE t.school_id = $1 AND t.contact_id = $2))::text END",
-    2, 1
+    2, NGX_HTTP_MSGR_PG_IDEMPOTENT
 };
 
 /*
@@ -158,7 +158,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_app_token_revoke = {
     "UPDATE msgr_app_tokens SET revoked_at = now()"
     " WHERE school_id = $1 AND contact_id = $2 AND token_id = $3"
     "   AND revoked_at IS NULL RETURNING token_id",
-    3, 0
+    3, NGX_HTTP_MSGR_PG_WRITE
 };
 
 /*
@@ -179,21 +179,21 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_device_put = {
     " RETURNING jsonb_build_object('platform', d.platform,"
     "  'push_token', d.push_token,"
     "  'updated_at', " NGX_HTTP_MSGR_TIME("d.updated_at") ")::text",
-    4, 0
+    4, NGX_HTTP_MSGR_PG_WRITE
 };
 
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_device_delete = {
     NGX_HTTP_MSGR_STMT_DEVICE_DELETE, "msgr_device_delete",
     "DELETE FROM msgr_app_devices WHERE school_id = $1 AND token_id = $2"
     " RETURNING 1",
-    2, 0
+    2, NGX_HTTP_MSGR_PG_WRITE
 };
 
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_topics = {
     NGX_HTTP_MSGR_STMT_TOPICS, "msgr_topics",
     "SELECT jsonb_build_object('topics', coalesce((SELECT topics"
     " FROM msgr_xpressions_topics WHERE school_id = $1), '[]'))::text",
-    1, 1
+    1, NGX_HTTP_MSGR_PG_IDEMPOTENT
 };
 
 /* $2 the topics, $3 who; the change, if any, goes to the audit trail */
@@ -214,7 +214,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_topics_put = {
     "  SELECT $1, $3, 'xpressions', 'topics', old.topics, $2::jsonb"
     "    FROM old WHERE old.topics IS DISTINCT FROM $2::jsonb)"
     " SELECT jsonb_build_object('topics', topics)::text FROM up",
-    3, 0
+    3, NGX_HTTP_MSGR_PG_WRITE
 };
 
 /*
@@ -248,7 +248,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_incoming_add = {
     "  CASE WHEN NOT tp.ok THEN (SELECT x.topics FROM msgr_xpressions_topics x"
     "   WHERE x.school_id = $1)::text END"
     "   FROM tp, st",
-    7, 0
+    7, NGX_HTTP_MSGR_PG_WRITE
 };
 
 /* the parent's own: $2 contact, $3 before, $4 limit */
@@ -267,7 +267,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_app_messages = {
     " WHERE m.school_id = $1 AND m.contact_id = $2"
     "   AND ($3::bigint IS NULL OR m.message_id < $3)"
     " ORDER BY m.message_id DESC LIMIT $4) x",
-    4, 1
+    4, NGX_HTTP_MSGR_PG_IDEMPOTENT
 };
 
 #define NGX_HTTP_MSGR_INCOMING_JSON                                          \
@@ -301,7 +301,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_incoming = {
     "   AND ($3::boolean IS NULL OR (m.read_at IS NULL) = $3)"
     "   AND ($4::bigint IS NULL OR m.message_id < $4)"
     " ORDER BY m.message_id DESC LIMIT $5) x",
-    5, 1
+    5, NGX_HTTP_MSGR_PG_IDEMPOTENT
 };
 
 /* $3: read or not, $4: who */
@@ -319,7 +319,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_incoming_mark = {
     "   ON c.school_id = m.school_id AND c.contact_id = m.contact_id"
     " JOIN msgr_students s"
     "   ON s.school_id = m.school_id AND s.student_id = m.student_id",
-    4, 0
+    4, NGX_HTTP_MSGR_PG_WRITE
 };
 
 
