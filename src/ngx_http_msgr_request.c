@@ -47,6 +47,43 @@ ngx_http_msgr_text_error(u_char *data, size_t len, ngx_uint_t header)
 
 
 /*
+ * The next "name=value" of the query string from *p (raw, not decoded; a
+ * parameter without "=" has an empty value); 0 when there is none left.
+ */
+
+static ngx_uint_t
+ngx_http_msgr_next_arg(u_char **p, u_char *last, ngx_str_t *name,
+    ngx_str_t *value)
+{
+    u_char  *start, *end, *eq;
+
+    if (*p >= last) {
+        return 0;
+    }
+
+    start = *p;
+    end = ngx_strlchr(start, last, '&');
+    if (end == NULL) {
+        end = last;
+    }
+
+    *p = end + 1;
+
+    eq = ngx_strlchr(start, end, '=');
+    if (eq == NULL) {
+        eq = end;
+    }
+
+    name->data = start;
+    name->len = eq - start;
+    value->data = eq < end ? eq + 1 : end;
+    value->len = eq < end ? end - eq - 1 : 0;
+
+    return 1;
+}
+
+
+/*
  * Every query parameter (name and value, decoded) and the conditional
  * headers, before any route looks at them: PostgreSQL takes text only as
  * UTF-8, and a NUL would cut it short.  NGX_DECLINED: the client has had its
@@ -56,9 +93,9 @@ ngx_http_msgr_text_error(u_char *data, size_t len, ngx_uint_t header)
 ngx_int_t
 ngx_http_msgr_check_input(ngx_http_request_t *r)
 {
-    u_char           *p, *last, *start, *end, *eq;
+    u_char           *p, *last;
     json_t           *errors;
-    ngx_str_t         name, value;
+    ngx_str_t         name, value, raw, rawv;
     ngx_uint_t        i;
     const char       *why, *field;
     ngx_table_elt_t  *h;
@@ -74,25 +111,10 @@ ngx_http_msgr_check_input(ngx_http_request_t *r)
     p = r->args.data;
     last = p + r->args.len;
 
-    while (p < last) {
-        start = p;
-        end = ngx_strlchr(p, last, '&');
-        if (end == NULL) {
-            end = last;
-        }
-
-        p = end + 1;
-
-        eq = ngx_strlchr(start, end, '=');
-        if (eq == NULL) {
-            eq = end;
-        }
-
-        if (ngx_http_msgr_unescape_arg(r->pool, start, eq - start, &name)
+    while (ngx_http_msgr_next_arg(&p, last, &raw, &rawv)) {
+        if (ngx_http_msgr_unescape_arg(r->pool, raw.data, raw.len, &name)
                != NGX_OK
-            || ngx_http_msgr_unescape_arg(r->pool,
-                                          eq < end ? eq + 1 : end,
-                                          eq < end ? end - eq - 1 : 0,
+            || ngx_http_msgr_unescape_arg(r->pool, rawv.data, rawv.len,
                                           &value)
                != NGX_OK)
         {
@@ -495,28 +517,22 @@ ngx_http_msgr_ids_arg(ngx_http_request_t *r, ngx_str_t *name,
 {
     u_char     *p, *last, *start, *end;
     int64_t    *id;
-    ngx_str_t   v;
+    ngx_str_t   v, arg, value;
 
     p = r->args.data;
     last = p + r->args.len;
 
-    while (p < last) {
-        start = p;
-        end = ngx_strlchr(p, last, '&');
-        if (end == NULL) {
-            end = last;
-        }
-
-        p = end + 1;
-
-        if ((size_t) (end - start) <= name->len
-            || ngx_strncmp(start, name->data, name->len) != 0
-            || start[name->len] != '=')
+    while (ngx_http_msgr_next_arg(&p, last, &arg, &value)) {
+        /* another name, or this one without "=" */
+        if (arg.len != name->len
+            || ngx_strncmp(arg.data, name->data, name->len) != 0
+            || value.data == arg.data + arg.len)
         {
             continue;
         }
 
-        start += name->len + 1;
+        start = value.data;
+        end = value.data + value.len;
 
         while (start < end) {
             v.data = start;
