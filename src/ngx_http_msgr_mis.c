@@ -18,6 +18,7 @@
 
 #include "ngx_http_msgr_request.h"
 #include "ngx_http_msgr_query.h"
+#include "ngx_http_msgr_thread.h"
 #include "msgr_mis.h"
 #include "msgr_settings.h"
 #include "ngx_http_msgr_mis.h"
@@ -61,13 +62,10 @@ typedef struct {
 
 static void ngx_http_msgr_mis_sync_run(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx, json_t *settings);
-static void ngx_http_msgr_mis_prepare(void *data, ngx_log_t *log);
-static void ngx_http_msgr_mis_prepared(ngx_http_request_t *r);
+static void ngx_http_msgr_mis_prepare(void *data);
+static void ngx_http_msgr_mis_prepared(ngx_http_request_t *r, void *data);
 static void ngx_http_msgr_mis_sync_done(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_mis_work_cleanup(void *data);
-#if (NGX_THREADS)
-static void ngx_http_msgr_mis_thread_done(ngx_event_t *ev);
-#endif
 
 
 static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_mis_sync = {
@@ -107,39 +105,15 @@ ngx_http_msgr_mis_sync_run(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     ngx_pool_cleanup_t        *cln;
     ngx_http_msgr_mis_ctx_t   *mctx;
     ngx_http_msgr_mis_work_t  *work;
-#if (NGX_THREADS)
-    ngx_thread_task_t         *task;
-#endif
 
     mctx = ctx->data;
 
     country = msgr_settings_string(settings, "school", "phone_country");
 
-#if (NGX_THREADS)
-    task = NULL;
-
-    if (ctx->conf->thread_pool) {
-        task = ngx_thread_task_alloc(r->pool,
-                                     sizeof(ngx_http_msgr_mis_work_t));
-        if (task == NULL) {
-            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return;
-        }
-
-        work = task->ctx;
-
-    } else
-#endif
-    {
-        work = ngx_pcalloc(r->pool, sizeof(ngx_http_msgr_mis_work_t));
-        if (work == NULL) {
-            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return;
-        }
-    }
-
+    work = ngx_pcalloc(r->pool, sizeof(ngx_http_msgr_mis_work_t));
     cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
+
+    if (work == NULL || cln == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
@@ -156,24 +130,8 @@ ngx_http_msgr_mis_sync_run(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
 
     mctx->work = work;
 
-#if (NGX_THREADS)
-    if (task) {
-        task->handler = ngx_http_msgr_mis_prepare;
-        task->event.handler = ngx_http_msgr_mis_thread_done;
-        task->event.data = r;
-
-        if (ngx_thread_task_post(ctx->conf->thread_pool, task) == NGX_OK) {
-            /* the request's memory is the thread's until it is done */
-            r->main->blocked++;
-            return;
-        }
-
-        /* the pool's queue is full: do it here rather than fail */
-    }
-#endif
-
-    ngx_http_msgr_mis_prepare(work, r->connection->log);
-    ngx_http_msgr_mis_prepared(r);
+    ngx_http_msgr_offload(r, ctx, work, ngx_http_msgr_mis_prepare,
+                          ngx_http_msgr_mis_prepared);
 }
 
 
@@ -183,7 +141,7 @@ ngx_http_msgr_mis_sync_run(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
  */
 
 static void
-ngx_http_msgr_mis_prepare(void *data, ngx_log_t *log)
+ngx_http_msgr_mis_prepare(void *data)
 {
     ngx_http_msgr_mis_work_t *work = data;
 
@@ -222,44 +180,8 @@ ngx_http_msgr_mis_prepare(void *data, ngx_log_t *log)
 }
 
 
-#if (NGX_THREADS)
-
 static void
-ngx_http_msgr_mis_thread_done(ngx_event_t *ev)
-{
-    ngx_connection_t    *c;
-    ngx_http_request_t  *r;
-
-    r = ev->data;
-    c = r->connection;
-
-    ngx_http_set_log_request(c->log, r);
-
-    r->main->blocked--;
-
-    if (c->error) {
-        /*
-         * The client went away meanwhile.  Over HTTP/1 nginx may have
-         * terminated the request and left a finalizer as its write
-         * handler; an HTTP/2 stream reset (or its connection's loss) only
-         * marks the stream's connection and leaves the request waiting for
-         * us.  Finalizing ends both: with c->error nginx terminates it and
-         * releases the request and the stream.
-         */
-        ngx_http_finalize_request(r, NGX_HTTP_CLIENT_CLOSED_REQUEST);
-
-    } else {
-        ngx_http_msgr_mis_prepared(r);
-    }
-
-    ngx_http_run_posted_requests(c);
-}
-
-#endif
-
-
-static void
-ngx_http_msgr_mis_prepared(ngx_http_request_t *r)
+ngx_http_msgr_mis_prepared(ngx_http_request_t *r, void *data)
 {
     ngx_uint_t                 contacts;
     ngx_http_msgr_ctx_t       *ctx;
@@ -267,7 +189,7 @@ ngx_http_msgr_mis_prepared(ngx_http_request_t *r)
     ngx_http_msgr_mis_work_t  *work;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
-    work = ((ngx_http_msgr_mis_ctx_t *) ctx->data)->work;
+    work = data;
 
     switch (work->rc) {
 
