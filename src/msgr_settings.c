@@ -759,15 +759,26 @@ int64_t
 msgr_settings_int(json_t *settings, const char *tab, const char *name)
 {
     json_t                *v;
+    const int64_t         *c;
     const msgr_setting_t  *s;
 
     v = msgr_settings_get(settings, tab, name);
     s = msgr_settings_find(tab, name);
 
-    if (json_is_integer(v)
-        && (s == NULL
-            || (json_integer_value(v) >= s->min
-                && json_integer_value(v) <= s->max)))
+    if (json_is_integer(v) && s != NULL && s->int_choices != NULL) {
+
+        /* INT_CHOICE: one of its integers */
+
+        for (c = s->int_choices; *c != -1; c++) {
+            if (*c == json_integer_value(v)) {
+                return *c;
+            }
+        }
+
+    } else if (json_is_integer(v)
+               && (s == NULL
+                   || (json_integer_value(v) >= s->min
+                       && json_integer_value(v) <= s->max)))
     {
         return json_integer_value(v);
     }

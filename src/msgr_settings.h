@@ -80,10 +80,10 @@ json_t *msgr_settings_resolve(json_t *stored, const char *school_name);
  * One field of a resolved settings object (as msgr_settings_resolve() and
  * GET /v1/settings give it), the one way to read a setting: a field
  * missing or of the wrong type (or settings NULL) takes the table's
- * default (an integer out of its bounds too).  msgr_settings_is() says
- * whether a string field is value; msgr_settings_string() gives a string
- * field as it is, NULL when missing (only the resolved object knows the
- * school's name).
+ * default (so does an integer out of its bounds or not one of its
+ * choices).  msgr_settings_is() says whether a string field is value;
+ * msgr_settings_string() gives a string field as it is, NULL when missing
+ * (only the resolved object knows the school's name).
  */
 int msgr_settings_bool(json_t *settings, const char *tab, const char *name);
 int64_t msgr_settings_int(json_t *settings, const char *tab,

@@ -605,39 +605,6 @@ static const msgr_test_case_t  msgr_test_cases[] = {
 };
 
 
-/* JSON text written with ' for " */
-
-static json_t *
-msgr_test_json(const char *text)
-{
-    char          *s, *p;
-    json_t        *v;
-    json_error_t   err;
-
-    s = strdup(text);
-    if (s == NULL) {
-        printf("Bail out! out of memory\n");
-        exit(255);
-    }
-
-    for (p = s; *p != '\0'; p++) {
-        if (*p == '\'') {
-            *p = '"';
-        }
-    }
-
-    v = json_loads(s, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
-    if (v == NULL) {
-        printf("Bail out! bad JSON in the test: %s: %s\n", s, err.text);
-        exit(255);
-    }
-
-    free(s);
-
-    return v;
-}
-
-
 static int
 msgr_test_is(json_t *v, const char *text)
 {

@@ -181,39 +181,6 @@ static const char  msgr_test_school[] =
     " (contacts.next_available_if_no_primary is off)"
 
 
-/* JSON text with ' for " */
-
-static json_t *
-msgr_test_json(const char *text)
-{
-    char          *s, *p;
-    json_t        *v;
-    json_error_t   err;
-
-    s = strdup(text);
-    if (s == NULL) {
-        printf("Bail out! out of memory\n");
-        exit(255);
-    }
-
-    for (p = s; *p; p++) {
-        if (*p == '\'') {
-            *p = '"';
-        }
-    }
-
-    v = json_loads(s, JSON_DECODE_ANY, &err);
-    if (v == NULL) {
-        printf("Bail out! bad JSON in the test: %s: %s\n", s, err.text);
-        exit(255);
-    }
-
-    free(s);
-
-    return v;
-}
-
-
 /* v equals the JSON text; the difference is shown when not */
 
 static int

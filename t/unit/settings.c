@@ -44,7 +44,7 @@ static const msgr_settings_caps_t  msgr_test_all = { 1, 1 };
 
 
 static json_t *
-msgr_test_json(const char *text)
+msgr_test_raw_json(const char *text)
 {
     json_t        *v;
     json_error_t   err;
@@ -121,7 +121,7 @@ msgr_test_is(json_t *v, const char *text)
     int      eq;
     json_t  *want;
 
-    want = msgr_test_json(text);
+    want = msgr_test_raw_json(text);
     eq = v != NULL && json_equal(v, want);
     json_decref(want);
 
@@ -146,8 +146,8 @@ msgr_test_patch(msgr_test_result_t *r, const char *stored, const char *tab,
 {
     json_t  *st, *p;
 
-    st = msgr_test_json(stored);
-    p = msgr_test_json(patch);
+    st = msgr_test_raw_json(stored);
+    p = msgr_test_raw_json(patch);
 
     memset(r, 0, sizeof(*r));
 
@@ -268,7 +268,7 @@ msgr_test_case(const char *field, const char *value, int good,
     memcpy(tab, field, dot - field);
     tab[dot - field] = '\0';
 
-    v = msgr_test_json(value);
+    v = msgr_test_raw_json(value);
     patch = json_object();
     obj = json_object();
     json_object_set_new(obj, dot + 1, v);
@@ -418,7 +418,7 @@ msgr_test_defaults(void)
     json_decref(v);
     json_decref(e);
 
-    e = msgr_test_json("{\"school\":{\"name\":\"Beta Academy\"}}");
+    e = msgr_test_raw_json("{\"school\":{\"name\":\"Beta Academy\"}}");
     v = msgr_settings_resolve(e, MSGR_TEST_SCHOOL);
     msgr_test_ok(msgr_test_is(msgr_test_get(v, "school.name"),
                               "\"Beta Academy\""),
@@ -1163,11 +1163,11 @@ msgr_test_all_or_nothing(void)
 
     /* stored is never modified, on success or failure */
 
-    stored = msgr_test_json("{\"sending\":{\"pin_threshold\":50},"
+    stored = msgr_test_raw_json("{\"sending\":{\"pin_threshold\":50},"
                             "\"contacts\":{\"auto_sync_contacts\":false}}");
     before = json_dumps(stored, JSON_COMPACT);
 
-    resolved = msgr_test_json("{\"sending\":{\"pin_threshold\":null},"
+    resolved = msgr_test_raw_json("{\"sending\":{\"pin_threshold\":null},"
                               "\"contacts\":{\"hide_staff_contact_details\":"
                               "true}}");
     new_stored = changes = errors = NULL;
@@ -1192,7 +1192,7 @@ msgr_test_all_or_nothing(void)
     json_decref(changes);
     free(after);
 
-    resolved = msgr_test_json("{\"sending\":{\"pin_threshold\":null,"
+    resolved = msgr_test_raw_json("{\"sending\":{\"pin_threshold\":null,"
                               "\"voice_calling\":\"x\"}}");
     (void) msgr_settings_patch(stored, MSGR_TEST_SCHOOL, NULL, resolved,
                                msgr_test_none, NULL, NULL, NULL, &errors);
@@ -1304,7 +1304,7 @@ msgr_test_stale(void)
     json_t              *stored, *v, *d;
     msgr_test_result_t   r;
 
-    stored = msgr_test_json(
+    stored = msgr_test_raw_json(
         "{\"sending\":{\"pin_threshold\":0,\"voice_calling\":\"bogus\","
         "\"allow_template_edit_on_compose\":1,"
         "\"custom_priority\":[\"sms\",\"fax\"],\"retired_field\":true,"
@@ -1354,7 +1354,7 @@ msgr_test_stale(void)
     /* a patch over stale storage: untouched entries are kept as they are */
 
     memset(&r, 0, sizeof(r));
-    v = msgr_test_json("{\"contacts\":{\"auto_sync_contacts\":false},"
+    v = msgr_test_raw_json("{\"contacts\":{\"auto_sync_contacts\":false},"
                        "\"sending\":{\"pin_threshold\":null}}");
     r.rc = msgr_settings_patch(stored, MSGR_TEST_SCHOOL, NULL, v,
                                msgr_test_none, &r.stored, &r.changes,

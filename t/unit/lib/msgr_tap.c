@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "msgr_tap.h"
 
@@ -47,4 +48,35 @@ msgr_test_end(int plan)
     }
 
     return msgr_test_failed ? 1 : 0;
+}
+
+
+json_t *
+msgr_test_json(const char *text)
+{
+    char          *s, *p;
+    json_t        *v;
+    json_error_t   err;
+
+    s = strdup(text);
+    if (s == NULL) {
+        printf("Bail out! out of memory\n");
+        exit(255);
+    }
+
+    for (p = s; *p != '\0'; p++) {
+        if (*p == '\'') {
+            *p = '"';
+        }
+    }
+
+    v = json_loads(s, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+    if (v == NULL) {
+        printf("Bail out! bad JSON in the test: %s: %s\n", s, err.text);
+        exit(255);
+    }
+
+    free(s);
+
+    return v;
 }
