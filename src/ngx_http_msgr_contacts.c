@@ -144,28 +144,28 @@ static json_int_t ngx_http_msgr_member_key(json_t *item);
     "  ORDER BY t." key " LIMIT $4) x"
 
 
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_students = {
-    NGX_HTTP_MSGR_STMT_STUDENTS, "msgr_students",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_students = {
+    "msgr_students",
     NGX_HTTP_MSGR_LIST_SQL("msgr_student_json", "msgr_students",
                            "student_id"),
-    4, NGX_HTTP_MSGR_PG_IDEMPOTENT
+    4, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
 
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contacts = {
-    NGX_HTTP_MSGR_STMT_CONTACTS, "msgr_contacts",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contacts = {
+    "msgr_contacts",
     NGX_HTTP_MSGR_LIST_SQL("msgr_contact_json", "msgr_contacts",
                            "contact_id"),
-    4, NGX_HTTP_MSGR_PG_IDEMPOTENT
+    4, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
 
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_staff = {
-    NGX_HTTP_MSGR_STMT_STAFF, "msgr_staff",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_staff = {
+    "msgr_staff",
     NGX_HTTP_MSGR_LIST_SQL("msgr_staff_json", "msgr_staff", "staff_id"),
-    4, NGX_HTTP_MSGR_PG_IDEMPOTENT
+    4, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
 
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_groups = {
-    NGX_HTTP_MSGR_STMT_GROUPS, "msgr_groups",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_groups = {
+    "msgr_groups",
     "SELECT coalesce(jsonb_agg(j ORDER BY k), '[]')::text"
     " FROM (SELECT msgr_group_json(t) AS j, t.group_id AS k"
     "  FROM msgr_groups t"
@@ -173,15 +173,15 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_groups = {
     "    AND ($2::text IS NULL OR strpos(lower(t.name), lower($2)) > 0)"
     "    AND ($3::bigint IS NULL OR t.group_id > $3)"
     "  ORDER BY t.group_id LIMIT $4) x",
-    4, NGX_HTTP_MSGR_PG_IDEMPOTENT
+    4, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
 
 /*
  * Members: students first, then staff and teachers; the cursor is the
  * kind in the high bits and the id in the low ones.  NULL: no such group.
  */
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_members = {
-    NGX_HTTP_MSGR_STMT_MEMBERS, "msgr_members",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_members = {
+    "msgr_members",
     "SELECT CASE WHEN EXISTS (SELECT 1 FROM msgr_groups"
     "   WHERE school_id = $1 AND group_id = $5 AND retired_at IS NULL)"
     " THEN (SELECT coalesce(jsonb_agg(j ORDER BY k), '[]')::text FROM ("
@@ -207,7 +207,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_members = {
     "         || u.last_name), lower($2)) > 0)"
     "    AND ($3::bigint IS NULL OR u.k > $3)"
     "  ORDER BY k LIMIT $4) v) END",
-    5, NGX_HTTP_MSGR_PG_IDEMPOTENT
+    5, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
 
 /*
@@ -215,12 +215,12 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_members = {
  * version, its body and $3, the view: what of the settings changes how it
  * is shown.
  */
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contact = {
-    NGX_HTTP_MSGR_STMT_CONTACT, "msgr_contact",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contact = {
+    "msgr_contact",
     "SELECT 1, x.j::text, msgr_contact_etag(c.xmin::text, x.j, $3)"
     " FROM msgr_contacts c, LATERAL (SELECT msgr_contact_json(c) AS j) x"
     " WHERE c.school_id = $1 AND c.contact_id = $2 AND c.retired_at IS NULL",
-    3, NGX_HTTP_MSGR_PG_IDEMPOTENT
+    3, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
 
 /*
@@ -231,8 +231,8 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contact = {
  * lock had to be waited for, that is against the row as the other writer
  * left it, never against an older snapshot.
  */
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contact_edit = {
-    NGX_HTTP_MSGR_STMT_CONTACT_EDIT, "msgr_contact_edit",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contact_edit = {
+    "msgr_contact_edit",
     "WITH cur AS ("
     "  SELECT 1 FROM msgr_contacts c"
     "   WHERE c.school_id = $1 AND c.contact_id = $2"
@@ -250,15 +250,15 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contact_edit = {
     " SELECT (SELECT count(*) FROM cur), upd.j::text,"
     "        msgr_contact_etag(upd.x, upd.j, $6)"
     "   FROM (SELECT 1) AS one LEFT JOIN upd ON true",
-    6, NGX_HTTP_MSGR_PG_WRITE
+    6, NGX_HTTP_MSGR_PG_WRITE, 0
 };
 
 /*
  * Everything recipient resolution needs for a send, as one JSON document
  * (src/msgr_recipients.h): $2 group ids, $3 student ids.
  */
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_recipients = {
-    NGX_HTTP_MSGR_STMT_RECIPIENTS, "msgr_recipients",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_recipients = {
+    "msgr_recipients",
     "WITH sg AS ("
     "  SELECT g.group_id, g.name, g.type FROM msgr_groups g"
     "   WHERE g.school_id = $1 AND g.group_id = ANY ($2::bigint[])"
@@ -334,7 +334,21 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_recipients = {
     "  'missing_students', (SELECT coalesce(jsonb_agg(x), '[]')"
     "     FROM unnest($3::bigint[]) AS x"
     "     WHERE x NOT IN (SELECT student_id FROM ss)))::text",
-    3, NGX_HTTP_MSGR_PG_IDEMPOTENT
+    3, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
+};
+
+
+/* the resource's statements: ids are given when the module starts */
+ngx_http_msgr_pg_stmt_t *const  ngx_http_msgr_contacts_stmts[] = {
+    &ngx_http_msgr_stmt_students,
+    &ngx_http_msgr_stmt_contacts,
+    &ngx_http_msgr_stmt_staff,
+    &ngx_http_msgr_stmt_groups,
+    &ngx_http_msgr_stmt_members,
+    &ngx_http_msgr_stmt_contact,
+    &ngx_http_msgr_stmt_contact_edit,
+    &ngx_http_msgr_stmt_recipients,
+    NULL
 };
 
 

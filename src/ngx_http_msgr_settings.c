@@ -89,12 +89,12 @@ static void ngx_http_msgr_settings_retry(ngx_event_t *ev);
 static void ngx_http_msgr_settings_backoff_cleanup(void *data);
 
 
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_settings = {
-    NGX_HTTP_MSGR_STMT_SETTINGS, "msgr_settings",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_settings = {
+    "msgr_settings",
     "SELECT s.doc::text, s.version, c.name, c.enhanced"
     " FROM msgr_settings s JOIN msgr_schools c USING (school_id)"
     " WHERE s.school_id = $1",
-    1, NGX_HTTP_MSGR_PG_IDEMPOTENT
+    1, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
 
 /*
@@ -103,22 +103,31 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_settings = {
  * write msgrctl school set makes too (sql/0012_settings_write.sql).
  * No row back: someone else wrote first.
  */
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_settings_write = {
-    NGX_HTTP_MSGR_STMT_SETTINGS_WRITE, "msgr_settings_write",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_settings_write = {
+    "msgr_settings_write",
     "SELECT v FROM msgr_settings_write($1, $2, $3::jsonb, $4, NULL, $5,"
     " $6::jsonb) AS v",
-    6, NGX_HTTP_MSGR_PG_WRITE
+    6, NGX_HTTP_MSGR_PG_WRITE, 0
 };
 
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_settings_audit = {
-    NGX_HTTP_MSGR_STMT_SETTINGS_AUDIT, "msgr_settings_audit",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_settings_audit = {
+    "msgr_settings_audit",
     "SELECT audit_id,"
     " to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
     " actor, tab, field, old_value::text, new_value::text"
     " FROM msgr_settings_audit"
     " WHERE school_id = $1 AND ($2::bigint IS NULL OR audit_id < $2)"
     " ORDER BY audit_id DESC LIMIT $3",
-    3, NGX_HTTP_MSGR_PG_IDEMPOTENT
+    3, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
+};
+
+
+/* the resource's statements: ids are given when the module starts */
+ngx_http_msgr_pg_stmt_t *const  ngx_http_msgr_settings_stmts[] = {
+    &ngx_http_msgr_stmt_settings,
+    &ngx_http_msgr_stmt_settings_write,
+    &ngx_http_msgr_stmt_settings_audit,
+    NULL
 };
 
 
