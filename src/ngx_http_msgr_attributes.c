@@ -627,9 +627,7 @@ ngx_http_msgr_attribute_delete(ngx_http_request_t *r,
     }
 
     if (json_array_size(errors)) {
-        ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
-                              "the query parameters are invalid",
-                              json_incref(errors));
+        ngx_http_msgr_bad_args(r, errors);
         return;
     }
 

@@ -76,10 +76,6 @@ const ngx_http_msgr_route_t  ngx_http_msgr_contacts_routes[] = {
 };
 
 
-#define NGX_HTTP_MSGR_LIST_LIMIT  50
-#define NGX_HTTP_MSGR_LIST_MAX    200
-
-
 typedef void (*ngx_http_msgr_decorate_pt)(ngx_http_msgr_ctx_t *ctx,
     json_t *item);
 
@@ -96,7 +92,6 @@ typedef struct {
     ngx_str_t                       q;
     int64_t                         after;
     int64_t                         id;
-    ngx_int_t                       limit;
 } ngx_http_msgr_list_ctx_t;
 
 
@@ -129,7 +124,7 @@ static void ngx_http_msgr_contact_edit(ngx_http_request_t *r,
 static void ngx_http_msgr_recipients_query(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx, json_t *settings);
 static void ngx_http_msgr_recipients_done(ngx_http_msgr_pg_query_t *q);
-static json_int_t ngx_http_msgr_member_key(json_t *item);
+static json_t *ngx_http_msgr_member_key(json_t *item);
 
 
 /* $1 school, $2 q, $3 after, $4 limit; one row: a JSON array */
@@ -409,17 +404,11 @@ ngx_http_msgr_group_members(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 }
 
 
-static json_t *
-ngx_http_msgr_param_error(const char *field, const char *message)
-{
-    return json_pack("[{s:s, s:s}]", "field", field, "message", message);
-}
-
-
 static void
 ngx_http_msgr_list(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     const ngx_http_msgr_list_t *list)
 {
+    json_t                    *errors;
     ngx_str_t                  v;
     ngx_http_msgr_list_ctx_t  *lctx;
 
@@ -430,7 +419,6 @@ ngx_http_msgr_list(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     }
 
     lctx->list = list;
-    lctx->limit = NGX_HTTP_MSGR_LIST_LIMIT;
     ctx->data = lctx;
 
     if (ctx->nargs) {
@@ -446,10 +434,7 @@ ngx_http_msgr_list(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     if (ngx_http_msgr_arg(r, "q", &lctx->q) == NGX_OK
         && (lctx->q.len == 0 || lctx->q.len > 100))
     {
-        ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
-                              "the query parameters are invalid",
-                              ngx_http_msgr_param_error("q",
-                                  "must be 1 to 100 characters of a name"));
+        ngx_http_msgr_bad_arg(r, "q", "must be 1 to 100 characters of a name");
         return;
     }
 
@@ -457,25 +442,25 @@ ngx_http_msgr_list(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
         lctx->after = ngx_http_msgr_id(&v);
 
         if (lctx->after == 0) {
-            ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
-                                  "the query parameters are invalid",
-                                  ngx_http_msgr_param_error("after",
-                                      "must be the next_after of the "
-                                      "previous page"));
+            ngx_http_msgr_bad_arg(r, "after",
+                                  "must be the next_after of the previous "
+                                  "page");
             return;
         }
     }
 
-    if (ngx_http_msgr_arg(r, "limit", &v) == NGX_OK) {
-        lctx->limit = ngx_atoi(v.data, v.len);
+    errors = json_array();
 
-        if (lctx->limit < 1 || lctx->limit > NGX_HTTP_MSGR_LIST_MAX) {
-            ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
-                                  "the query parameters are invalid",
-                                  ngx_http_msgr_param_error("limit",
-                                      "must be an integer from 1 to 200"));
-            return;
-        }
+    if (ngx_http_msgr_json_keep(r, errors) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_msgr_limit_arg(r, ctx, errors);
+
+    if (json_array_size(errors)) {
+        ngx_http_msgr_bad_args(r, errors);
+        return;
     }
 
     ngx_http_msgr_settings_load(r, ctx, ngx_http_msgr_list_query);
@@ -500,7 +485,7 @@ ngx_http_msgr_list_query(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
                != NGX_OK)
         || (lctx->after
             && ngx_http_msgr_pg_param_int(q, 2, lctx->after) != NGX_OK)
-        || ngx_http_msgr_pg_param_int(q, 3, lctx->limit) != NGX_OK
+        || ngx_http_msgr_pg_param_int(q, 3, ctx->limit) != NGX_OK
         || (lctx->id
             && ngx_http_msgr_pg_param_int(q, 4, lctx->id) != NGX_OK))
     {
@@ -515,8 +500,8 @@ ngx_http_msgr_list_query(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
 static void
 ngx_http_msgr_list_done(ngx_http_msgr_pg_query_t *q)
 {
-    size_t                     i, n;
-    json_t                    *items, *item, *next;
+    size_t                     i;
+    json_t                    *items, *item;
     json_error_t               err;
     ngx_http_request_t        *r;
     ngx_http_msgr_ctx_t       *ctx;
@@ -542,35 +527,22 @@ ngx_http_msgr_list_done(ngx_http_msgr_pg_query_t *q)
         return;
     }
 
-    n = json_array_size(items);
-
-    /* the cursor of a members page is the row's sort key */
-    next = json_null();
-
-    if (n == (size_t) lctx->limit) {
-        item = json_array_get(items, n - 1);
-        next = json_incref(json_object_get(item, "id"));
-
-        if (lctx->list == &ngx_http_msgr_list_members) {
-            json_decref(next);
-            next = json_integer(ngx_http_msgr_member_key(item));
-        }
-    }
-
     if (lctx->list->decorate) {
         json_array_foreach(items, i, item) {
             lctx->list->decorate(ctx, item);
         }
     }
 
-    ngx_http_msgr_send_json(r, NGX_HTTP_OK,
-                            json_pack("{s:o, s:o}", "items", items,
-                                      "next_after", next ? next
-                                                         : json_null()));
+    /* the cursor of a members page is the row's sort key */
+    ngx_http_msgr_page_send(r, items, "next_after",
+                            lctx->list == &ngx_http_msgr_list_members
+                            ? ngx_http_msgr_member_key : NULL);
 }
 
 
-static json_int_t
+/* a member's place in the list: students, then teachers, then the rest */
+
+static json_t *
 ngx_http_msgr_member_key(json_t *item)
 {
     const char  *type;
@@ -580,12 +552,13 @@ ngx_http_msgr_member_key(json_t *item)
     id = json_integer_value(json_object_get(item, "id"));
 
     if (type == NULL || ngx_strcmp(type, "student") == 0) {
-        return id;
+        return json_integer(id);
     }
 
-    return ((json_int_t) 1 << 48)
-           + (ngx_strcmp(type, "teacher") == 0 ? (json_int_t) 1 << 47 : 0)
-           + id;
+    return json_integer(((json_int_t) 1 << 48)
+                        + (ngx_strcmp(type, "teacher") == 0
+                           ? (json_int_t) 1 << 47 : 0)
+                        + id);
 }
 
 
@@ -1122,9 +1095,7 @@ ngx_http_msgr_recipients(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
     }
 
     if (json_array_size(errors)) {
-        ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
-                              "the query parameters are invalid",
-                              json_incref(errors));
+        ngx_http_msgr_bad_args(r, errors);
         return;
     }
 

@@ -324,6 +324,61 @@ ngx_http_msgr_no_content_done(ngx_http_msgr_pg_query_t *q)
 }
 
 
+/*
+ * A page: {"items": [...], "<key>": cursor}.  The cursor, when the page is
+ * full (ctx->limit items), is what cursor() reads from the last item, or
+ * its "id"; null otherwise.  Takes the reference to items.
+ */
+
+void
+ngx_http_msgr_page_send(ngx_http_request_t *r, json_t *items,
+    const char *key, ngx_http_msgr_cursor_pt cursor)
+{
+    size_t                n;
+    json_t               *last, *next;
+    ngx_http_msgr_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+
+    n = json_array_size(items);
+    next = NULL;
+
+    if (n > 0 && n == (size_t) ctx->limit) {
+        last = json_array_get(items, n - 1);
+        next = cursor ? cursor(last) : json_incref(json_object_get(last, "id"));
+    }
+
+    ngx_http_msgr_send_json(r, NGX_HTTP_OK,
+                            json_pack("{s:o, s:o}", "items", items,
+                                      key, next ? next : json_null()));
+}
+
+
+/* one row, a JSON array of items, sorted newest first: a next_before page */
+
+void
+ngx_http_msgr_page_done(ngx_http_msgr_pg_query_t *q)
+{
+    json_t              *items;
+    json_error_t         err;
+    ngx_http_request_t  *r;
+
+    r = q->data;
+
+    if (!ngx_http_msgr_result_ok(r, q)) {
+        return;
+    }
+
+    items = json_loads(PQgetvalue(q->result, 0, 0), 0, &err);
+    if (items == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_msgr_page_send(r, items, "next_before", NULL);
+}
+
+
 ngx_int_t
 ngx_http_msgr_param_ids(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
     ngx_array_t *ids)

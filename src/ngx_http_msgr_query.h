@@ -27,5 +27,12 @@ ngx_uint_t ngx_http_msgr_result_ok(ngx_http_request_t *r,
 void ngx_http_msgr_json_done(ngx_http_msgr_pg_query_t *q);
 void ngx_http_msgr_no_content_done(ngx_http_msgr_pg_query_t *q);
 
+/* a page's cursor, read from its last item (a new reference) */
+typedef json_t *(*ngx_http_msgr_cursor_pt)(json_t *item);
+
+void ngx_http_msgr_page_send(ngx_http_request_t *r, json_t *items,
+    const char *key, ngx_http_msgr_cursor_pt cursor);
+void ngx_http_msgr_page_done(ngx_http_msgr_pg_query_t *q);
+
 
 #endif /* _NGX_HTTP_MSGR_QUERY_H_INCLUDED_ */

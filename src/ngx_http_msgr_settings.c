@@ -777,14 +777,12 @@ ngx_http_msgr_json_text(PGresult *res, int row, int col)
 static void
 ngx_http_msgr_settings_audit_done(ngx_http_msgr_pg_query_t *q)
 {
-    int                   i, n;
-    json_t               *items, *item, *next;
-    PGresult             *res;
-    ngx_http_request_t   *r;
-    ngx_http_msgr_ctx_t  *ctx;
+    int                  i, n;
+    json_t              *items, *item;
+    PGresult            *res;
+    ngx_http_request_t  *r;
 
     r = q->data;
-    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
 
     if (!ngx_http_msgr_result_ok(r, q)) {
         return;
@@ -817,11 +815,5 @@ ngx_http_msgr_settings_audit_done(ngx_http_msgr_pg_query_t *q)
         }
     }
 
-    next = (n > 0 && (ngx_int_t) n == ctx->limit)
-           ? json_integer(strtoll(PQgetvalue(res, n - 1, 0), NULL, 10))
-           : json_null();
-
-    ngx_http_msgr_send_json(r, NGX_HTTP_OK,
-                            json_pack("{s:o, s:o}", "items", items,
-                                      "next_before", next));
+    ngx_http_msgr_page_send(r, items, "next_before", NULL);
 }

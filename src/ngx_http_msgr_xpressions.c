@@ -109,7 +109,6 @@ static void ngx_http_msgr_app_post_done(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_app_refused(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx);
 static void ngx_http_msgr_device_done(ngx_http_msgr_pg_query_t *q);
-static void ngx_http_msgr_page_done(ngx_http_msgr_pg_query_t *q);
 
 
 #define NGX_HTTP_MSGR_TIME(col)                                              \
@@ -1178,11 +1177,7 @@ ngx_http_msgr_incoming(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
             flag = "f";
 
         } else {
-            ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
-                                  "the query parameters are invalid",
-                                  json_pack("[{s:s, s:s}]", "field",
-                                            "unread", "message",
-                                            "must be true or false"));
+            ngx_http_msgr_bad_arg(r, "unread", "must be true or false");
             return;
         }
     }
@@ -1208,40 +1203,6 @@ ngx_http_msgr_incoming(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
     }
 
     (void) ngx_http_msgr_run(r, q);
-}
-
-
-static void
-ngx_http_msgr_page_done(ngx_http_msgr_pg_query_t *q)
-{
-    size_t               n;
-    json_t              *items, *next;
-    json_error_t         err;
-    ngx_http_request_t  *r;
-    ngx_http_msgr_ctx_t *ctx;
-
-    r = q->data;
-    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
-
-    if (!ngx_http_msgr_result_ok(r, q)) {
-        return;
-    }
-
-    items = json_loads(PQgetvalue(q->result, 0, 0), 0, &err);
-    if (items == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    n = json_array_size(items);
-
-    next = (n > 0 && n == (size_t) ctx->limit)
-           ? json_incref(json_object_get(json_array_get(items, n - 1), "id"))
-           : json_null();
-
-    ngx_http_msgr_send_json(r, NGX_HTTP_OK,
-                            json_pack("{s:o, s:o}", "items", items,
-                                      "next_before", next));
 }
 
 
