@@ -80,8 +80,7 @@ static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_auth_app = {
 static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_school = {
     "msgr_school",
     "SELECT school_id, name,"
-    " to_char(created_at AT TIME ZONE 'UTC',"
-    " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), enhanced"
+    " " NGX_HTTP_MSGR_TIME("created_at") ", enhanced"
     " FROM msgr_schools WHERE school_id = $1",
     1, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };

@@ -86,17 +86,15 @@ static void ngx_http_msgr_tokens_done(ngx_http_msgr_pg_query_t *q);
 
 #define NGX_HTTP_MSGR_ATTR_JSON                                              \
     "jsonb_build_object('id', a.attribute_id, 'name', a.name,"               \
-    " 'default_value', a.default_value, 'created_at',"                       \
-    " to_char(a.created_at AT TIME ZONE 'UTC',"                              \
-    " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))::text"
+    " 'default_value', a.default_value, 'created_at', "                      \
+    NGX_HTTP_MSGR_TIME("a.created_at") ")::text"
 
 
 static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attributes = {
     "msgr_attributes",
     "SELECT coalesce(jsonb_agg(jsonb_build_object('id', a.attribute_id,"
-    " 'name', a.name, 'default_value', a.default_value, 'created_at',"
-    " to_char(a.created_at AT TIME ZONE 'UTC',"
-    " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))"
+    " 'name', a.name, 'default_value', a.default_value, 'created_at', "
+    NGX_HTTP_MSGR_TIME("a.created_at") ")"
     " ORDER BY lower(a.name)), '[]')::text"
     " FROM msgr_contact_attributes a WHERE a.school_id = $1",
     1, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
@@ -231,17 +229,6 @@ static const char *const  ngx_http_msgr_tokens[] = {
     "title", "first_name", "last_name", "name", "student_names",
     "student_first_names", NULL
 };
-
-
-static ngx_uint_t
-ngx_http_msgr_sqlstate_is(ngx_http_msgr_pg_query_t *q, const char *state)
-{
-    const char  *s;
-
-    s = q->result ? PQresultErrorField(q->result, PG_DIAG_SQLSTATE) : NULL;
-
-    return s && ngx_strcmp(s, state) == 0;
-}
 
 
 /*

@@ -19,6 +19,19 @@ static void ngx_http_msgr_query_done(ngx_http_msgr_pg_query_t *q);
 static ngx_connection_t  *ngx_http_msgr_query_caller;
 
 
+/* the query's error has this SQLSTATE ("23505": a unique violation) */
+
+ngx_uint_t
+ngx_http_msgr_sqlstate_is(ngx_http_msgr_pg_query_t *q, const char *state)
+{
+    const char  *s;
+
+    s = q->result ? PQresultErrorField(q->result, PG_DIAG_SQLSTATE) : NULL;
+
+    return s && ngx_strcmp(s, state) == 0;
+}
+
+
 /*
  * The cache is trusted only while this worker LISTENs for the changes
  * other processes make (docs/architecture.md).
@@ -123,7 +136,7 @@ ngx_uint_t
 ngx_http_msgr_result_ok(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
 {
     size_t          len;
-    const char     *msg, *state;
+    const char     *msg;
     ExecStatusType  st;
 
     if (q->status != NGX_OK || q->result == NULL) {
@@ -139,22 +152,21 @@ ngx_http_msgr_result_ok(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
     st = PQresultStatus(q->result);
 
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-        state = PQresultErrorField(q->result, PG_DIAG_SQLSTATE);
-
         /*
          * statement_timeout (57014), lock_timeout (55P03), a deadlock
          * (40P01): PostgreSQL stopped the statement, nothing of it stays
          */
-        if (state
-            && (ngx_strcmp(state, "57014") == 0
-                || ngx_strcmp(state, "55P03") == 0
-                || ngx_strcmp(state, "40P01") == 0))
+        if (ngx_http_msgr_sqlstate_is(q, "57014")
+            || ngx_http_msgr_sqlstate_is(q, "55P03")
+            || ngx_http_msgr_sqlstate_is(q, "40P01"))
         {
             msg = PQresultErrorField(q->result, PG_DIAG_MESSAGE_PRIMARY);
 
             ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                           "msgr: PostgreSQL stopped statement %s: %s",
-                          q->stmt->name, msg ? msg : state);
+                          q->stmt->name, msg ? msg
+                              : PQresultErrorField(q->result,
+                                                   PG_DIAG_SQLSTATE));
 
             ngx_http_msgr_unavailable(r);
             return 0;

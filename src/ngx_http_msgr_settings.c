@@ -113,7 +113,7 @@ static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_settings_write = {
 static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_settings_audit = {
     "msgr_settings_audit",
     "SELECT audit_id,"
-    " to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
+    " " NGX_HTTP_MSGR_TIME_US("at") ","
     " actor, tab, field, old_value::text, new_value::text"
     " FROM msgr_settings_audit"
     " WHERE school_id = $1 AND ($2::bigint IS NULL OR audit_id < $2)"

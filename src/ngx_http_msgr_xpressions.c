@@ -111,10 +111,6 @@ static void ngx_http_msgr_app_refused(ngx_http_request_t *r,
 static void ngx_http_msgr_device_done(ngx_http_msgr_pg_query_t *q);
 
 
-#define NGX_HTTP_MSGR_TIME(col)                                              \
-    "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-
-
 /* $3 contact, $4 token id, $5 hash (hex), $6 label, $7 the key that asks */
 static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_app_token_add = {
     "msgr_app_token_add",
