@@ -29,6 +29,8 @@ static void ngx_http_msgr_unknown_key(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx);
 static ngx_int_t ngx_http_msgr_match(const char *pattern, ngx_str_t *path,
     ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_route(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
 
 static void ngx_http_msgr_health(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx);
@@ -360,7 +362,7 @@ ngx_http_msgr_dispatch(ngx_http_request_t *r)
     ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
 
     if (ctx->route->roles == 0) {
-        ctx->route->handler(r, ctx);
+        ngx_http_msgr_route(r, ctx);
         return;
     }
 
@@ -545,7 +547,7 @@ ngx_http_msgr_authorised(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     ctx->role = role;
 
     if (ctx->role & ctx->route->roles) {
-        ctx->route->handler(r, ctx);
+        ngx_http_msgr_route(r, ctx);
         return;
     }
 
@@ -564,6 +566,32 @@ ngx_http_msgr_authorised(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     }
 
     ngx_http_msgr_problem(r, NGX_HTTP_FORBIDDEN, NULL, detail, NULL);
+}
+
+
+/* the route's handler, once the credential (if any) allows it */
+
+static void
+ngx_http_msgr_route(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+#if (NGX_DEBUG)
+    const char  *role;
+
+    switch (ctx->role) {
+    case NGX_HTTP_MSGR_ROLE_ADMIN:      role = "admin"; break;
+    case NGX_HTTP_MSGR_ROLE_STAFF:      role = "staff"; break;
+    case NGX_HTTP_MSGR_ROLE_INTEGRATOR: role = "integrator"; break;
+    case NGX_HTTP_MSGR_ROLE_APP:        role = "app"; break;
+    default:                            role = "none";
+    }
+
+    ngx_log_debug5(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "msgr route: %V %V matches \"%s\", school %L, role %s",
+                   &r->method_name, &ctx->path, ctx->route->pattern,
+                   ctx->school_id, role);
+#endif
+
+    ctx->route->handler(r, ctx);
 }
 
 
