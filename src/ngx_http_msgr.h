@@ -90,10 +90,18 @@ typedef struct ngx_http_msgr_ctx_s {
     /* the running query's completion handler */
     ngx_http_msgr_pg_handler_pt   query_handler;
 
-    /* the route's own state */
+    /*
+     * The route's own state: a struct of the route's file, which only
+     * that file reads (ngx_http_msgr_list_ctx_t, ngx_http_msgr_post_t...).
+     * What several files share has a typed field of its own here: the
+     * body, the page size, the 404's detail, the settings.
+     */
     void                         *data;
 
-    /* paging: the page size asked for (ngx_http_msgr_page_args()) */
+    /* the request's JSON body, kept while the settings are loaded */
+    json_t                       *body;
+
+    /* paging: the page size asked for (ngx_http_msgr_limit_arg()) */
     ngx_int_t                     limit;
 
     /* the detail of the 404 of ngx_http_msgr_json_done() and co. */

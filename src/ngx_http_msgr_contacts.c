@@ -805,7 +805,7 @@ ngx_http_msgr_contact_patch(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
         return;
     }
 
-    ctx->data = body;
+    ctx->body = body;
 
     ngx_http_msgr_settings_load(r, ctx, ngx_http_msgr_contact_edit);
 }
@@ -957,7 +957,7 @@ ngx_http_msgr_contact_edit(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
         return;
     }
 
-    body = ctx->data;
+    body = ctx->body;
 
     country = msgr_settings_string(settings, "school", "phone_country");
     if (country == NULL) {

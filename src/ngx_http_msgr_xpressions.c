@@ -376,19 +376,25 @@ ngx_http_msgr_app_text(ngx_http_request_t *r, json_t *v, const char *field,
 }
 
 
-/* POST /v1/contacts/{id}/app-tokens */
+/* POST /v1/contacts/{id}/app-tokens; its own state (ctx->data) */
+
+typedef struct {
+    u_char                        *token;   /* shown once, kept nowhere */
+} ngx_http_msgr_token_add_t;
+
 
 static void
 ngx_http_msgr_app_token_add(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
-    char                       buf[MSGR_KEY_MAX_LEN + 1];
-    char                       hex[2 * MSGR_KEY_HASH_LEN + 1];
-    u_char                    *token;
-    json_t                    *body, *errors, *label;
-    int64_t                    contact;
-    msgr_key_t                 key;
-    unsigned char              hash[MSGR_KEY_HASH_LEN];
-    ngx_http_msgr_pg_query_t  *q;
+    char                        buf[MSGR_KEY_MAX_LEN + 1];
+    char                        hex[2 * MSGR_KEY_HASH_LEN + 1];
+    u_char                     *token;
+    json_t                     *body, *errors, *label;
+    int64_t                     contact;
+    msgr_key_t                  key;
+    unsigned char               hash[MSGR_KEY_HASH_LEN];
+    ngx_http_msgr_pg_query_t   *q;
+    ngx_http_msgr_token_add_t  *add;
 
     static const char *const  allowed[] = { "label", NULL };
 
@@ -442,7 +448,14 @@ ngx_http_msgr_app_token_add(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
     ngx_cpystrn(token, (u_char *) buf, ngx_strlen(buf) + 1);
     sodium_memzero(buf, sizeof(buf));
 
-    ctx->data = token;
+    add = ngx_palloc(r->pool, sizeof(ngx_http_msgr_token_add_t));
+    if (add == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    add->token = token;
+    ctx->data = add;
 
     q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_app_token_add,
                             ngx_http_msgr_app_token_done);
@@ -508,7 +521,10 @@ ngx_http_msgr_app_token_done(ngx_http_msgr_pg_query_t *q)
     body = json_loads(PQgetvalue(q->result, 0, 0), 0, &err);
 
     if (body) {
-        json_object_set_new(body, "token", json_string(ctx->data));
+        json_object_set_new(body, "token",
+                            json_string((char *)
+                                ((ngx_http_msgr_token_add_t *) ctx->data)
+                                ->token));
     }
 
     ngx_http_msgr_send_json(r, NGX_HTTP_CREATED, body);
