@@ -647,18 +647,8 @@ ngx_http_msgr_health_done(ngx_http_msgr_pg_query_t *q)
 static void
 ngx_http_msgr_school(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
-    ngx_http_msgr_pg_query_t  *q;
-
-    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_school,
-                            ngx_http_msgr_school_done);
-    if (q == NULL
-        || ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK)
-    {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    ngx_http_msgr_query_run(r, q);
+    ngx_http_msgr_query_school(r, &ngx_http_msgr_stmt_school,
+                               ngx_http_msgr_school_done);
 }
 
 

@@ -276,6 +276,27 @@ ngx_http_msgr_run(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
 }
 
 
+/* runs a query whose one parameter is the school; a 500 if out of memory */
+
+void
+ngx_http_msgr_query_school(ngx_http_request_t *r,
+    const ngx_http_msgr_pg_stmt_t *stmt, ngx_http_msgr_pg_handler_pt h)
+{
+    ngx_http_msgr_ctx_t       *ctx;
+    ngx_http_msgr_pg_query_t  *q;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+
+    q = ngx_http_msgr_query(r, stmt, h);
+
+    if (q && ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK) {
+        q = NULL;
+    }
+
+    (void) ngx_http_msgr_run(r, q);
+}
+
+
 /*
  * A query whose one column is the JSON to answer with; no row (or NULL) is
  * a 404 whose detail is ctx->not_found.

@@ -27,6 +27,8 @@ void ngx_http_msgr_query_run(ngx_http_request_t *r,
     ngx_http_msgr_pg_query_t *q);
 ngx_int_t ngx_http_msgr_run(ngx_http_request_t *r,
     ngx_http_msgr_pg_query_t *q);
+void ngx_http_msgr_query_school(ngx_http_request_t *r,
+    const ngx_http_msgr_pg_stmt_t *stmt, ngx_http_msgr_pg_handler_pt h);
 ngx_int_t ngx_http_msgr_param_json(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
     json_t *json);
 ngx_int_t ngx_http_msgr_param_text_array(ngx_http_msgr_pg_query_t *q,

@@ -198,20 +198,7 @@ static void
 ngx_http_msgr_settings_read(ngx_http_request_t *r,
     ngx_http_msgr_pg_handler_pt handler)
 {
-    ngx_http_msgr_ctx_t       *ctx;
-    ngx_http_msgr_pg_query_t  *q;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
-
-    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_settings, handler);
-    if (q == NULL
-        || ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK)
-    {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    ngx_http_msgr_query_run(r, q);
+    ngx_http_msgr_query_school(r, &ngx_http_msgr_stmt_settings, handler);
 }
 
 
