@@ -76,13 +76,18 @@ struct ngx_http_msgr_pg_conn_s {
      */
     ngx_event_t                  timer;
     ngx_socket_t                 fd;        /* the socket wrapped in c */
-    uint64_t                     prepared;
+    uint64_t                     prepared;  /* bit id - 1: prepared */
     ngx_uint_t                   stmt_id;
     ngx_http_msgr_pg_state_e     state;
     unsigned                     received:1;
     /* its role, for life: the LISTEN connection, outside pool->nconns */
     unsigned                     listener:1;
 };
+
+
+#if (NGX_HTTP_MSGR_PG_MAX_STMTS > 64)
+#error "a connection's cache of prepared statements holds 64 ids"
+#endif
 
 
 #define NGX_HTTP_MSGR_PG_HEARTBEAT_SQL  "SELECT 1 AS msgr_heartbeat"
