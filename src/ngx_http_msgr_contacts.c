@@ -408,8 +408,8 @@ static void
 ngx_http_msgr_list(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     const ngx_http_msgr_list_t *list)
 {
-    json_t                    *errors;
     ngx_str_t                  v;
+    const char                *why;
     ngx_http_msgr_list_ctx_t  *lctx;
 
     lctx = ngx_pcalloc(r->pool, sizeof(ngx_http_msgr_list_ctx_t));
@@ -449,17 +449,10 @@ ngx_http_msgr_list(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
         }
     }
 
-    errors = json_array();
+    why = ngx_http_msgr_limit_arg(r, ctx);
 
-    if (ngx_http_msgr_json_keep(r, errors) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    ngx_http_msgr_limit_arg(r, ctx, errors);
-
-    if (json_array_size(errors)) {
-        ngx_http_msgr_bad_args(r, errors);
+    if (why) {
+        ngx_http_msgr_bad_arg(r, "limit", why);
         return;
     }
 

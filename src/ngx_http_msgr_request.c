@@ -462,11 +462,10 @@ ngx_http_msgr_bad_arg(ngx_http_request_t *r, const char *field,
 }
 
 
-/* limit= of a page into ctx->limit; a bad one is added to errors */
+/* limit= of a page into ctx->limit; what is wrong with it, or NULL */
 
-void
-ngx_http_msgr_limit_arg(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
-    json_t *errors)
+const char *
+ngx_http_msgr_limit_arg(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     ngx_str_t  v;
 
@@ -476,10 +475,11 @@ ngx_http_msgr_limit_arg(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
         ctx->limit = ngx_atoi(v.data, v.len);
 
         if (ctx->limit < 1 || ctx->limit > NGX_HTTP_MSGR_PAGE_MAX) {
-            ngx_http_msgr_field_error(errors, "limit",
-                                      "must be an integer from 1 to 200");
+            return "must be an integer from 1 to 200";
         }
     }
+
+    return NULL;
 }
 
 
@@ -489,8 +489,9 @@ ngx_int_t
 ngx_http_msgr_page_args(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     int64_t *before)
 {
-    json_t     *errors;
-    ngx_str_t   v;
+    json_t      *errors;
+    ngx_str_t    v;
+    const char  *why;
 
     errors = json_array();
 
@@ -501,7 +502,11 @@ ngx_http_msgr_page_args(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
 
     *before = 0;
 
-    ngx_http_msgr_limit_arg(r, ctx, errors);
+    why = ngx_http_msgr_limit_arg(r, ctx);
+
+    if (why) {
+        ngx_http_msgr_field_error(errors, "limit", why);
+    }
 
     if (ngx_http_msgr_arg(r, "before", &v) == NGX_OK) {
         *before = ngx_http_msgr_id(&v);
