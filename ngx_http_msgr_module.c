@@ -37,6 +37,7 @@ static ngx_int_t ngx_http_msgr_pool_cache(ngx_conf_t *cf,
 static void ngx_http_msgr_notify(ngx_http_msgr_pg_pool_t *pool,
     PGnotify *n);
 static void ngx_http_msgr_listen_up(ngx_http_msgr_pg_pool_t *pool);
+static ngx_int_t ngx_http_msgr_postconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_msgr_init_process(ngx_cycle_t *cycle);
 static void ngx_http_msgr_exit_process(ngx_cycle_t *cycle);
 
@@ -132,7 +133,7 @@ static ngx_command_t  ngx_http_msgr_commands[] = {
 
 static ngx_http_module_t  ngx_http_msgr_module_ctx = {
     NULL,                                  /* preconfiguration */
-    ngx_http_msgr_response_init,           /* postconfiguration */
+    ngx_http_msgr_postconfiguration,       /* postconfiguration */
 
     ngx_http_msgr_create_main_conf,        /* create main configuration */
     NULL,                                  /* init main configuration */
@@ -563,6 +564,19 @@ ngx_http_msgr_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf->handler = ngx_http_msgr_api_handler;
 
     return NGX_CONF_OK;
+}
+
+
+/* the resources' statements get their ids; the error-page filter */
+
+static ngx_int_t
+ngx_http_msgr_postconfiguration(ngx_conf_t *cf)
+{
+    if (ngx_http_msgr_api_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_msgr_response_init(cf);
 }
 
 

@@ -68,44 +68,6 @@ typedef struct {
 #define NGX_HTTP_MSGR_MAX_ARGS  4
 
 
-/* prepared statements: one id each, below NGX_HTTP_MSGR_PG_MAX_STMTS */
-enum {
-    NGX_HTTP_MSGR_STMT_HEALTH = 0,
-    NGX_HTTP_MSGR_STMT_AUTH,
-    NGX_HTTP_MSGR_STMT_SCHOOL,
-    NGX_HTTP_MSGR_STMT_SETTINGS,
-    NGX_HTTP_MSGR_STMT_SETTINGS_WRITE,
-    NGX_HTTP_MSGR_STMT_SETTINGS_AUDIT,
-    NGX_HTTP_MSGR_STMT_STUDENTS,
-    NGX_HTTP_MSGR_STMT_CONTACTS,
-    NGX_HTTP_MSGR_STMT_STAFF,
-    NGX_HTTP_MSGR_STMT_GROUPS,
-    NGX_HTTP_MSGR_STMT_MEMBERS,
-    NGX_HTTP_MSGR_STMT_CONTACT,
-    NGX_HTTP_MSGR_STMT_CONTACT_EDIT,
-    NGX_HTTP_MSGR_STMT_RECIPIENTS,
-    NGX_HTTP_MSGR_STMT_MIS_SYNC,
-    NGX_HTTP_MSGR_STMT_ATTRIBUTES,
-    NGX_HTTP_MSGR_STMT_ATTRIBUTE_ADD,
-    NGX_HTTP_MSGR_STMT_ATTRIBUTE_EDIT,
-    NGX_HTTP_MSGR_STMT_ATTRIBUTE_DEL,
-    NGX_HTTP_MSGR_STMT_ATTRIBUTE_VALUE,
-    NGX_HTTP_MSGR_STMT_TOKENS,
-    NGX_HTTP_MSGR_STMT_AUTH_APP,
-    NGX_HTTP_MSGR_STMT_APP_TOKEN_ADD,
-    NGX_HTTP_MSGR_STMT_APP_TOKENS,
-    NGX_HTTP_MSGR_STMT_APP_TOKEN_REVOKE,
-    NGX_HTTP_MSGR_STMT_DEVICE_PUT,
-    NGX_HTTP_MSGR_STMT_DEVICE_DELETE,
-    NGX_HTTP_MSGR_STMT_TOPICS,
-    NGX_HTTP_MSGR_STMT_TOPICS_PUT,
-    NGX_HTTP_MSGR_STMT_INCOMING_ADD,
-    NGX_HTTP_MSGR_STMT_APP_MESSAGES,
-    NGX_HTTP_MSGR_STMT_INCOMING,
-    NGX_HTTP_MSGR_STMT_INCOMING_MARK,
-    NGX_HTTP_MSGR_STMT_ATTRIBUTE
-};
-
 typedef struct ngx_http_msgr_route_s  ngx_http_msgr_route_t;
 
 typedef struct ngx_http_msgr_ctx_s {
@@ -128,10 +90,18 @@ typedef struct ngx_http_msgr_ctx_s {
     /* the running query's completion handler */
     ngx_http_msgr_pg_handler_pt   query_handler;
 
-    /* the route's own state */
+    /*
+     * The route's own state: a struct of the route's file, which only
+     * that file reads (ngx_http_msgr_list_ctx_t, ngx_http_msgr_post_t...).
+     * What several files share has a typed field of its own here: the
+     * body, the page size, the 404's detail, the settings.
+     */
     void                         *data;
 
-    /* paging: the page size asked for (ngx_http_msgr_page_args()) */
+    /* the request's JSON body, kept while the settings are loaded */
+    json_t                       *body;
+
+    /* paging: the page size asked for (ngx_http_msgr_limit_arg()) */
     ngx_int_t                     limit;
 
     /* the detail of the 404 of ngx_http_msgr_json_done() and co. */
@@ -164,11 +134,23 @@ struct ngx_http_msgr_route_s {
 };
 
 
+/*
+ * A resource: its routes and its statements, both ending with an empty
+ * entry; the router walks ngx_http_msgr_resources[] (ngx_http_msgr_api.c).
+ */
+typedef struct {
+    const ngx_http_msgr_route_t    *routes;
+    ngx_http_msgr_pg_stmt_t *const *stmts;
+} ngx_http_msgr_resource_t;
+
+
 extern ngx_module_t  ngx_http_msgr_module;
 extern ngx_str_t     ngx_http_msgr_json_type;
 extern ngx_str_t     ngx_http_msgr_problem_type;
 
 
+/* gives every resource's statements their ids; [emerg] when too many */
+ngx_int_t ngx_http_msgr_api_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_msgr_api_handler(ngx_http_request_t *r);
 
 ngx_int_t ngx_http_msgr_response_init(ngx_conf_t *cf);

@@ -29,6 +29,8 @@ static void ngx_http_msgr_unknown_key(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx);
 static ngx_int_t ngx_http_msgr_match(const char *pattern, ngx_str_t *path,
     ngx_http_msgr_ctx_t *ctx);
+static void ngx_http_msgr_route(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
 
 static void ngx_http_msgr_health(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx);
@@ -55,48 +57,112 @@ static const ngx_http_msgr_route_t  ngx_http_msgr_api_routes[] = {
 };
 
 
-/* the resources' routes, walked in this order */
-static const ngx_http_msgr_route_t *const  ngx_http_msgr_resources[] = {
-    ngx_http_msgr_api_routes,
-    ngx_http_msgr_settings_routes,
-    ngx_http_msgr_mis_routes,
-    ngx_http_msgr_contacts_routes,
-    ngx_http_msgr_attributes_routes,
-    ngx_http_msgr_xpressions_routes,
-    NULL
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_health = {
+    "msgr_health",
+    "SELECT 1", 0, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
 
-
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_health = {
-    NGX_HTTP_MSGR_STMT_HEALTH, "msgr_health",
-    "SELECT 1", 0, NGX_HTTP_MSGR_PG_IDEMPOTENT
-};
-
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_auth = {
-    NGX_HTTP_MSGR_STMT_AUTH, "msgr_auth",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_auth = {
+    "msgr_auth",
     "SELECT role, secret_hash FROM msgr_api_keys"
     " WHERE school_id = $1 AND key_id = $2 AND revoked_at IS NULL",
-    2, NGX_HTTP_MSGR_PG_IDEMPOTENT
+    2, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
 
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_auth_app = {
-    NGX_HTTP_MSGR_STMT_AUTH_APP, "msgr_auth_app",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_auth_app = {
+    "msgr_auth_app",
     "SELECT t.contact_id, t.secret_hash FROM msgr_app_tokens t"
     " JOIN msgr_contacts c"
     "   ON c.school_id = t.school_id AND c.contact_id = t.contact_id"
     " WHERE t.school_id = $1 AND t.token_id = $2 AND t.revoked_at IS NULL"
     "   AND c.retired_at IS NULL",
-    2, NGX_HTTP_MSGR_PG_IDEMPOTENT
+    2, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
 
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_school = {
-    NGX_HTTP_MSGR_STMT_SCHOOL, "msgr_school",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_school = {
+    "msgr_school",
     "SELECT school_id, name,"
-    " to_char(created_at AT TIME ZONE 'UTC',"
-    " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), enhanced"
+    " " NGX_HTTP_MSGR_TIME("created_at") ", enhanced"
     " FROM msgr_schools WHERE school_id = $1",
-    1, NGX_HTTP_MSGR_PG_IDEMPOTENT
+    1, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
+
+
+/* the resource's statements: ids are given when the module starts */
+static ngx_http_msgr_pg_stmt_t *const  ngx_http_msgr_api_stmts[] = {
+    &ngx_http_msgr_stmt_health,
+    &ngx_http_msgr_stmt_auth,
+    &ngx_http_msgr_stmt_auth_app,
+    &ngx_http_msgr_stmt_school,
+    NULL
+};
+
+
+/*
+ * The resources: their routes are walked in this order, their statements
+ * get their ids from ngx_http_msgr_api_init().  A new resource is one line.
+ */
+static const ngx_http_msgr_resource_t  ngx_http_msgr_resources[] = {
+    { ngx_http_msgr_api_routes, ngx_http_msgr_api_stmts },
+    { ngx_http_msgr_settings_routes, ngx_http_msgr_settings_stmts },
+    { ngx_http_msgr_mis_routes, ngx_http_msgr_mis_stmts },
+    { ngx_http_msgr_contacts_routes, ngx_http_msgr_contacts_stmts },
+    { ngx_http_msgr_attributes_routes, ngx_http_msgr_attributes_stmts },
+    { ngx_http_msgr_xpressions_routes, ngx_http_msgr_xpressions_stmts },
+    { NULL, NULL }
+};
+
+
+/*
+ * Every statement gets an id once, in the order of the resources and of
+ * their lists: ids are 1 to NGX_HTTP_MSGR_PG_MAX_STMTS, one bit each in
+ * a connection's cache of prepared statements.  The ids of a previous
+ * configuration are forgotten first, so a statement listed twice is
+ * noticed on a reload as well.
+ */
+
+ngx_int_t
+ngx_http_msgr_api_init(ngx_conf_t *cf)
+{
+    ngx_uint_t                       n;
+    ngx_http_msgr_pg_stmt_t *const  *st;
+    const ngx_http_msgr_resource_t  *res;
+
+    for (res = ngx_http_msgr_resources; res->routes; res++) {
+        for (st = res->stmts; *st; st++) {
+            (*st)->id = 0;
+        }
+    }
+
+    n = 0;
+
+    for (res = ngx_http_msgr_resources; res->routes; res++) {
+        for (st = res->stmts; *st; st++) {
+
+            if ((*st)->id != 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "msgr: the statement \"%s\" is listed "
+                                   "twice", (*st)->name);
+                return NGX_ERROR;
+            }
+
+            if (++n > NGX_HTTP_MSGR_PG_MAX_STMTS) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "msgr: more than %d prepared statements "
+                                   "(\"%s\" is one too many): raise "
+                                   "NGX_HTTP_MSGR_PG_MAX_STMTS and the "
+                                   "width of a connection's cache",
+                                   NGX_HTTP_MSGR_PG_MAX_STMTS,
+                                   (*st)->name);
+                return NGX_ERROR;
+            }
+
+            (*st)->id = n;
+        }
+    }
+
+    return NGX_OK;
+}
 
 
 
@@ -104,14 +170,13 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_school = {
 ngx_int_t
 ngx_http_msgr_api_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                     rc;
-    ngx_str_t                     path;
-    ngx_uint_t                    allowed, found;
-    ngx_http_msgr_ctx_t          *ctx;
-    ngx_http_core_loc_conf_t     *clcf;
-    const ngx_http_msgr_route_t  *rt;
-
-    const ngx_http_msgr_route_t *const  *res;
+    ngx_int_t                        rc;
+    ngx_str_t                        path;
+    ngx_uint_t                       allowed, found;
+    ngx_http_msgr_ctx_t             *ctx;
+    ngx_http_core_loc_conf_t        *clcf;
+    const ngx_http_msgr_route_t     *rt;
+    const ngx_http_msgr_resource_t  *res;
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_msgr_ctx_t));
     if (ctx == NULL) {
@@ -155,8 +220,8 @@ ngx_http_msgr_api_handler(ngx_http_request_t *r)
     allowed = 0;
     found = 0;
 
-    for (res = ngx_http_msgr_resources; *res && !found; res++) {
-        for (rt = *res; rt->pattern; rt++) {
+    for (res = ngx_http_msgr_resources; res->routes && !found; res++) {
+        for (rt = res->routes; rt->pattern; rt++) {
             if (ngx_http_msgr_match(rt->pattern, &path, ctx) != NGX_OK) {
                 continue;
             }
@@ -297,7 +362,7 @@ ngx_http_msgr_dispatch(ngx_http_request_t *r)
     ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
 
     if (ctx->route->roles == 0) {
-        ctx->route->handler(r, ctx);
+        ngx_http_msgr_route(r, ctx);
         return;
     }
 
@@ -482,7 +547,7 @@ ngx_http_msgr_authorised(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     ctx->role = role;
 
     if (ctx->role & ctx->route->roles) {
-        ctx->route->handler(r, ctx);
+        ngx_http_msgr_route(r, ctx);
         return;
     }
 
@@ -501,6 +566,32 @@ ngx_http_msgr_authorised(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     }
 
     ngx_http_msgr_problem(r, NGX_HTTP_FORBIDDEN, NULL, detail, NULL);
+}
+
+
+/* the route's handler, once the credential (if any) allows it */
+
+static void
+ngx_http_msgr_route(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+#if (NGX_DEBUG)
+    const char  *role;
+
+    switch (ctx->role) {
+    case NGX_HTTP_MSGR_ROLE_ADMIN:      role = "admin"; break;
+    case NGX_HTTP_MSGR_ROLE_STAFF:      role = "staff"; break;
+    case NGX_HTTP_MSGR_ROLE_INTEGRATOR: role = "integrator"; break;
+    case NGX_HTTP_MSGR_ROLE_APP:        role = "app"; break;
+    default:                            role = "none";
+    }
+
+    ngx_log_debug5(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "msgr route: %V %V matches \"%s\", school %L, role %s",
+                   &r->method_name, &ctx->path, ctx->route->pattern,
+                   ctx->school_id, role);
+#endif
+
+    ctx->route->handler(r, ctx);
 }
 
 
@@ -556,18 +647,8 @@ ngx_http_msgr_health_done(ngx_http_msgr_pg_query_t *q)
 static void
 ngx_http_msgr_school(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
-    ngx_http_msgr_pg_query_t  *q;
-
-    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_school,
-                            ngx_http_msgr_school_done);
-    if (q == NULL
-        || ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK)
-    {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    ngx_http_msgr_query_run(r, q);
+    ngx_http_msgr_query_school(r, &ngx_http_msgr_stmt_school,
+                               ngx_http_msgr_school_done);
 }
 
 

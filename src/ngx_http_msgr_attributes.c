@@ -86,20 +86,18 @@ static void ngx_http_msgr_tokens_done(ngx_http_msgr_pg_query_t *q);
 
 #define NGX_HTTP_MSGR_ATTR_JSON                                              \
     "jsonb_build_object('id', a.attribute_id, 'name', a.name,"               \
-    " 'default_value', a.default_value, 'created_at',"                       \
-    " to_char(a.created_at AT TIME ZONE 'UTC',"                              \
-    " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))::text"
+    " 'default_value', a.default_value, 'created_at', "                      \
+    NGX_HTTP_MSGR_TIME("a.created_at") ")::text"
 
 
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attributes = {
-    NGX_HTTP_MSGR_STMT_ATTRIBUTES, "msgr_attributes",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attributes = {
+    "msgr_attributes",
     "SELECT coalesce(jsonb_agg(jsonb_build_object('id', a.attribute_id,"
-    " 'name', a.name, 'default_value', a.default_value, 'created_at',"
-    " to_char(a.created_at AT TIME ZONE 'UTC',"
-    " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))"
+    " 'name', a.name, 'default_value', a.default_value, 'created_at', "
+    NGX_HTTP_MSGR_TIME("a.created_at") ")"
     " ORDER BY lower(a.name)), '[]')::text"
     " FROM msgr_contact_attributes a WHERE a.school_id = $1",
-    1, NGX_HTTP_MSGR_PG_IDEMPOTENT
+    1, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
 
 #define NGX_HTTP_MSGR_ATTR_ETAG  "'\"' || a.xmin || '\"'"
@@ -110,8 +108,8 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attributes = {
  */
 
 /* JSON NULL: the name is taken */
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute_add = {
-    NGX_HTTP_MSGR_STMT_ATTRIBUTE_ADD, "msgr_attribute_add",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute_add = {
+    "msgr_attribute_add",
     "WITH ins AS ("
     "  INSERT INTO msgr_contact_attributes AS a"
     "         (school_id, name, default_value) VALUES ($1, $2, $3)"
@@ -119,7 +117,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute_add = {
     "  RETURNING " NGX_HTTP_MSGR_ATTR_JSON " AS j,"
     "            " NGX_HTTP_MSGR_ATTR_ETAG " AS e)"
     " SELECT 1, (SELECT j FROM ins), (SELECT e FROM ins)",
-    3, NGX_HTTP_MSGR_PG_WRITE
+    3, NGX_HTTP_MSGR_PG_WRITE, 0
 };
 
 /*
@@ -128,8 +126,8 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute_add = {
  * WHERE: when the row lock had to be waited for, against the row as the
  * other writer left it, never against an older snapshot.
  */
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute_edit = {
-    NGX_HTTP_MSGR_STMT_ATTRIBUTE_EDIT, "msgr_attribute_edit",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute_edit = {
+    "msgr_attribute_edit",
     "WITH cur AS ("
     "  SELECT 1 FROM msgr_contact_attributes a"
     "   WHERE a.school_id = $1 AND a.attribute_id = $2),"
@@ -144,23 +142,23 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute_edit = {
     "            " NGX_HTTP_MSGR_ATTR_ETAG " AS e)"
     " SELECT (SELECT count(*) FROM cur), upd.j, upd.e"
     "   FROM (SELECT 1) AS one LEFT JOIN upd ON true",
-    5, NGX_HTTP_MSGR_PG_WRITE
+    5, NGX_HTTP_MSGR_PG_WRITE, 0
 };
 
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute = {
-    NGX_HTTP_MSGR_STMT_ATTRIBUTE, "msgr_attribute",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute = {
+    "msgr_attribute",
     "SELECT 1, " NGX_HTTP_MSGR_ATTR_JSON ", " NGX_HTTP_MSGR_ATTR_ETAG
     " FROM msgr_contact_attributes a"
     " WHERE a.school_id = $1 AND a.attribute_id = $2",
-    2, NGX_HTTP_MSGR_PG_IDEMPOTENT
+    2, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
 
 /*
  * Deletes all of $2 or none: one row, the ids that are not this school's
  * (NULL when there are none and all went).
  */
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute_del = {
-    NGX_HTTP_MSGR_STMT_ATTRIBUTE_DEL, "msgr_attribute_del",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute_del = {
+    "msgr_attribute_del",
     "WITH want AS (SELECT DISTINCT unnest($2::bigint[]) AS id),"
     " missing AS (SELECT id FROM want WHERE id NOT IN"
     "   (SELECT attribute_id FROM msgr_contact_attributes"
@@ -170,12 +168,12 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute_del = {
     "     AND NOT EXISTS (SELECT 1 FROM missing) RETURNING 1)"
     " SELECT (SELECT jsonb_agg(id ORDER BY id) FROM missing)::text,"
     "        (SELECT count(*) FROM gone)",
-    2, NGX_HTTP_MSGR_PG_WRITE
+    2, NGX_HTTP_MSGR_PG_WRITE, 0
 };
 
 /* $4 NULL: back to the default.  No row: no such contact or attribute */
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute_value = {
-    NGX_HTTP_MSGR_STMT_ATTRIBUTE_VALUE, "msgr_attribute_value",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute_value = {
+    "msgr_attribute_value",
     "WITH ok AS ("
     "  SELECT 1 FROM msgr_contact_attributes a, msgr_contacts c"
     "   WHERE a.school_id = $1 AND a.attribute_id = $2"
@@ -192,11 +190,11 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_attribute_value = {
     "  ON CONFLICT (school_id, attribute_id, contact_id)"
     "  DO UPDATE SET value = excluded.value)"
     " SELECT 1 FROM ok",
-    4, NGX_HTTP_MSGR_PG_WRITE
+    4, NGX_HTTP_MSGR_PG_WRITE, 0
 };
 
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_tokens = {
-    NGX_HTTP_MSGR_STMT_TOKENS, "msgr_tokens",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_tokens = {
+    "msgr_tokens",
     "SELECT jsonb_build_object("
     "  'contact', msgr_contact_json(c),"
     "  'attributes', (SELECT coalesce(jsonb_object_agg(a.name,"
@@ -209,7 +207,20 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_tokens = {
     "    WHERE a.school_id = c.school_id))::text"
     " FROM msgr_contacts c"
     " WHERE c.school_id = $1 AND c.contact_id = $2 AND c.retired_at IS NULL",
-    2, NGX_HTTP_MSGR_PG_IDEMPOTENT
+    2, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
+};
+
+
+/* the resource's statements: ids are given when the module starts */
+ngx_http_msgr_pg_stmt_t *const  ngx_http_msgr_attributes_stmts[] = {
+    &ngx_http_msgr_stmt_attributes,
+    &ngx_http_msgr_stmt_attribute_add,
+    &ngx_http_msgr_stmt_attribute_edit,
+    &ngx_http_msgr_stmt_attribute,
+    &ngx_http_msgr_stmt_attribute_del,
+    &ngx_http_msgr_stmt_attribute_value,
+    &ngx_http_msgr_stmt_tokens,
+    NULL
 };
 
 
@@ -218,17 +229,6 @@ static const char *const  ngx_http_msgr_tokens[] = {
     "title", "first_name", "last_name", "name", "student_names",
     "student_first_names", NULL
 };
-
-
-static ngx_uint_t
-ngx_http_msgr_sqlstate_is(ngx_http_msgr_pg_query_t *q, const char *state)
-{
-    const char  *s;
-
-    s = q->result ? PQresultErrorField(q->result, PG_DIAG_SQLSTATE) : NULL;
-
-    return s && ngx_strcmp(s, state) == 0;
-}
 
 
 /*
@@ -313,19 +313,8 @@ ngx_http_msgr_check_value(json_t *v, const char *field, json_t *errors)
 static void
 ngx_http_msgr_attributes(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
-    ngx_http_msgr_pg_query_t  *q;
-
-    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_attributes,
-                            ngx_http_msgr_attributes_done);
-
-    if (q == NULL
-        || ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK)
-    {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    ngx_http_msgr_query_run(r, q);
+    ngx_http_msgr_query_school(r, &ngx_http_msgr_stmt_attributes,
+                               ngx_http_msgr_attributes_done);
 }
 
 
@@ -614,9 +603,7 @@ ngx_http_msgr_attribute_delete(ngx_http_request_t *r,
     }
 
     if (json_array_size(errors)) {
-        ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
-                              "the query parameters are invalid",
-                              json_incref(errors));
+        ngx_http_msgr_bad_args(r, errors);
         return;
     }
 

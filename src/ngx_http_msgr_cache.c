@@ -345,6 +345,13 @@ ngx_http_msgr_cache_key_get(ngx_http_msgr_cache_t *cache, int64_t school_id,
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
 
+    ngx_log_debug5(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "msgr cache: %s %L/%*s: %s",
+                   out->app ? "app token" : "key", school_id,
+                   (size_t) MSGR_KEY_ID_LEN, key_id,
+                   rc == NGX_OK ? "hit" : rc == NGX_DECLINED ? "hit, revoked"
+                                                             : "miss");
+
     return rc;
 }
 
@@ -486,6 +493,10 @@ ngx_http_msgr_cache_settings_get(ngx_http_msgr_cache_t *cache,
     }
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "msgr cache: settings of school %L: %s", school_id,
+                   rc == NGX_OK ? "hit" : "miss");
 
     return rc;
 }

@@ -76,10 +76,6 @@ const ngx_http_msgr_route_t  ngx_http_msgr_contacts_routes[] = {
 };
 
 
-#define NGX_HTTP_MSGR_LIST_LIMIT  50
-#define NGX_HTTP_MSGR_LIST_MAX    200
-
-
 typedef void (*ngx_http_msgr_decorate_pt)(ngx_http_msgr_ctx_t *ctx,
     json_t *item);
 
@@ -96,7 +92,6 @@ typedef struct {
     ngx_str_t                       q;
     int64_t                         after;
     int64_t                         id;
-    ngx_int_t                       limit;
 } ngx_http_msgr_list_ctx_t;
 
 
@@ -129,7 +124,7 @@ static void ngx_http_msgr_contact_edit(ngx_http_request_t *r,
 static void ngx_http_msgr_recipients_query(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx, json_t *settings);
 static void ngx_http_msgr_recipients_done(ngx_http_msgr_pg_query_t *q);
-static json_int_t ngx_http_msgr_member_key(json_t *item);
+static json_t *ngx_http_msgr_member_key(json_t *item);
 
 
 /* $1 school, $2 q, $3 after, $4 limit; one row: a JSON array */
@@ -144,28 +139,28 @@ static json_int_t ngx_http_msgr_member_key(json_t *item);
     "  ORDER BY t." key " LIMIT $4) x"
 
 
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_students = {
-    NGX_HTTP_MSGR_STMT_STUDENTS, "msgr_students",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_students = {
+    "msgr_students",
     NGX_HTTP_MSGR_LIST_SQL("msgr_student_json", "msgr_students",
                            "student_id"),
-    4, NGX_HTTP_MSGR_PG_IDEMPOTENT
+    4, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
 
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contacts = {
-    NGX_HTTP_MSGR_STMT_CONTACTS, "msgr_contacts",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contacts = {
+    "msgr_contacts",
     NGX_HTTP_MSGR_LIST_SQL("msgr_contact_json", "msgr_contacts",
                            "contact_id"),
-    4, NGX_HTTP_MSGR_PG_IDEMPOTENT
+    4, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
 
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_staff = {
-    NGX_HTTP_MSGR_STMT_STAFF, "msgr_staff",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_staff = {
+    "msgr_staff",
     NGX_HTTP_MSGR_LIST_SQL("msgr_staff_json", "msgr_staff", "staff_id"),
-    4, NGX_HTTP_MSGR_PG_IDEMPOTENT
+    4, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
 
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_groups = {
-    NGX_HTTP_MSGR_STMT_GROUPS, "msgr_groups",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_groups = {
+    "msgr_groups",
     "SELECT coalesce(jsonb_agg(j ORDER BY k), '[]')::text"
     " FROM (SELECT msgr_group_json(t) AS j, t.group_id AS k"
     "  FROM msgr_groups t"
@@ -173,15 +168,15 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_groups = {
     "    AND ($2::text IS NULL OR strpos(lower(t.name), lower($2)) > 0)"
     "    AND ($3::bigint IS NULL OR t.group_id > $3)"
     "  ORDER BY t.group_id LIMIT $4) x",
-    4, NGX_HTTP_MSGR_PG_IDEMPOTENT
+    4, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
 
 /*
  * Members: students first, then staff and teachers; the cursor is the
  * kind in the high bits and the id in the low ones.  NULL: no such group.
  */
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_members = {
-    NGX_HTTP_MSGR_STMT_MEMBERS, "msgr_members",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_members = {
+    "msgr_members",
     "SELECT CASE WHEN EXISTS (SELECT 1 FROM msgr_groups"
     "   WHERE school_id = $1 AND group_id = $5 AND retired_at IS NULL)"
     " THEN (SELECT coalesce(jsonb_agg(j ORDER BY k), '[]')::text FROM ("
@@ -207,7 +202,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_members = {
     "         || u.last_name), lower($2)) > 0)"
     "    AND ($3::bigint IS NULL OR u.k > $3)"
     "  ORDER BY k LIMIT $4) v) END",
-    5, NGX_HTTP_MSGR_PG_IDEMPOTENT
+    5, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
 
 /*
@@ -215,12 +210,12 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_members = {
  * version, its body and $3, the view: what of the settings changes how it
  * is shown.
  */
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contact = {
-    NGX_HTTP_MSGR_STMT_CONTACT, "msgr_contact",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contact = {
+    "msgr_contact",
     "SELECT 1, x.j::text, msgr_contact_etag(c.xmin::text, x.j, $3)"
     " FROM msgr_contacts c, LATERAL (SELECT msgr_contact_json(c) AS j) x"
     " WHERE c.school_id = $1 AND c.contact_id = $2 AND c.retired_at IS NULL",
-    3, NGX_HTTP_MSGR_PG_IDEMPOTENT
+    3, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
 
 /*
@@ -231,8 +226,8 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contact = {
  * lock had to be waited for, that is against the row as the other writer
  * left it, never against an older snapshot.
  */
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contact_edit = {
-    NGX_HTTP_MSGR_STMT_CONTACT_EDIT, "msgr_contact_edit",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contact_edit = {
+    "msgr_contact_edit",
     "WITH cur AS ("
     "  SELECT 1 FROM msgr_contacts c"
     "   WHERE c.school_id = $1 AND c.contact_id = $2"
@@ -250,15 +245,15 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contact_edit = {
     " SELECT (SELECT count(*) FROM cur), upd.j::text,"
     "        msgr_contact_etag(upd.x, upd.j, $6)"
     "   FROM (SELECT 1) AS one LEFT JOIN upd ON true",
-    6, NGX_HTTP_MSGR_PG_WRITE
+    6, NGX_HTTP_MSGR_PG_WRITE, 0
 };
 
 /*
  * Everything recipient resolution needs for a send, as one JSON document
  * (src/msgr_recipients.h): $2 group ids, $3 student ids.
  */
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_recipients = {
-    NGX_HTTP_MSGR_STMT_RECIPIENTS, "msgr_recipients",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_recipients = {
+    "msgr_recipients",
     "WITH sg AS ("
     "  SELECT g.group_id, g.name, g.type FROM msgr_groups g"
     "   WHERE g.school_id = $1 AND g.group_id = ANY ($2::bigint[])"
@@ -334,7 +329,21 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_recipients = {
     "  'missing_students', (SELECT coalesce(jsonb_agg(x), '[]')"
     "     FROM unnest($3::bigint[]) AS x"
     "     WHERE x NOT IN (SELECT student_id FROM ss)))::text",
-    3, NGX_HTTP_MSGR_PG_IDEMPOTENT
+    3, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
+};
+
+
+/* the resource's statements: ids are given when the module starts */
+ngx_http_msgr_pg_stmt_t *const  ngx_http_msgr_contacts_stmts[] = {
+    &ngx_http_msgr_stmt_students,
+    &ngx_http_msgr_stmt_contacts,
+    &ngx_http_msgr_stmt_staff,
+    &ngx_http_msgr_stmt_groups,
+    &ngx_http_msgr_stmt_members,
+    &ngx_http_msgr_stmt_contact,
+    &ngx_http_msgr_stmt_contact_edit,
+    &ngx_http_msgr_stmt_recipients,
+    NULL
 };
 
 
@@ -395,18 +404,12 @@ ngx_http_msgr_group_members(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 }
 
 
-static json_t *
-ngx_http_msgr_param_error(const char *field, const char *message)
-{
-    return json_pack("[{s:s, s:s}]", "field", field, "message", message);
-}
-
-
 static void
 ngx_http_msgr_list(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     const ngx_http_msgr_list_t *list)
 {
     ngx_str_t                  v;
+    const char                *why;
     ngx_http_msgr_list_ctx_t  *lctx;
 
     lctx = ngx_pcalloc(r->pool, sizeof(ngx_http_msgr_list_ctx_t));
@@ -416,7 +419,6 @@ ngx_http_msgr_list(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     }
 
     lctx->list = list;
-    lctx->limit = NGX_HTTP_MSGR_LIST_LIMIT;
     ctx->data = lctx;
 
     if (ctx->nargs) {
@@ -432,10 +434,7 @@ ngx_http_msgr_list(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     if (ngx_http_msgr_arg(r, "q", &lctx->q) == NGX_OK
         && (lctx->q.len == 0 || lctx->q.len > 100))
     {
-        ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
-                              "the query parameters are invalid",
-                              ngx_http_msgr_param_error("q",
-                                  "must be 1 to 100 characters of a name"));
+        ngx_http_msgr_bad_arg(r, "q", "must be 1 to 100 characters of a name");
         return;
     }
 
@@ -443,25 +442,18 @@ ngx_http_msgr_list(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
         lctx->after = ngx_http_msgr_id(&v);
 
         if (lctx->after == 0) {
-            ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
-                                  "the query parameters are invalid",
-                                  ngx_http_msgr_param_error("after",
-                                      "must be the next_after of the "
-                                      "previous page"));
+            ngx_http_msgr_bad_arg(r, "after",
+                                  "must be the next_after of the previous "
+                                  "page");
             return;
         }
     }
 
-    if (ngx_http_msgr_arg(r, "limit", &v) == NGX_OK) {
-        lctx->limit = ngx_atoi(v.data, v.len);
+    why = ngx_http_msgr_limit_arg(r, ctx);
 
-        if (lctx->limit < 1 || lctx->limit > NGX_HTTP_MSGR_LIST_MAX) {
-            ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
-                                  "the query parameters are invalid",
-                                  ngx_http_msgr_param_error("limit",
-                                      "must be an integer from 1 to 200"));
-            return;
-        }
+    if (why) {
+        ngx_http_msgr_bad_arg(r, "limit", why);
+        return;
     }
 
     ngx_http_msgr_settings_load(r, ctx, ngx_http_msgr_list_query);
@@ -486,7 +478,7 @@ ngx_http_msgr_list_query(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
                != NGX_OK)
         || (lctx->after
             && ngx_http_msgr_pg_param_int(q, 2, lctx->after) != NGX_OK)
-        || ngx_http_msgr_pg_param_int(q, 3, lctx->limit) != NGX_OK
+        || ngx_http_msgr_pg_param_int(q, 3, ctx->limit) != NGX_OK
         || (lctx->id
             && ngx_http_msgr_pg_param_int(q, 4, lctx->id) != NGX_OK))
     {
@@ -501,8 +493,8 @@ ngx_http_msgr_list_query(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
 static void
 ngx_http_msgr_list_done(ngx_http_msgr_pg_query_t *q)
 {
-    size_t                     i, n;
-    json_t                    *items, *item, *next;
+    size_t                     i;
+    json_t                    *items, *item;
     json_error_t               err;
     ngx_http_request_t        *r;
     ngx_http_msgr_ctx_t       *ctx;
@@ -528,35 +520,22 @@ ngx_http_msgr_list_done(ngx_http_msgr_pg_query_t *q)
         return;
     }
 
-    n = json_array_size(items);
-
-    /* the cursor of a members page is the row's sort key */
-    next = json_null();
-
-    if (n == (size_t) lctx->limit) {
-        item = json_array_get(items, n - 1);
-        next = json_incref(json_object_get(item, "id"));
-
-        if (lctx->list == &ngx_http_msgr_list_members) {
-            json_decref(next);
-            next = json_integer(ngx_http_msgr_member_key(item));
-        }
-    }
-
     if (lctx->list->decorate) {
         json_array_foreach(items, i, item) {
             lctx->list->decorate(ctx, item);
         }
     }
 
-    ngx_http_msgr_send_json(r, NGX_HTTP_OK,
-                            json_pack("{s:o, s:o}", "items", items,
-                                      "next_after", next ? next
-                                                         : json_null()));
+    /* the cursor of a members page is the row's sort key */
+    ngx_http_msgr_page_send(r, items, "next_after",
+                            lctx->list == &ngx_http_msgr_list_members
+                            ? ngx_http_msgr_member_key : NULL);
 }
 
 
-static json_int_t
+/* a member's place in the list: students, then teachers, then the rest */
+
+static json_t *
 ngx_http_msgr_member_key(json_t *item)
 {
     const char  *type;
@@ -566,12 +545,13 @@ ngx_http_msgr_member_key(json_t *item)
     id = json_integer_value(json_object_get(item, "id"));
 
     if (type == NULL || ngx_strcmp(type, "student") == 0) {
-        return id;
+        return json_integer(id);
     }
 
-    return ((json_int_t) 1 << 48)
-           + (ngx_strcmp(type, "teacher") == 0 ? (json_int_t) 1 << 47 : 0)
-           + id;
+    return json_integer(((json_int_t) 1 << 48)
+                        + (ngx_strcmp(type, "teacher") == 0
+                           ? (json_int_t) 1 << 47 : 0)
+                        + id);
 }
 
 
@@ -818,7 +798,7 @@ ngx_http_msgr_contact_patch(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
         return;
     }
 
-    ctx->data = body;
+    ctx->body = body;
 
     ngx_http_msgr_settings_load(r, ctx, ngx_http_msgr_contact_edit);
 }
@@ -970,7 +950,7 @@ ngx_http_msgr_contact_edit(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
         return;
     }
 
-    body = ctx->data;
+    body = ctx->body;
 
     country = msgr_settings_string(settings, "school", "phone_country");
     if (country == NULL) {
@@ -1108,9 +1088,7 @@ ngx_http_msgr_recipients(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
     }
 
     if (json_array_size(errors)) {
-        ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
-                              "the query parameters are invalid",
-                              json_incref(errors));
+        ngx_http_msgr_bad_args(r, errors);
         return;
     }
 

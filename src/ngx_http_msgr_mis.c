@@ -68,10 +68,17 @@ static void ngx_http_msgr_mis_sync_done(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_mis_work_cleanup(void *data);
 
 
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_mis_sync = {
-    NGX_HTTP_MSGR_STMT_MIS_SYNC, "msgr_mis_sync",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_mis_sync = {
+    "msgr_mis_sync",
     "SELECT msgr_mis_sync($1, $2::jsonb, $3)::text",
-    3, NGX_HTTP_MSGR_PG_WRITE
+    3, NGX_HTTP_MSGR_PG_WRITE, 0
+};
+
+
+/* the resource's statements: ids are given when the module starts */
+ngx_http_msgr_pg_stmt_t *const  ngx_http_msgr_mis_stmts[] = {
+    &ngx_http_msgr_stmt_mis_sync,
+    NULL
 };
 
 

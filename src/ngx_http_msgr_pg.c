@@ -76,13 +76,18 @@ struct ngx_http_msgr_pg_conn_s {
      */
     ngx_event_t                  timer;
     ngx_socket_t                 fd;        /* the socket wrapped in c */
-    uint64_t                     prepared;
+    uint64_t                     prepared;  /* bit id - 1: prepared */
     ngx_uint_t                   stmt_id;
     ngx_http_msgr_pg_state_e     state;
     unsigned                     received:1;
     /* its role, for life: the LISTEN connection, outside pool->nconns */
     unsigned                     listener:1;
 };
+
+
+#if (NGX_HTTP_MSGR_PG_MAX_STMTS > 64)
+#error "a connection's cache of prepared statements holds 64 ids"
+#endif
 
 
 #define NGX_HTTP_MSGR_PG_HEARTBEAT_SQL  "SELECT 1 AS msgr_heartbeat"
@@ -505,6 +510,13 @@ ngx_http_msgr_pg_query_create(ngx_pool_t *pool, ngx_log_t *log,
 {
     ngx_pool_cleanup_t        *cln;
     ngx_http_msgr_pg_query_t  *q;
+
+    if (stmt->id == 0 || stmt->id > NGX_HTTP_MSGR_PG_MAX_STMTS) {
+        ngx_log_error(NGX_LOG_ALERT, log, 0,
+                      "msgr: statement \"%s\" is in no resource's list",
+                      stmt->name);
+        return NULL;
+    }
 
     q = ngx_pcalloc(pool, sizeof(ngx_http_msgr_pg_query_t));
     if (q == NULL) {
@@ -1361,13 +1373,13 @@ ngx_http_msgr_pg_results(ngx_http_msgr_pg_conn_t *pc)
                  * may be closed doing so, so it is not touched after
                  * (what follows is read by the posted event)
                  */
-                pc->prepared |= (uint64_t) 1 << pc->stmt_id;
+                pc->prepared |= (uint64_t) 1 << (pc->stmt_id - 1);
                 ngx_post_event(pc->c->read, &ngx_posted_events);
                 ngx_http_msgr_pg_ready(pc);
                 return NGX_DONE;
             }
 
-            pc->prepared |= (uint64_t) 1 << q->stmt->id;
+            pc->prepared |= (uint64_t) 1 << (q->stmt->id - 1);
 
             if (ngx_http_msgr_pg_send(pc, q) != NGX_OK) {
                 return NGX_ERROR;
@@ -1508,7 +1520,7 @@ ngx_http_msgr_pg_send(ngx_http_msgr_pg_conn_t *pc,
     pc->received = 0;
     q->conn = pc;
 
-    if (!(pc->prepared & ((uint64_t) 1 << stmt->id))) {
+    if (!(pc->prepared & ((uint64_t) 1 << (stmt->id - 1)))) {
         ngx_http_msgr_pg_set_state(pc, NGX_HTTP_MSGR_PG_PREPARING);
         q->state = NGX_HTTP_MSGR_PG_QUERY_PREPARING;
         pc->stmt_id = stmt->id;

@@ -48,9 +48,14 @@ typedef void (*ngx_http_msgr_pg_notify_pt)(ngx_http_msgr_pg_pool_t *pool,
 typedef void (*ngx_http_msgr_pg_listen_pt)(ngx_http_msgr_pg_pool_t *pool);
 
 
-/* a statement, prepared once per connection under the name "msgr_<id>" */
+/*
+ * A statement, prepared once per connection under its name.  Its id
+ * (1 to NGX_HTTP_MSGR_PG_MAX_STMTS, its bit in a connection's cache of
+ * prepared statements) is given when the module starts, by walking the
+ * resources' lists of statements (ngx_http_msgr_api_init()); a
+ * statement's initializer writes 0, never given, which the pool refuses.
+ */
 typedef struct {
-    ngx_uint_t                    id;
     const char                   *name;
     const char                   *sql;
     int                           nparams;
@@ -59,6 +64,7 @@ typedef struct {
      * after a failure; NGX_HTTP_MSGR_PG_WRITE: not
      */
     unsigned                      idempotent:1;
+    ngx_uint_t                    id;
 } ngx_http_msgr_pg_stmt_t;
 
 

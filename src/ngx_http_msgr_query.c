@@ -19,6 +19,19 @@ static void ngx_http_msgr_query_done(ngx_http_msgr_pg_query_t *q);
 static ngx_connection_t  *ngx_http_msgr_query_caller;
 
 
+/* the query's error has this SQLSTATE ("23505": a unique violation) */
+
+ngx_uint_t
+ngx_http_msgr_sqlstate_is(ngx_http_msgr_pg_query_t *q, const char *state)
+{
+    const char  *s;
+
+    s = q->result ? PQresultErrorField(q->result, PG_DIAG_SQLSTATE) : NULL;
+
+    return s && ngx_strcmp(s, state) == 0;
+}
+
+
 /*
  * The cache is trusted only while this worker LISTENs for the changes
  * other processes make (docs/architecture.md).
@@ -123,7 +136,7 @@ ngx_uint_t
 ngx_http_msgr_result_ok(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
 {
     size_t          len;
-    const char     *msg, *state;
+    const char     *msg;
     ExecStatusType  st;
 
     if (q->status != NGX_OK || q->result == NULL) {
@@ -139,22 +152,21 @@ ngx_http_msgr_result_ok(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
     st = PQresultStatus(q->result);
 
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-        state = PQresultErrorField(q->result, PG_DIAG_SQLSTATE);
-
         /*
          * statement_timeout (57014), lock_timeout (55P03), a deadlock
          * (40P01): PostgreSQL stopped the statement, nothing of it stays
          */
-        if (state
-            && (ngx_strcmp(state, "57014") == 0
-                || ngx_strcmp(state, "55P03") == 0
-                || ngx_strcmp(state, "40P01") == 0))
+        if (ngx_http_msgr_sqlstate_is(q, "57014")
+            || ngx_http_msgr_sqlstate_is(q, "55P03")
+            || ngx_http_msgr_sqlstate_is(q, "40P01"))
         {
             msg = PQresultErrorField(q->result, PG_DIAG_MESSAGE_PRIMARY);
 
             ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                           "msgr: PostgreSQL stopped statement %s: %s",
-                          q->stmt->name, msg ? msg : state);
+                          q->stmt->name, msg ? msg
+                              : PQresultErrorField(q->result,
+                                                   PG_DIAG_SQLSTATE));
 
             ngx_http_msgr_unavailable(r);
             return 0;
@@ -264,6 +276,27 @@ ngx_http_msgr_run(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
 }
 
 
+/* runs a query whose one parameter is the school; a 500 if out of memory */
+
+void
+ngx_http_msgr_query_school(ngx_http_request_t *r,
+    const ngx_http_msgr_pg_stmt_t *stmt, ngx_http_msgr_pg_handler_pt h)
+{
+    ngx_http_msgr_ctx_t       *ctx;
+    ngx_http_msgr_pg_query_t  *q;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+
+    q = ngx_http_msgr_query(r, stmt, h);
+
+    if (q && ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK) {
+        q = NULL;
+    }
+
+    (void) ngx_http_msgr_run(r, q);
+}
+
+
 /*
  * A query whose one column is the JSON to answer with; no row (or NULL) is
  * a 404 whose detail is ctx->not_found.
@@ -321,6 +354,61 @@ ngx_http_msgr_no_content_done(ngx_http_msgr_pg_query_t *q)
 
     ngx_http_msgr_send_raw(r, NGX_HTTP_NO_CONTENT, &ngx_http_msgr_json_type,
                            NULL, 0);
+}
+
+
+/*
+ * A page: {"items": [...], "<key>": cursor}.  The cursor, when the page is
+ * full (ctx->limit items), is what cursor() reads from the last item, or
+ * its "id"; null otherwise.  Takes the reference to items.
+ */
+
+void
+ngx_http_msgr_page_send(ngx_http_request_t *r, json_t *items,
+    const char *key, ngx_http_msgr_cursor_pt cursor)
+{
+    size_t                n;
+    json_t               *last, *next;
+    ngx_http_msgr_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+
+    n = json_array_size(items);
+    next = NULL;
+
+    if (n > 0 && n == (size_t) ctx->limit) {
+        last = json_array_get(items, n - 1);
+        next = cursor ? cursor(last) : json_incref(json_object_get(last, "id"));
+    }
+
+    ngx_http_msgr_send_json(r, NGX_HTTP_OK,
+                            json_pack("{s:o, s:o}", "items", items,
+                                      key, next ? next : json_null()));
+}
+
+
+/* one row, a JSON array of items, sorted newest first: a next_before page */
+
+void
+ngx_http_msgr_page_done(ngx_http_msgr_pg_query_t *q)
+{
+    json_t              *items;
+    json_error_t         err;
+    ngx_http_request_t  *r;
+
+    r = q->data;
+
+    if (!ngx_http_msgr_result_ok(r, q)) {
+        return;
+    }
+
+    items = json_loads(PQgetvalue(q->result, 0, 0), 0, &err);
+    if (items == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_msgr_page_send(r, items, "next_before", NULL);
 }
 
 

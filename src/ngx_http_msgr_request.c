@@ -135,9 +135,7 @@ ngx_http_msgr_check_input(ngx_http_request_t *r)
     }
 
     if (json_array_size(errors)) {
-        ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
-                              "the query parameters are invalid",
-                              json_incref(errors));
+        ngx_http_msgr_bad_args(r, errors);
         return NGX_DECLINED;
     }
 
@@ -440,14 +438,60 @@ ngx_http_msgr_invalid(ngx_http_request_t *r, json_t *errors)
 }
 
 
+/* 400: the query parameters are invalid, errors says which and why */
+
+void
+ngx_http_msgr_bad_args(ngx_http_request_t *r, json_t *errors)
+{
+    ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
+                          "the query parameters are invalid",
+                          json_incref(errors));
+}
+
+
+/* 400 naming one query parameter */
+
+void
+ngx_http_msgr_bad_arg(ngx_http_request_t *r, const char *field,
+    const char *message)
+{
+    ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
+                          "the query parameters are invalid",
+                          json_pack("[{s:s, s:s}]", "field", field,
+                                    "message", message));
+}
+
+
+/* limit= of a page into ctx->limit; what is wrong with it, or NULL */
+
+const char *
+ngx_http_msgr_limit_arg(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
+{
+    ngx_str_t  v;
+
+    ctx->limit = NGX_HTTP_MSGR_PAGE_LIMIT;
+
+    if (ngx_http_msgr_arg(r, "limit", &v) == NGX_OK) {
+        ctx->limit = ngx_atoi(v.data, v.len);
+
+        if (ctx->limit < 1 || ctx->limit > NGX_HTTP_MSGR_PAGE_MAX) {
+            return "must be an integer from 1 to 200";
+        }
+    }
+
+    return NULL;
+}
+
+
 /* before= and limit= of a page; answers 400 itself */
 
 ngx_int_t
 ngx_http_msgr_page_args(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     int64_t *before)
 {
-    json_t     *errors;
-    ngx_str_t   v;
+    json_t      *errors;
+    ngx_str_t    v;
+    const char  *why;
 
     errors = json_array();
 
@@ -456,16 +500,12 @@ ngx_http_msgr_page_args(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
         return NGX_ERROR;
     }
 
-    ctx->limit = NGX_HTTP_MSGR_PAGE_LIMIT;
     *before = 0;
 
-    if (ngx_http_msgr_arg(r, "limit", &v) == NGX_OK) {
-        ctx->limit = ngx_atoi(v.data, v.len);
+    why = ngx_http_msgr_limit_arg(r, ctx);
 
-        if (ctx->limit < 1 || ctx->limit > NGX_HTTP_MSGR_PAGE_MAX) {
-            ngx_http_msgr_field_error(errors, "limit",
-                                      "must be an integer from 1 to 200");
-        }
+    if (why) {
+        ngx_http_msgr_field_error(errors, "limit", why);
     }
 
     if (ngx_http_msgr_arg(r, "before", &v) == NGX_OK) {
@@ -479,9 +519,7 @@ ngx_http_msgr_page_args(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     }
 
     if (json_array_size(errors)) {
-        ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
-                              "the query parameters are invalid",
-                              json_incref(errors));
+        ngx_http_msgr_bad_args(r, errors);
         return NGX_ERROR;
     }
 

@@ -31,6 +31,11 @@ json_t *ngx_http_msgr_read_fields_as(ngx_http_request_t *r,
 void ngx_http_msgr_field_error(json_t *errors, const char *field,
     const char *message);
 void ngx_http_msgr_invalid(ngx_http_request_t *r, json_t *errors);
+void ngx_http_msgr_bad_args(ngx_http_request_t *r, json_t *errors);
+void ngx_http_msgr_bad_arg(ngx_http_request_t *r, const char *field,
+    const char *message);
+const char *ngx_http_msgr_limit_arg(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx);
 ngx_int_t ngx_http_msgr_page_args(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx, int64_t *before);
 ngx_int_t ngx_http_msgr_json_keep(ngx_http_request_t *r, json_t *json);

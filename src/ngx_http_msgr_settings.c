@@ -89,12 +89,12 @@ static void ngx_http_msgr_settings_retry(ngx_event_t *ev);
 static void ngx_http_msgr_settings_backoff_cleanup(void *data);
 
 
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_settings = {
-    NGX_HTTP_MSGR_STMT_SETTINGS, "msgr_settings",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_settings = {
+    "msgr_settings",
     "SELECT s.doc::text, s.version, c.name, c.enhanced"
     " FROM msgr_settings s JOIN msgr_schools c USING (school_id)"
     " WHERE s.school_id = $1",
-    1, NGX_HTTP_MSGR_PG_IDEMPOTENT
+    1, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
 
 /*
@@ -103,22 +103,31 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_settings = {
  * write msgrctl school set makes too (sql/0012_settings_write.sql).
  * No row back: someone else wrote first.
  */
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_settings_write = {
-    NGX_HTTP_MSGR_STMT_SETTINGS_WRITE, "msgr_settings_write",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_settings_write = {
+    "msgr_settings_write",
     "SELECT v FROM msgr_settings_write($1, $2, $3::jsonb, $4, NULL, $5,"
     " $6::jsonb) AS v",
-    6, NGX_HTTP_MSGR_PG_WRITE
+    6, NGX_HTTP_MSGR_PG_WRITE, 0
 };
 
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_settings_audit = {
-    NGX_HTTP_MSGR_STMT_SETTINGS_AUDIT, "msgr_settings_audit",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_settings_audit = {
+    "msgr_settings_audit",
     "SELECT audit_id,"
-    " to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
+    " " NGX_HTTP_MSGR_TIME_US("at") ","
     " actor, tab, field, old_value::text, new_value::text"
     " FROM msgr_settings_audit"
     " WHERE school_id = $1 AND ($2::bigint IS NULL OR audit_id < $2)"
     " ORDER BY audit_id DESC LIMIT $3",
-    3, NGX_HTTP_MSGR_PG_IDEMPOTENT
+    3, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
+};
+
+
+/* the resource's statements: ids are given when the module starts */
+ngx_http_msgr_pg_stmt_t *const  ngx_http_msgr_settings_stmts[] = {
+    &ngx_http_msgr_stmt_settings,
+    &ngx_http_msgr_stmt_settings_write,
+    &ngx_http_msgr_stmt_settings_audit,
+    NULL
 };
 
 
@@ -189,20 +198,7 @@ static void
 ngx_http_msgr_settings_read(ngx_http_request_t *r,
     ngx_http_msgr_pg_handler_pt handler)
 {
-    ngx_http_msgr_ctx_t       *ctx;
-    ngx_http_msgr_pg_query_t  *q;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
-
-    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_settings, handler);
-    if (q == NULL
-        || ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK)
-    {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    ngx_http_msgr_query_run(r, q);
+    ngx_http_msgr_query_school(r, &ngx_http_msgr_stmt_settings, handler);
 }
 
 
@@ -768,14 +764,12 @@ ngx_http_msgr_json_text(PGresult *res, int row, int col)
 static void
 ngx_http_msgr_settings_audit_done(ngx_http_msgr_pg_query_t *q)
 {
-    int                   i, n;
-    json_t               *items, *item, *next;
-    PGresult             *res;
-    ngx_http_request_t   *r;
-    ngx_http_msgr_ctx_t  *ctx;
+    int                  i, n;
+    json_t              *items, *item;
+    PGresult            *res;
+    ngx_http_request_t  *r;
 
     r = q->data;
-    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
 
     if (!ngx_http_msgr_result_ok(r, q)) {
         return;
@@ -808,11 +802,5 @@ ngx_http_msgr_settings_audit_done(ngx_http_msgr_pg_query_t *q)
         }
     }
 
-    next = (n > 0 && (ngx_int_t) n == ctx->limit)
-           ? json_integer(strtoll(PQgetvalue(res, n - 1, 0), NULL, 10))
-           : json_null();
-
-    ngx_http_msgr_send_json(r, NGX_HTTP_OK,
-                            json_pack("{s:o, s:o}", "items", items,
-                                      "next_before", next));
+    ngx_http_msgr_page_send(r, items, "next_before", NULL);
 }

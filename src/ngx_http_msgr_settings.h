@@ -12,6 +12,8 @@
 
 /* the resource's routes, for the router of ngx_http_msgr_api.c */
 extern const ngx_http_msgr_route_t  ngx_http_msgr_settings_routes[];
+/* its statements, NULL-terminated, for the ids the router gives them */
+extern ngx_http_msgr_pg_stmt_t *const  ngx_http_msgr_settings_stmts[];
 
 
 typedef void (*ngx_http_msgr_settings_pt)(ngx_http_request_t *r,

@@ -109,16 +109,11 @@ static void ngx_http_msgr_app_post_done(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_app_refused(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx);
 static void ngx_http_msgr_device_done(ngx_http_msgr_pg_query_t *q);
-static void ngx_http_msgr_page_done(ngx_http_msgr_pg_query_t *q);
-
-
-#define NGX_HTTP_MSGR_TIME(col)                                              \
-    "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
 
 /* $3 contact, $4 token id, $5 hash (hex), $6 label, $7 the key that asks */
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_app_token_add = {
-    NGX_HTTP_MSGR_STMT_APP_TOKEN_ADD, "msgr_app_token_add",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_app_token_add = {
+    "msgr_app_token_add",
     "INSERT INTO msgr_app_tokens AS t"
     " (school_id, token_id, contact_id, secret_hash, label, created_by)"
     " SELECT $1, $2, c.contact_id, decode($4, 'hex'), $5, $6"
@@ -127,12 +122,12 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_app_token_add = {
     " RETURNING jsonb_build_object('id', t.token_id,"
     "  'contact_id', t.contact_id, 'label', t.label,"
     "  'created_at', " NGX_HTTP_MSGR_TIME("t.created_at") ")::text",
-    6, NGX_HTTP_MSGR_PG_WRITE
+    6, NGX_HTTP_MSGR_PG_WRITE, 0
 };
 
 /* NULL: no such contact */
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_app_tokens = {
-    NGX_HTTP_MSGR_STMT_APP_TOKENS, "msgr_app_tokens",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_app_tokens = {
+    "msgr_app_tokens",
     "SELECT CASE WHEN EXISTS (SELECT 1 FROM msgr_contacts"
     "   WHERE school_id = $1 AND contact_id = $2 AND retired_at IS NULL)"
     " THEN jsonb_build_object('items', (SELECT coalesce(jsonb_agg("
@@ -146,27 +141,27 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_app_tokens = {
     "  ORDER BY t.created_at, t.token_id), '[]')"
     "  FROM msgr_app_tokens t"
     "  WHERE t.school_id = $1 AND t.contact_id = $2))::text END",
-    2, NGX_HTTP_MSGR_PG_IDEMPOTENT
+    2, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
 
 /*
  * Revoked, and its device gone with it (the trigger of
  * sql/0008_app_limits.sql); no row: no such live token
  */
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_app_token_revoke = {
-    NGX_HTTP_MSGR_STMT_APP_TOKEN_REVOKE, "msgr_app_token_revoke",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_app_token_revoke = {
+    "msgr_app_token_revoke",
     "UPDATE msgr_app_tokens SET revoked_at = now()"
     " WHERE school_id = $1 AND contact_id = $2 AND token_id = $3"
     "   AND revoked_at IS NULL RETURNING token_id",
-    3, NGX_HTTP_MSGR_PG_WRITE
+    3, NGX_HTTP_MSGR_PG_WRITE, 0
 };
 
 /*
  * Only for a live token, locked (FOR SHARE) so that a revocation under way
  * is waited for and then seen; no row: the token is revoked
  */
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_device_put = {
-    NGX_HTTP_MSGR_STMT_DEVICE_PUT, "msgr_device_put",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_device_put = {
+    "msgr_device_put",
     "INSERT INTO msgr_app_devices AS d"
     " (school_id, token_id, contact_id, platform, push_token)"
     " SELECT t.school_id, t.token_id, t.contact_id, $3, $4"
@@ -179,26 +174,26 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_device_put = {
     " RETURNING jsonb_build_object('platform', d.platform,"
     "  'push_token', d.push_token,"
     "  'updated_at', " NGX_HTTP_MSGR_TIME("d.updated_at") ")::text",
-    4, NGX_HTTP_MSGR_PG_WRITE
+    4, NGX_HTTP_MSGR_PG_WRITE, 0
 };
 
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_device_delete = {
-    NGX_HTTP_MSGR_STMT_DEVICE_DELETE, "msgr_device_delete",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_device_delete = {
+    "msgr_device_delete",
     "DELETE FROM msgr_app_devices WHERE school_id = $1 AND token_id = $2"
     " RETURNING 1",
-    2, NGX_HTTP_MSGR_PG_WRITE
+    2, NGX_HTTP_MSGR_PG_WRITE, 0
 };
 
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_topics = {
-    NGX_HTTP_MSGR_STMT_TOPICS, "msgr_topics",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_topics = {
+    "msgr_topics",
     "SELECT jsonb_build_object('topics', coalesce((SELECT topics"
     " FROM msgr_xpressions_topics WHERE school_id = $1), '[]'))::text",
-    1, NGX_HTTP_MSGR_PG_IDEMPOTENT
+    1, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
 
 /* $2 the topics, $3 who; the change, if any, goes to the audit trail */
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_topics_put = {
-    NGX_HTTP_MSGR_STMT_TOPICS_PUT, "msgr_topics_put",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_topics_put = {
+    "msgr_topics_put",
     "WITH old AS ("
     "  SELECT coalesce((SELECT topics FROM msgr_xpressions_topics"
     "   WHERE school_id = $1), '[]') AS topics),"
@@ -214,7 +209,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_topics_put = {
     "  SELECT $1, $3, 'xpressions', 'topics', old.topics, $2::jsonb"
     "    FROM old WHERE old.topics IS DISTINCT FROM $2::jsonb)"
     " SELECT jsonb_build_object('topics', topics)::text FROM up",
-    3, NGX_HTTP_MSGR_PG_WRITE
+    3, NGX_HTTP_MSGR_PG_WRITE, 0
 };
 
 /*
@@ -224,8 +219,8 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_topics_put = {
  * topics when the topic is not one of them as written (it may be in
  * another case).
  */
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_incoming_add = {
-    NGX_HTTP_MSGR_STMT_INCOMING_ADD, "msgr_incoming_add",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_incoming_add = {
+    "msgr_incoming_add",
     "WITH tp AS ("
     "  SELECT EXISTS (SELECT 1 FROM msgr_xpressions_topics x,"
     "   jsonb_array_elements_text(x.topics) AS t(name)"
@@ -248,12 +243,12 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_incoming_add = {
     "  CASE WHEN NOT tp.ok THEN (SELECT x.topics FROM msgr_xpressions_topics x"
     "   WHERE x.school_id = $1)::text END"
     "   FROM tp, st",
-    7, NGX_HTTP_MSGR_PG_WRITE
+    7, NGX_HTTP_MSGR_PG_WRITE, 0
 };
 
 /* the parent's own: $2 contact, $3 before, $4 limit */
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_app_messages = {
-    NGX_HTTP_MSGR_STMT_APP_MESSAGES, "msgr_app_messages",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_app_messages = {
+    "msgr_app_messages",
     "SELECT coalesce(jsonb_agg(j ORDER BY k DESC), '[]')::text FROM ("
     " SELECT m.message_id AS k, jsonb_build_object('id', m.message_id,"
     "  'topic', m.topic, 'body', m.body,"
@@ -267,7 +262,7 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_app_messages = {
     " WHERE m.school_id = $1 AND m.contact_id = $2"
     "   AND ($3::bigint IS NULL OR m.message_id < $3)"
     " ORDER BY m.message_id DESC LIMIT $4) x",
-    4, NGX_HTTP_MSGR_PG_IDEMPOTENT
+    4, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
 
 #define NGX_HTTP_MSGR_INCOMING_JSON                                          \
@@ -291,8 +286,8 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_app_messages = {
     "   ON s.school_id = m.school_id AND s.student_id = m.student_id"
 
 /* the inbox: $2 topic, $3 unread only, $4 before, $5 limit */
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_incoming = {
-    NGX_HTTP_MSGR_STMT_INCOMING, "msgr_incoming",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_incoming = {
+    "msgr_incoming",
     "SELECT coalesce(jsonb_agg(j ORDER BY k DESC), '[]')::text FROM ("
     " SELECT m.message_id AS k, " NGX_HTTP_MSGR_INCOMING_JSON " AS j"
     NGX_HTTP_MSGR_INCOMING_JOIN
@@ -301,12 +296,12 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_incoming = {
     "   AND ($3::boolean IS NULL OR (m.read_at IS NULL) = $3)"
     "   AND ($4::bigint IS NULL OR m.message_id < $4)"
     " ORDER BY m.message_id DESC LIMIT $5) x",
-    5, NGX_HTTP_MSGR_PG_IDEMPOTENT
+    5, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
 
 /* $3: read or not, $4: who */
-static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_incoming_mark = {
-    NGX_HTTP_MSGR_STMT_INCOMING_MARK, "msgr_incoming_mark",
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_incoming_mark = {
+    "msgr_incoming_mark",
     "WITH u AS ("
     "  UPDATE msgr_incoming"
     "     SET read_at = CASE WHEN $3 THEN coalesce(read_at, now()) END,"
@@ -319,7 +314,24 @@ static const ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_incoming_mark = {
     "   ON c.school_id = m.school_id AND c.contact_id = m.contact_id"
     " JOIN msgr_students s"
     "   ON s.school_id = m.school_id AND s.student_id = m.student_id",
-    4, NGX_HTTP_MSGR_PG_WRITE
+    4, NGX_HTTP_MSGR_PG_WRITE, 0
+};
+
+
+/* the resource's statements: ids are given when the module starts */
+ngx_http_msgr_pg_stmt_t *const  ngx_http_msgr_xpressions_stmts[] = {
+    &ngx_http_msgr_stmt_app_token_add,
+    &ngx_http_msgr_stmt_app_tokens,
+    &ngx_http_msgr_stmt_app_token_revoke,
+    &ngx_http_msgr_stmt_device_put,
+    &ngx_http_msgr_stmt_device_delete,
+    &ngx_http_msgr_stmt_topics,
+    &ngx_http_msgr_stmt_topics_put,
+    &ngx_http_msgr_stmt_incoming_add,
+    &ngx_http_msgr_stmt_app_messages,
+    &ngx_http_msgr_stmt_incoming,
+    &ngx_http_msgr_stmt_incoming_mark,
+    NULL
 };
 
 
@@ -364,19 +376,25 @@ ngx_http_msgr_app_text(ngx_http_request_t *r, json_t *v, const char *field,
 }
 
 
-/* POST /v1/contacts/{id}/app-tokens */
+/* POST /v1/contacts/{id}/app-tokens; its own state (ctx->data) */
+
+typedef struct {
+    u_char                        *token;   /* shown once, kept nowhere */
+} ngx_http_msgr_token_add_t;
+
 
 static void
 ngx_http_msgr_app_token_add(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
-    char                       buf[MSGR_KEY_MAX_LEN + 1];
-    char                       hex[2 * MSGR_KEY_HASH_LEN + 1];
-    u_char                    *token;
-    json_t                    *body, *errors, *label;
-    int64_t                    contact;
-    msgr_key_t                 key;
-    unsigned char              hash[MSGR_KEY_HASH_LEN];
-    ngx_http_msgr_pg_query_t  *q;
+    char                        buf[MSGR_KEY_MAX_LEN + 1];
+    char                        hex[2 * MSGR_KEY_HASH_LEN + 1];
+    u_char                     *token;
+    json_t                     *body, *errors, *label;
+    int64_t                     contact;
+    msgr_key_t                  key;
+    unsigned char               hash[MSGR_KEY_HASH_LEN];
+    ngx_http_msgr_pg_query_t   *q;
+    ngx_http_msgr_token_add_t  *add;
 
     static const char *const  allowed[] = { "label", NULL };
 
@@ -430,7 +448,14 @@ ngx_http_msgr_app_token_add(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
     ngx_cpystrn(token, (u_char *) buf, ngx_strlen(buf) + 1);
     sodium_memzero(buf, sizeof(buf));
 
-    ctx->data = token;
+    add = ngx_palloc(r->pool, sizeof(ngx_http_msgr_token_add_t));
+    if (add == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    add->token = token;
+    ctx->data = add;
 
     q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_app_token_add,
                             ngx_http_msgr_app_token_done);
@@ -496,7 +521,10 @@ ngx_http_msgr_app_token_done(ngx_http_msgr_pg_query_t *q)
     body = json_loads(PQgetvalue(q->result, 0, 0), 0, &err);
 
     if (body) {
-        json_object_set_new(body, "token", json_string(ctx->data));
+        json_object_set_new(body, "token",
+                            json_string((char *)
+                                ((ngx_http_msgr_token_add_t *) ctx->data)
+                                ->token));
     }
 
     ngx_http_msgr_send_json(r, NGX_HTTP_CREATED, body);
@@ -1161,11 +1189,7 @@ ngx_http_msgr_incoming(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
             flag = "f";
 
         } else {
-            ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
-                                  "the query parameters are invalid",
-                                  json_pack("[{s:s, s:s}]", "field",
-                                            "unread", "message",
-                                            "must be true or false"));
+            ngx_http_msgr_bad_arg(r, "unread", "must be true or false");
             return;
         }
     }
@@ -1191,40 +1215,6 @@ ngx_http_msgr_incoming(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
     }
 
     (void) ngx_http_msgr_run(r, q);
-}
-
-
-static void
-ngx_http_msgr_page_done(ngx_http_msgr_pg_query_t *q)
-{
-    size_t               n;
-    json_t              *items, *next;
-    json_error_t         err;
-    ngx_http_request_t  *r;
-    ngx_http_msgr_ctx_t *ctx;
-
-    r = q->data;
-    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
-
-    if (!ngx_http_msgr_result_ok(r, q)) {
-        return;
-    }
-
-    items = json_loads(PQgetvalue(q->result, 0, 0), 0, &err);
-    if (items == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    n = json_array_size(items);
-
-    next = (n > 0 && n == (size_t) ctx->limit)
-           ? json_incref(json_object_get(json_array_get(items, n - 1), "id"))
-           : json_null();
-
-    ngx_http_msgr_send_json(r, NGX_HTTP_OK,
-                            json_pack("{s:o, s:o}", "items", items,
-                                      "next_before", next));
 }
 
 
