@@ -129,6 +129,11 @@ const msgr_setting_t  msgr_settings[] = {
       "Send parents the translation warning link with every translated "
       "message." },
 
+    { "sending", "translation_warning_url", MSGR_SETTING_STRING,
+      MSGR_SETTING_URL, 0, 2000, NULL, NULL, "\"\"",
+      "The page the translation warning link opens; empty: msgr's own "
+      "page, which the module serves at `/v1/translation-warning`." },
+
     { "sending", "advanced_routing", MSGR_SETTING_CHOICE, 0, 0, 0,
       msgr_settings_routing, NULL, "\"default\"",
       "Messages of several types: default follows voice_calling, "

@@ -20,8 +20,8 @@
 
 #include "ngx_http_msgr_request.h"
 #include "ngx_http_msgr_query.h"
-#include "msgr_recipients.h"
 #include "msgr_text.h"
+#include "msgr_template.h"
 #include "ngx_http_msgr_attributes.h"
 
 
@@ -224,11 +224,6 @@ ngx_http_msgr_pg_stmt_t *const  ngx_http_msgr_attributes_stmts[] = {
 };
 
 
-/* the tokens every contact has; attributes may not take these names */
-static const char *const  ngx_http_msgr_tokens[] = {
-    "title", "first_name", "last_name", "name", "student_names",
-    "student_first_names", NULL
-};
 
 
 /*
@@ -271,8 +266,7 @@ ngx_http_msgr_check_text(json_t *v, const char *field, size_t max,
 static void
 ngx_http_msgr_check_name(json_t *v, json_t *errors)
 {
-    const char         *s;
-    const char *const  *t;
+    const char  *s;
 
     if (ngx_http_msgr_check_text(v, "name", NGX_HTTP_MSGR_ATTR_NAME_MAX,
                                  MSGR_TEXT_REQUIRED, errors)
@@ -289,13 +283,11 @@ ngx_http_msgr_check_name(json_t *v, json_t *errors)
         return;
     }
 
-    for (t = ngx_http_msgr_tokens; *t; t++) {
-        if (ngx_strcasecmp((u_char *) s, (u_char *) *t) == 0) {
-            ngx_http_msgr_field_error(errors, "name",
-                                      "is a token every contact has; "
-                                      "choose another name");
-            return;
-        }
+    /* the tokens every contact has (src/msgr_template.c) */
+    if (msgr_template_reserved(s, json_string_length(v))) {
+        ngx_http_msgr_field_error(errors, "name",
+                                  "is a token every contact has; "
+                                  "choose another name");
     }
 }
 
@@ -746,61 +738,12 @@ ngx_http_msgr_contact_tokens(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 }
 
 
-/* "Amy", "Amy and Ben", "Amy, Ben and Cal" */
-
-static json_t *
-ngx_http_msgr_join_names(json_t *students, ngx_uint_t full)
-{
-    size_t       i, n, len;
-    char        *buf, *p;
-    json_t      *s, *out;
-    const char  *first, *last;
-
-    n = json_array_size(students);
-    len = 1;
-
-    json_array_foreach(students, i, s) {
-        len += json_string_length(json_object_get(s, "first_name"))
-               + json_string_length(json_object_get(s, "last_name")) + 8;
-    }
-
-    buf = malloc(len);
-    if (buf == NULL) {
-        return NULL;
-    }
-
-    p = buf;
-    *p = '\0';
-
-    json_array_foreach(students, i, s) {
-        first = json_string_value(json_object_get(s, "first_name"));
-        last = json_string_value(json_object_get(s, "last_name"));
-
-        p += sprintf(p, "%s%s%s%s",
-                     i == 0 ? "" : (i == n - 1 ? " and " : ", "),
-                     first ? first : "", full ? " " : "",
-                     full && last ? last : "");
-    }
-
-    out = json_string(buf);
-    free(buf);
-
-    return out;
-}
-
-
 static void
 ngx_http_msgr_tokens_done(ngx_http_msgr_pg_query_t *q)
 {
-    char                *name;
-    json_t              *doc, *contact, *tokens, *students;
-    const char          *part;
-    ngx_uint_t           i;
+    json_t              *doc, *contact, *tokens;
     json_error_t         err;
     ngx_http_request_t  *r;
-
-    static const char *const  parts[] = { "title", "first_name",
-                                          "last_name", NULL };
 
     r = q->data;
 
@@ -822,37 +765,15 @@ ngx_http_msgr_tokens_done(ngx_http_msgr_pg_query_t *q)
     }
 
     contact = json_object_get(doc, "contact");
-    students = json_object_get(contact, "students");
 
-    /* the school's attributes first; the built-in tokens cannot clash */
-    tokens = json_deep_copy(json_object_get(doc, "attributes"));
+    /* the school's tokens are not shown here */
+    tokens = msgr_template_contact_tokens(contact,
+                                          json_object_get(doc, "attributes"),
+                                          NULL);
     if (tokens == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
-
-    for (i = 0; parts[i]; i++) {
-        part = json_string_value(json_object_get(contact, parts[i]));
-        json_object_set_new(tokens, parts[i], json_string(part ? part : ""));
-    }
-
-    name = msgr_person_display_name(
-               json_string_value(json_object_get(tokens, "title")),
-               json_string_value(json_object_get(tokens, "first_name")),
-               json_string_value(json_object_get(tokens, "last_name")));
-    if (name == NULL) {
-        json_decref(tokens);
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    json_object_set_new(tokens, "name", json_string(name));
-    free(name);
-
-    json_object_set_new(tokens, "student_names",
-                        ngx_http_msgr_join_names(students, 1));
-    json_object_set_new(tokens, "student_first_names",
-                        ngx_http_msgr_join_names(students, 0));
 
     ngx_http_msgr_send_json(r, NGX_HTTP_OK,
         json_pack("{s:O, s:o}", "contact_id",

@@ -15,7 +15,7 @@
 #include "msgr_tap.h"
 
 
-#define MSGR_TEST_PLAN  268
+#define MSGR_TEST_PLAN  272
 
 #define MSGR_TEST_SCHOOL  "Alpha School"
 
@@ -329,6 +329,7 @@ msgr_test_defaults(void)
         { "sending.timetable_layout", "\"week_grid\"" },
         { "sending.report_warning_email", "false" },
         { "sending.include_translation_warning_link", "false" },
+        { "sending.translation_warning_url", "\"\"" },
         { "sending.advanced_routing", "\"default\"" },
         { "sending.custom_priority",
           "[\"xpressions\",\"sms\",\"voice\",\"email\"]" },
@@ -390,7 +391,8 @@ msgr_test_defaults(void)
                 "sending:pin_threshold,voice_calling,sms_voice_routing,"
                 "allow_template_edit_on_compose,default_send_to,"
                 "timetable_layout,report_warning_email,"
-                "include_translation_warning_link,advanced_routing,"
+                "include_translation_warning_link,translation_warning_url,"
+                "advanced_routing,"
                 "custom_priority;"
                 "contacts:can_edit_imported_contacts,auto_sync_contacts,"
                 "next_available_if_no_primary,show_registration_in_names,"
@@ -497,6 +499,11 @@ msgr_test_fields(void)
         { "sending.include_translation_warning_link", "true", 1, NULL },
         { "sending.include_translation_warning_link", "\"yes\"", 0,
           "must be a boolean" },
+
+        { "sending.translation_warning_url",
+          "\"https://school.example/translations\"", 1, NULL },
+        { "sending.translation_warning_url", "\"\"", 1, NULL },
+        { "sending.translation_warning_url", "\"school.example\"", 0, NULL },
 
         { "sending.advanced_routing", "\"least_cost\"", 1, NULL },
         { "sending.advanced_routing", "\"fastest\"", 1, NULL },
