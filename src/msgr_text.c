@@ -552,3 +552,81 @@ msgr_date_parse(const char *s, size_t len, long *days)
 
     return MSGR_DATE_OK;
 }
+
+
+/* two digits at s as a number, or -1 */
+
+static int
+msgr_text_2digits(const char *s)
+{
+    if (s[0] < '0' || s[0] > '9' || s[1] < '0' || s[1] > '9') {
+        return -1;
+    }
+
+    return (s[0] - '0') * 10 + (s[1] - '0');
+}
+
+
+int
+msgr_timestamp_parse(const char *s, size_t len, int64_t *t)
+{
+    int     hh, mm, ss, oh, om, sign;
+    long    days;
+    size_t  i;
+
+    /* "YYYY-MM-DDTHH:MM:SS", then fractions, then Z or an offset */
+
+    if (len < 20 || (s[10] != 'T' && s[10] != 't') || s[13] != ':'
+        || s[16] != ':'
+        || msgr_date_parse(s, 10, &days) != MSGR_DATE_OK)
+    {
+        return -1;
+    }
+
+    hh = msgr_text_2digits(s + 11);
+    mm = msgr_text_2digits(s + 14);
+    ss = msgr_text_2digits(s + 17);
+
+    if (hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 || ss > 60) {
+        return -1;
+    }
+
+    i = 19;
+
+    if (s[i] == '.') {
+        for (i++; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+            /* fractions of a second are dropped */
+        }
+
+        if (i == 20) {
+            return -1;
+        }
+    }
+
+    if (i + 1 == len && (s[i] == 'Z' || s[i] == 'z')) {
+        oh = 0;
+        om = 0;
+        sign = 1;
+
+    } else if (i + 6 == len && (s[i] == '+' || s[i] == '-')
+               && s[i + 3] == ':')
+    {
+        sign = (s[i] == '-') ? -1 : 1;
+        oh = msgr_text_2digits(s + i + 1);
+        om = msgr_text_2digits(s + i + 4);
+
+        if (oh < 0 || oh > 23 || om < 0 || om > 59) {
+            return -1;
+        }
+
+    } else {
+        return -1;
+    }
+
+    if (t != NULL) {
+        *t = (int64_t) days * 86400 + hh * 3600 + mm * 60 + ss
+             - sign * (oh * 3600 + om * 60);
+    }
+
+    return 0;
+}

@@ -109,5 +109,13 @@ void msgr_text_join(char *buf, size_t size, const char *const *choices,
  */
 int msgr_date_parse(const char *s, size_t len, long *days);
 
+/*
+ * Reads an RFC 3339 timestamp, "2026-12-02T15:04:05Z", with or without
+ * fractions of a second (dropped), with Z or an offset ("+01:00"): 0 and,
+ * when t is not NULL, *t set to the seconds since 1970-01-01T00:00:00Z;
+ * -1 otherwise.
+ */
+int msgr_timestamp_parse(const char *s, size_t len, int64_t *t);
+
 
 #endif /* _MSGR_TEXT_H_INCLUDED_ */

@@ -61,10 +61,25 @@ msgr_test_is(const char *got, const char *want)
 #define MSGR_ML    (MSGR_TEXT_REQUIRED|MSGR_TEXT_MULTILINE)
 
 
+/* seconds since the epoch, or -1 when refused */
+
+static long long
+msgr_test_time(const char *s)
+{
+    int64_t  t;
+
+    if (msgr_timestamp_parse(s, strlen(s), &t) != 0) {
+        return -1;
+    }
+
+    return (long long) t;
+}
+
+
 int
 main(void)
 {
-    printf("1..60\n");
+    printf("1..73\n");
 
     msgr_test_ok(msgr_test_same("Lunch", "LUNCH"), "ASCII without case");
     msgr_test_ok(!msgr_test_same("Lunch", "Lunches"), "a longer text differs");
@@ -188,5 +203,34 @@ main(void)
                  "language: 9 characters");
     msgr_test_ok(!msgr_text_language("en_GB", 5), "language: an underscore");
 
-    return msgr_test_end(60);
+    /* RFC 3339 timestamps */
+
+    msgr_test_ok(msgr_test_time("1970-01-01T00:00:00Z") == 0,
+                 "timestamp: the epoch");
+    msgr_test_ok(msgr_test_time("2026-12-02T15:04:05Z") == 1796223845,
+                 "timestamp: Z");
+    msgr_test_ok(msgr_test_time("2026-12-02T15:04:05.123456Z")
+                 == 1796223845, "timestamp: fractions dropped");
+    msgr_test_ok(msgr_test_time("2026-12-02T16:04:05+01:00") == 1796223845,
+                 "timestamp: an offset east");
+    msgr_test_ok(msgr_test_time("2026-12-02T10:34:05-04:30") == 1796223845,
+                 "timestamp: an offset west");
+    msgr_test_ok(msgr_test_time("2024-02-29T00:00:00z") == 1709164800,
+                 "timestamp: a leap day, z");
+    msgr_test_ok(msgr_test_time("2026-12-02 15:04:05Z") == -1,
+                 "timestamp: a space for T");
+    msgr_test_ok(msgr_test_time("2026-12-02T15:04:05") == -1,
+                 "timestamp: no zone");
+    msgr_test_ok(msgr_test_time("2026-02-30T15:04:05Z") == -1,
+                 "timestamp: no such day");
+    msgr_test_ok(msgr_test_time("2026-12-02T24:00:00Z") == -1,
+                 "timestamp: hour 24");
+    msgr_test_ok(msgr_test_time("2026-12-02T15:04:05.Z") == -1,
+                 "timestamp: a dot without digits");
+    msgr_test_ok(msgr_test_time("2026-12-02T15:04:05+0100") == -1,
+                 "timestamp: an offset without a colon");
+    msgr_test_ok(msgr_test_time("2026-12-02T15:04:05Zjunk") == -1,
+                 "timestamp: something after the zone");
+
+    return msgr_test_end(73);
 }
