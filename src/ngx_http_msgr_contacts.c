@@ -250,85 +250,12 @@ static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_contact_edit = {
 
 /*
  * Everything recipient resolution needs for a send, as one JSON document
- * (src/msgr_recipients.h): $2 group ids, $3 student ids.
+ * (src/msgr_recipients.h): $2 group ids, $3 student ids; the query is
+ * msgr_send_records() (sql/0013_messages.sql), which sending shares.
  */
 static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_recipients = {
     "msgr_recipients",
-    "WITH sg AS ("
-    "  SELECT g.group_id, g.name, g.type FROM msgr_groups g"
-    "   WHERE g.school_id = $1 AND g.group_id = ANY ($2::bigint[])"
-    "     AND g.retired_at IS NULL),"
-    " gs AS ("
-    "  SELECT m.group_id, m.student_id FROM msgr_group_students m"
-    "    JOIN sg USING (group_id)"
-    "    JOIN msgr_students s"
-    "      ON s.school_id = m.school_id AND s.student_id = m.student_id"
-    "   WHERE m.school_id = $1 AND m.retired_at IS NULL"
-    "     AND s.retired_at IS NULL),"
-    " gt AS ("
-    "  SELECT m.group_id, m.staff_id, m.teacher FROM msgr_group_staff m"
-    "    JOIN sg USING (group_id)"
-    "    JOIN msgr_staff t"
-    "      ON t.school_id = m.school_id AND t.staff_id = m.staff_id"
-    "   WHERE m.school_id = $1 AND m.retired_at IS NULL"
-    "     AND t.retired_at IS NULL),"
-    " ss AS ("
-    "  SELECT s.student_id FROM msgr_students s"
-    "   WHERE s.school_id = $1 AND s.student_id = ANY ($3::bigint[])"
-    "     AND s.retired_at IS NULL),"
-    " st AS ("
-    "  SELECT s.* FROM msgr_students s"
-    "   WHERE s.school_id = $1 AND s.retired_at IS NULL"
-    "     AND s.student_id IN (SELECT student_id FROM gs"
-    "                          UNION SELECT student_id FROM ss)),"
-    " li AS ("
-    "  SELECT l.* FROM msgr_student_contacts l"
-    "   WHERE l.school_id = $1 AND l.retired_at IS NULL"
-    "     AND l.student_id IN (SELECT student_id FROM st)),"
-    " co AS ("
-    "  SELECT c.*, msgr_contact_json(c) AS j FROM msgr_contacts c"
-    "   WHERE c.school_id = $1 AND c.retired_at IS NULL"
-    "     AND c.contact_id IN (SELECT contact_id FROM li))"
-    " SELECT jsonb_build_object("
-    "  'selected_groups', (SELECT coalesce(jsonb_agg(jsonb_build_object("
-    "     'id', g.group_id, 'name', g.name, 'type', g.type,"
-    "     'students', (SELECT coalesce(jsonb_agg(gs.student_id"
-    "                  ORDER BY gs.student_id), '[]') FROM gs"
-    "                  WHERE gs.group_id = g.group_id),"
-    "     'staff', (SELECT coalesce(jsonb_agg(gt.staff_id"
-    "               ORDER BY gt.staff_id), '[]') FROM gt"
-    "               WHERE gt.group_id = g.group_id AND NOT gt.teacher),"
-    "     'teachers', (SELECT coalesce(jsonb_agg(gt.staff_id"
-    "                  ORDER BY gt.staff_id), '[]') FROM gt"
-    "                  WHERE gt.group_id = g.group_id AND gt.teacher))"
-    "     ORDER BY array_position($2::bigint[], g.group_id)), '[]')"
-    "     FROM sg g),"
-    "  'selected_students', (SELECT coalesce(jsonb_agg(student_id"
-    "     ORDER BY array_position($3::bigint[], student_id)), '[]')"
-    "     FROM ss),"
-    "  'students', (SELECT coalesce(jsonb_object_agg(s.student_id,"
-    "     msgr_student_json(s) || jsonb_build_object('contacts',"
-    "      (SELECT coalesce(jsonb_agg(jsonb_build_object("
-    "        'id', li.contact_id, 'priority', li.priority,"
-    "        'correspondence', li.correspondence,"
-    "        'relationship', li.relationship)"
-    "        ORDER BY li.priority, li.contact_id), '[]')"
-    "        FROM li JOIN co USING (contact_id)"
-    "       WHERE li.student_id = s.student_id))), '{}') FROM st s),"
-    "  'contacts', (SELECT coalesce(jsonb_object_agg(co.contact_id,"
-    "     (co.j - 'students' - 'mis_values' - 'overridden')"
-    "     || jsonb_build_object('devices', msgr_contact_devices("
-    "        co.school_id, co.contact_id))), '{}') FROM co),"
-    "  'staff', (SELECT coalesce(jsonb_object_agg(t.staff_id,"
-    "     msgr_staff_json(t)), '{}') FROM msgr_staff t"
-    "     WHERE t.school_id = $1 AND t.retired_at IS NULL"
-    "       AND t.staff_id IN (SELECT staff_id FROM gt)),"
-    "  'missing_groups', (SELECT coalesce(jsonb_agg(x), '[]')"
-    "     FROM unnest($2::bigint[]) AS x"
-    "     WHERE x NOT IN (SELECT group_id FROM sg)),"
-    "  'missing_students', (SELECT coalesce(jsonb_agg(x), '[]')"
-    "     FROM unnest($3::bigint[]) AS x"
-    "     WHERE x NOT IN (SELECT student_id FROM ss)))::text",
+    "SELECT msgr_send_records($1, $2::bigint[], $3::bigint[])::text",
     3, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
 
@@ -630,7 +557,7 @@ ngx_http_msgr_decorate_contact(ngx_http_msgr_ctx_t *ctx, json_t *item)
  * route showing staff asks here, and masks with msgr_staff_mask().
  */
 
-static ngx_uint_t
+ngx_uint_t
 ngx_http_msgr_staff_masked(ngx_http_msgr_ctx_t *ctx)
 {
     return ctx->role != NGX_HTTP_MSGR_ROLE_ADMIN
