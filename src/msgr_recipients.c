@@ -361,13 +361,13 @@ msgr_staff_mask(json_t *rec)
 
 /* a staff entry of the result, for display to a key that must not see */
 
-static int
+int
 msgr_recipients_mask_entry(json_t *e)
 {
     int      rc;
     char    *m;
     size_t   i;
-    json_t  *ch, *voice, *v;
+    json_t  *ch, *voice, *v, *dels;
 
     ch = json_object_get(e, "channels");
 
@@ -387,6 +387,15 @@ msgr_recipients_mask_entry(json_t *e)
             rc = -1;
             break;
         }
+    }
+
+    /* and the addresses its deliveries go to (msgr_route()) */
+
+    dels = json_object_get(e, "deliveries");
+
+    for (i = 0; i < json_array_size(dels); i++) {
+        rc |= msgr_recipients_mask_member(json_array_get(dels, i),
+                                          "address");
     }
 
     if (json_object_set_new(e, "masked", json_true()) != 0) {

@@ -93,6 +93,13 @@ char *msgr_mask_detail(const char *s);
 int msgr_staff_mask(json_t *rec);
 
 /*
+ * Masks a staff entry of msgr_recipients_resolve()'s result in place (its
+ * channels, and its deliveries' addresses once routed) and sets "masked":
+ * true; 0, or -1 on out of memory.
+ */
+int msgr_recipients_mask_entry(json_t *e);
+
+/*
  * data: the raw records of a send (docs/recipients.md); today: the school's
  * date, "YYYY-MM-DD".
  *

@@ -18,6 +18,8 @@
 #include "ngx_http_msgr_contacts.h"
 #include "ngx_http_msgr_attributes.h"
 #include "ngx_http_msgr_xpressions.h"
+#include "ngx_http_msgr_messages.h"
+#include "ngx_http_msgr_inbox.h"
 
 
 static void ngx_http_msgr_body_handler(ngx_http_request_t *r);
@@ -109,6 +111,8 @@ static const ngx_http_msgr_resource_t  ngx_http_msgr_resources[] = {
     { ngx_http_msgr_contacts_routes, ngx_http_msgr_contacts_stmts },
     { ngx_http_msgr_attributes_routes, ngx_http_msgr_attributes_stmts },
     { ngx_http_msgr_xpressions_routes, ngx_http_msgr_xpressions_stmts },
+    { ngx_http_msgr_messages_routes, ngx_http_msgr_messages_stmts },
+    { ngx_http_msgr_inbox_routes, ngx_http_msgr_inbox_stmts },
     { NULL, NULL }
 };
 

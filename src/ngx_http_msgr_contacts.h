@@ -16,4 +16,11 @@ extern const ngx_http_msgr_route_t  ngx_http_msgr_contacts_routes[];
 extern ngx_http_msgr_pg_stmt_t *const  ngx_http_msgr_contacts_stmts[];
 
 
+/*
+ * Whether this request sees staff details masked (the school hides them
+ * and the key is not admin's); the settings must be loaded.
+ */
+ngx_uint_t ngx_http_msgr_staff_masked(ngx_http_msgr_ctx_t *ctx);
+
+
 #endif /* _NGX_HTTP_MSGR_CONTACTS_H_INCLUDED_ */

@@ -392,13 +392,24 @@ ngx_http_msgr_page_send(ngx_http_request_t *r, json_t *items,
 void
 ngx_http_msgr_page_done(ngx_http_msgr_pg_query_t *q)
 {
-    json_t              *items;
-    json_error_t         err;
-    ngx_http_request_t  *r;
+    json_t               *items;
+    json_error_t          err;
+    ngx_http_request_t   *r;
+    ngx_http_msgr_ctx_t  *ctx;
 
     r = q->data;
 
     if (!ngx_http_msgr_result_ok(r, q)) {
+        return;
+    }
+
+    /* no row: the page's parent (a message's deliveries) is not found */
+
+    if (PQntuples(q->result) == 0 || PQgetisnull(q->result, 0, 0)) {
+        ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
+                              ctx->not_found ? ctx->not_found : "not found",
+                              NULL);
         return;
     }
 

@@ -636,3 +636,76 @@ ngx_http_msgr_json_keep(ngx_http_request_t *r, json_t *json)
 
     return NGX_OK;
 }
+
+
+/*
+ * The one text rule (src/msgr_text.c) on a string of a body; the string is
+ * trimmed in place.  NGX_OK when good; otherwise the field's error is added
+ * to errors.
+ */
+
+ngx_int_t
+ngx_http_msgr_text_field(json_t *v, const char *field, size_t max,
+    unsigned flags, json_t *errors)
+{
+    char         buf[64];
+    size_t       len;
+    const char  *s, *why;
+
+    if (!json_is_string(v)) {
+        ngx_http_msgr_field_error(errors, field, "must be a string");
+        return NGX_ERROR;
+    }
+
+    s = json_string_value(v);
+    len = json_string_length(v);
+
+    why = msgr_text_check(&s, &len, max, flags, buf, sizeof(buf));
+
+    if (why != NULL) {
+        ngx_http_msgr_field_error(errors, field, why);
+        return NGX_ERROR;
+    }
+
+    if (len != json_string_length(v) && json_string_setn(v, s, len) != 0) {
+        ngx_http_msgr_field_error(errors, field, "could not be read");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* a request header's value by its name; NGX_DECLINED when absent */
+
+ngx_int_t
+ngx_http_msgr_header_in(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_str_t *value)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NGX_DECLINED;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == name->len
+            && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0)
+        {
+            *value = h[i].value;
+            return NGX_OK;
+        }
+    }
+}

@@ -45,6 +45,10 @@ ngx_int_t ngx_http_msgr_ids_arg(ngx_http_request_t *r, ngx_str_t *name,
     ngx_array_t *ids, json_t *errors);
 ngx_int_t ngx_http_msgr_arg(ngx_http_request_t *r, const char *name,
     ngx_str_t *value);
+ngx_int_t ngx_http_msgr_text_field(json_t *v, const char *field, size_t max,
+    unsigned flags, json_t *errors);
+ngx_int_t ngx_http_msgr_header_in(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_str_t *value);
 
 
 #endif /* _NGX_HTTP_MSGR_REQUEST_H_INCLUDED_ */

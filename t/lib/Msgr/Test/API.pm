@@ -25,6 +25,7 @@ use Msgr::Test ();
 
 our @EXPORT = qw($J $T $F one_school two_schools api_nginx use_nginx
                  clone get get_json sync sync_json set_contacts_everywhere
+                 set_everywhere
                  errors_ok mis_rows_sql ids_by_mis issue by_worker
                  worker_clients ua_req ua_status);
 our @EXPORT_OK = qw(req json_req);
@@ -137,23 +138,23 @@ sub sync_json {
     return $r->{json};
 }
 
-# PATCHes one contacts setting with $admin, then reads the tab (with
+# PATCHes one setting of $tab with $admin, then reads the tab (with
 # reader => $key, else $admin) until every worker has answered three times,
 # and tests that every worker answered and every answer has the new value.
-sub set_contacts_everywhere {
-    my ($admin, $field, $value, %o) = @_;
+sub set_everywhere {
+    my ($admin, $tab, $field, $value, %o) = @_;
     my $reader = $o{reader} // $admin;
     local $Test::Builder::Level = $Test::Builder::Level + 1;
-    my $r = $NGX->req(PATCH => "$V/settings/contacts", key => $admin,
+    my $r = $NGX->req(PATCH => "$V/settings/$tab", key => $admin,
                       body => $J->encode({ $field => $value }),
                       headers => { 'Content-Type'
                                    => 'application/merge-patch+json' });
-    Msgr::Test::json_ok($r, 200, "PATCH contacts.$field = "
+    Msgr::Test::json_ok($r, 200, "PATCH $tab.$field = "
                                  . $J->encode($value));
     # every worker has it before we go on
     my (%by, @bad);
     for (1 .. 300) {
-        my $g = $NGX->req(GET => "$V/settings/contacts", key => $reader);
+        my $g = $NGX->req(GET => "$V/settings/$tab", key => $reader);
         my $w = $g->{headers}{'x-worker'} // '?';
         $by{$w}++;
         push @bad, "worker $w: $g->{status} $g->{content}"
@@ -162,10 +163,17 @@ sub set_contacts_everywhere {
         last unless grep { ($by{$_} // 0) < 3 } @WORKERS;
     }
     Test::More::is_deeply([ sort keys %by ], \@WORKERS,
-              "contacts.$field: read on every worker (@WORKERS)");
+              "$tab.$field: read on every worker (@WORKERS)");
     Test::More::is(scalar @bad, 0,
-                   "contacts.$field reads back as " . $J->encode($value))
+                   "$tab.$field reads back as " . $J->encode($value))
         or Test::More::diag(join "\n", @bad);
+}
+
+# set_everywhere() for the contacts tab
+sub set_contacts_everywhere {
+    my ($admin, $field, $value, %o) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    set_everywhere($admin, 'contacts', $field, $value, %o);
 }
 
 # A problem+json answer $status whose errors list names exactly @$fields,
