@@ -31,7 +31,7 @@ MODULE_SRCS := ngx_http_msgr_module.c $(wildcard src/*.c)
 MODULE_HDRS := $(wildcard src/*.h)
 MSGR_HDRS   := $(wildcard src/msgr_*.h)
 CTL_SRCS    := src/ctl/msgrctl.c src/msgr_key.c src/msgr_settings.c \
-               src/msgr_text.c src/msgr_phone.c
+               src/msgr_text.c src/msgr_phone.c src/msgr_routing.c
 DOC_SRCS    := src/tools/msgr_settings_doc.c src/msgr_settings_doc.c \
                src/msgr_settings.c src/msgr_text.c src/msgr_phone.c
 UNIT_SRCS   := $(wildcard t/unit/*.c)

@@ -215,6 +215,13 @@ my $P;
 
 my $M1;
 {
+    # msgr-sender listens: the send's commit wakes it
+    my $conninfo = $pg->conninfo('msgr');
+    open(my $listen, '-|', 'psql', '-XAtq', '-d', $conninfo,
+         '-c', 'LISTEN msgr_outbox', '-c', 'SELECT pg_sleep(2)')
+        or die "psql: $!";
+    select(undef, undef, undef, 0.5);
+
     my $r = post_msg($a_staff, \%MSG);
     Msgr::Test::json_ok($r, 201, 'POST /messages 201') or diag($r->{content});
     $M1 = $r->{json}{id};
@@ -226,6 +233,11 @@ my $M1;
 
     is_deeply(outbox_rows($M1), preview_rows($P),
               'the outbox holds exactly the deliveries the preview showed');
+
+    my $heard = do { local $/; <$listen> } // '';
+    close $listen;
+    like($heard, qr/"msgr_outbox" with payload "$A:$M1"/,
+         'NOTIFY msgr_outbox "school:message" at commit');
     is(db("SELECT string_agg(DISTINCT state, ',') FROM msgr_deliveries"
           . " WHERE message_id = $M1"), 'queued', 'every delivery queued');
 
@@ -261,6 +273,43 @@ my $M1;
     $g = get($a_int, '/messages');
     Msgr::Test::json_ok($g, 200, 'GET /messages');
     is($g->{json}{items}[0]{id}, $M1, 'the message is listed');
+}
+
+
+# ---------------------------------------------------------------------------
+# the operator's price list
+
+{
+    my ($rc, $out, $err) = Msgr::Test::msgrctl($pg, 'school', 'prices', $A);
+    is($rc, 0, 'msgrctl school prices: 0');
+    is($out, qq({"email":2,"push":1,"sms_segment":35,"voice_call":80}\n),
+       'the default price list');
+
+    ($rc, $out, $err) = Msgr::Test::msgrctl($pg, 'school', 'prices', $A,
+                                             'sms_segment=10', 'email=x');
+    is($rc, 1, 'a bad price: 1');
+    like($err, qr/email/, 'names it');
+    is(db("SELECT prices::text FROM msgr_schools WHERE school_id = $A"), '{}',
+       'and changes nothing');
+
+    ($rc, $out, $err) = Msgr::Test::msgrctl($pg, 'school', 'prices', $A,
+                                             'sms_segment=10', 'email=5');
+    is($rc, 0, 'new prices: 0') or diag($err);
+    is($out, qq({"email":5,"push":1,"sms_segment":10,"voice_call":80}\n),
+       'printed');
+
+    my $j = preview_ok($a_staff, \%MSG, 'with the new prices');
+    is($j->{cost}{by_channel}{sms}, 30, 'three one-part SMS at 10');
+    is($j->{cost}{by_channel}{email}, 15, 'three emails at 5');
+    is($j->{cost}{total}, 45, 'total 45');
+
+    ($rc) = Msgr::Test::msgrctl($pg, 'school', 'prices', $A,
+                                'sms_segment=default', 'email=default');
+    is($rc, 0, 'back to the defaults');
+    is(db("SELECT prices::text FROM msgr_schools WHERE school_id = $A"), '{}',
+       'nothing of its own left');
+    ($rc, $out, $err) = Msgr::Test::msgrctl($pg, 'school', 'prices', 999999);
+    is($rc, 1, 'no such school: 1');
 }
 
 

@@ -21,6 +21,7 @@
 #include <sodium.h>
 
 #include "msgr_key.h"
+#include "msgr_routing.h"
 #include "msgr_settings.h"
 
 
@@ -84,6 +85,7 @@ static int msgrctl_migrate(msgrctl_ctx_t *ctx, int argc, char **argv);
 static int msgrctl_school_create(msgrctl_ctx_t *ctx, int argc, char **argv);
 static int msgrctl_school_list(msgrctl_ctx_t *ctx, int argc, char **argv);
 static int msgrctl_school_set(msgrctl_ctx_t *ctx, int argc, char **argv);
+static int msgrctl_school_prices(msgrctl_ctx_t *ctx, int argc, char **argv);
 static int msgrctl_key_create(msgrctl_ctx_t *ctx, int argc, char **argv);
 static int msgrctl_key_list(msgrctl_ctx_t *ctx, int argc, char **argv);
 static int msgrctl_key_revoke(msgrctl_ctx_t *ctx, int argc, char **argv);
@@ -107,6 +109,13 @@ static const msgrctl_cmd_t  msgrctl_cmds[] = {
       "change settings as the operator, the read-only mis tab included\n"
       "      (VALUE is JSON: true, 90, \"text\"; a bare word is a string)",
       msgrctl_school_set },
+
+    { "school", "prices", "ID [NAME=N...]",
+      "show or change the price list routing costs deliveries by\n"
+      "      (NAME: push, email, sms_segment, voice_call; N: an integer\n"
+      "      from 0 to 1000000 in the school's billing unit; NAME=default\n"
+      "      goes back to msgr's default)",
+      msgrctl_school_prices },
 
     { "key", "create", "--school ID --role ROLE",
       "make an API key and print it once (ROLE: admin, staff, integrator)",
@@ -1042,6 +1051,147 @@ msgrctl_school_list(msgrctl_ctx_t *ctx, int argc, char **argv)
                         "SELECT school_id, name, created_at"
                         " FROM msgr_schools ORDER BY school_id",
                         0, NULL);
+}
+
+
+/*
+ * school prices ID [NAME=N...]: the price list least_cost routing and the
+ * costs of a preview use (src/msgr_routing.c has the defaults).  Without
+ * changes it prints the list; with them it checks them all, writes them in
+ * one statement and prints the new list.
+ */
+
+static int
+msgrctl_school_prices(msgrctl_ctx_t *ctx, int argc, char **argv)
+{
+    int             i, rc, found;
+    char            id[MSGRCTL_ID_BUF], *text, *end;
+    long long       n;
+    json_t         *stored, *shown;
+    PGresult       *res;
+    const char     *why, *eq, *values[2];
+    msgr_prices_t   prices;
+
+    if (argc < 1 || argv[0][0] == '-') {
+        return msgrctl_usage_error(ctx, "missing argument");
+    }
+
+    if (msgrctl_parse_id(argv[0], id) != 0) {
+        msgrctl_error("invalid school id \"%s\": expected a positive integer",
+                      argv[0]);
+        return MSGRCTL_ERROR;
+    }
+
+    if (msgrctl_connect(ctx) == NULL) {
+        return MSGRCTL_ERROR;
+    }
+
+    values[0] = id;
+
+    res = msgrctl_query(ctx, "cannot read the price list",
+                        "SELECT prices::text FROM msgr_schools"
+                        " WHERE school_id = $1",
+                        1, values, PGRES_TUPLES_OK);
+    if (res == NULL) {
+        return MSGRCTL_ERROR;
+    }
+
+    found = PQntuples(res) == 1;
+    stored = found ? json_loads(PQgetvalue(res, 0, 0), 0, NULL) : NULL;
+    PQclear(res);
+
+    if (!found) {
+        msgrctl_error("school %s does not exist (see \"msgrctl school list\")",
+                      id);
+        return MSGRCTL_ERROR;
+    }
+
+    if (stored == NULL) {
+        msgrctl_error("cannot read the price list: out of memory");
+        return MSGRCTL_ERROR;
+    }
+
+    rc = MSGRCTL_OK;
+
+    for (i = 1; i < argc && rc == MSGRCTL_OK; i++) {
+        eq = strchr(argv[i], '=');
+
+        if (eq == NULL || eq == argv[i]) {
+            rc = msgrctl_usage_error(ctx, "\"%s\" is not NAME=N", argv[i]);
+            break;
+        }
+
+        text = strndup(argv[i], eq - argv[i]);
+        if (text == NULL) {
+            rc = MSGRCTL_ERROR;
+            break;
+        }
+
+        if (strcmp(eq + 1, "default") == 0) {
+            json_object_del(stored, text);
+
+        } else {
+            errno = 0;
+            n = strtoll(eq + 1, &end, 10);
+
+            if (eq[1] == '\0' || *end != '\0' || errno != 0) {
+                msgrctl_error("%s: must be an integer from 0 to %d, or "
+                              "default", text, MSGR_PRICE_MAX);
+                rc = MSGRCTL_ERROR;
+
+            } else {
+                json_object_set_new(stored, text, json_integer(n));
+            }
+        }
+
+        free(text);
+    }
+
+    why = NULL;
+
+    if (rc == MSGRCTL_OK && msgr_prices_from_json(stored, &prices, &why) != 0)
+    {
+        msgrctl_error("%s", why);
+        rc = MSGRCTL_ERROR;
+    }
+
+    if (rc == MSGRCTL_OK && argc > 1) {
+        text = json_dumps(stored, JSON_COMPACT);
+        values[1] = text;
+
+        res = text ? msgrctl_query(ctx, "cannot write the price list",
+                                   "UPDATE msgr_schools SET prices = $2"
+                                   " WHERE school_id = $1",
+                                   2, values, PGRES_COMMAND_OK)
+                   : NULL;
+        free(text);
+
+        if (res == NULL) {
+            rc = MSGRCTL_ERROR;
+        }
+
+        PQclear(res);
+    }
+
+    json_decref(stored);
+
+    if (rc != MSGRCTL_OK) {
+        return rc;
+    }
+
+    shown = msgr_prices_to_json(&prices);
+    text = shown ? json_dumps(shown, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(shown);
+
+    if (text == NULL) {
+        msgrctl_error("cannot print the price list: out of memory");
+        return MSGRCTL_ERROR;
+    }
+
+    printf("%s\n", text);
+    free(text);
+
+    return msgrctl_flush();
 }
 
 
