@@ -321,8 +321,8 @@ msgr_compose_texts(msgr_compose_t *c, json_t *rec)
 {
     int          rc, warn;
     char         key[64];
-    json_t      *tokens, *texts, *msg, *tr;
-    const char  *language;
+    json_t      *tokens, *texts, *msg, *tr, *v;
+    const char  *language, *lang;
 
     msg = c->in->message;
     language = NULL;
@@ -343,6 +343,15 @@ msgr_compose_texts(msgr_compose_t *c, json_t *rec)
     if (tr == NULL) {
         tr = msg;
         language = NULL;
+
+    } else {
+        /* the translation's own tag: "pl" for a contact's "pl-PL" */
+        json_object_foreach(json_object_get(msg, "translations"), lang, v) {
+            if (v == tr) {
+                language = lang;
+                break;
+            }
+        }
     }
 
     /* a translation without a subject or an SMS text keeps the message's */
