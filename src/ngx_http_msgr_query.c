@@ -9,6 +9,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "ngx_http_msgr_request.h"
 #include "ngx_http_msgr_query.h"
 
 
@@ -294,6 +295,108 @@ ngx_http_msgr_query_school(ngx_http_request_t *r,
     }
 
     (void) ngx_http_msgr_run(r, q);
+}
+
+
+/* a query of the school's about the id in the path: $1 school, $2 id */
+
+void
+ngx_http_msgr_query_school_id(ngx_http_request_t *r,
+    const ngx_http_msgr_pg_stmt_t *stmt, ngx_http_msgr_pg_handler_pt h)
+{
+    ngx_http_msgr_ctx_t       *ctx;
+    ngx_http_msgr_pg_query_t  *q;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+
+    q = ngx_http_msgr_query(r, stmt, h);
+
+    if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
+              || ngx_http_msgr_pg_param_int(q, 1,
+                                            ngx_http_msgr_id(&ctx->args[0]))
+                 != NGX_OK))
+    {
+        q = NULL;
+    }
+
+    (void) ngx_http_msgr_run(r, q);
+}
+
+
+/*
+ * A page of the school's items (before= and limit= read here, a 400
+ * answered here): $1 the school, then the owner when it is not 0 (a
+ * parent's contact id), then before and limit.
+ */
+
+void
+ngx_http_msgr_query_page(ngx_http_request_t *r,
+    const ngx_http_msgr_pg_stmt_t *stmt, int64_t owner,
+    ngx_http_msgr_pg_handler_pt h)
+{
+    int64_t                    before;
+    ngx_uint_t                 i;
+    ngx_http_msgr_ctx_t       *ctx;
+    ngx_http_msgr_pg_query_t  *q;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+
+    if (ngx_http_msgr_page_args(r, ctx, &before) != NGX_OK) {
+        return;
+    }
+
+    q = ngx_http_msgr_query(r, stmt, h);
+    i = owner ? 2 : 1;
+
+    if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
+              || (owner && ngx_http_msgr_pg_param_int(q, 1, owner) != NGX_OK)
+              || (before
+                  && ngx_http_msgr_pg_param_int(q, i, before) != NGX_OK)
+              || ngx_http_msgr_pg_param_int(q, i + 1, ctx->limit) != NGX_OK))
+    {
+        q = NULL;
+    }
+
+    (void) ngx_http_msgr_run(r, q);
+}
+
+
+/*
+ * The JSON of a result's first column, tied to the request; NULL when the
+ * request is already answered: the query failed, no row (a 404 whose
+ * detail is ctx->not_found) or not JSON (a 500).
+ */
+
+json_t *
+ngx_http_msgr_result_json(ngx_http_request_t *r, ngx_http_msgr_pg_query_t *q)
+{
+    json_t               *json;
+    json_error_t          err;
+    ngx_http_msgr_ctx_t  *ctx;
+
+    if (!ngx_http_msgr_result_ok(r, q)) {
+        return NULL;
+    }
+
+    if (PQntuples(q->result) == 0 || PQgetisnull(q->result, 0, 0)) {
+        ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
+                              ctx->not_found ? ctx->not_found : "not found",
+                              NULL);
+        return NULL;
+    }
+
+    json = json_loads(PQgetvalue(q->result, 0, 0), 0, &err);
+
+    if (ngx_http_msgr_json_keep(r, json) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "msgr: statement %s answered no JSON: %s",
+                      q->stmt->name, err.text);
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NULL;
+    }
+
+    return json;
 }
 
 

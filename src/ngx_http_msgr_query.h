@@ -29,6 +29,13 @@ ngx_int_t ngx_http_msgr_run(ngx_http_request_t *r,
     ngx_http_msgr_pg_query_t *q);
 void ngx_http_msgr_query_school(ngx_http_request_t *r,
     const ngx_http_msgr_pg_stmt_t *stmt, ngx_http_msgr_pg_handler_pt h);
+void ngx_http_msgr_query_school_id(ngx_http_request_t *r,
+    const ngx_http_msgr_pg_stmt_t *stmt, ngx_http_msgr_pg_handler_pt h);
+void ngx_http_msgr_query_page(ngx_http_request_t *r,
+    const ngx_http_msgr_pg_stmt_t *stmt, int64_t owner,
+    ngx_http_msgr_pg_handler_pt h);
+json_t *ngx_http_msgr_result_json(ngx_http_request_t *r,
+    ngx_http_msgr_pg_query_t *q);
 ngx_int_t ngx_http_msgr_param_json(ngx_http_msgr_pg_query_t *q, ngx_uint_t i,
     json_t *json);
 ngx_int_t ngx_http_msgr_param_text_array(ngx_http_msgr_pg_query_t *q,

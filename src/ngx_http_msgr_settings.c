@@ -723,25 +723,8 @@ ngx_http_msgr_settings_backoff_cleanup(void *data)
 static void
 ngx_http_msgr_settings_audit(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
-    int64_t                    before;
-    ngx_http_msgr_pg_query_t  *q;
-
-    if (ngx_http_msgr_page_args(r, ctx, &before) != NGX_OK) {
-        return;
-    }
-
-    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_settings_audit,
-                            ngx_http_msgr_settings_audit_done);
-
-    if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
-              || (before
-                  && ngx_http_msgr_pg_param_int(q, 1, before) != NGX_OK)
-              || ngx_http_msgr_pg_param_int(q, 2, ctx->limit) != NGX_OK))
-    {
-        q = NULL;
-    }
-
-    (void) ngx_http_msgr_run(r, q);
+    ngx_http_msgr_query_page(r, &ngx_http_msgr_stmt_settings_audit, 0,
+                             ngx_http_msgr_settings_audit_done);
 }
 
 

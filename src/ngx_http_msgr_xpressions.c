@@ -536,22 +536,10 @@ ngx_http_msgr_app_token_done(ngx_http_msgr_pg_query_t *q)
 static void
 ngx_http_msgr_app_tokens(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
-    int64_t                    contact;
-    ngx_http_msgr_pg_query_t  *q;
-
-    contact = ngx_http_msgr_id(&ctx->args[0]);
     ctx->not_found = "no such contact";
 
-    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_app_tokens,
-                            ngx_http_msgr_json_done);
-
-    if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
-              || ngx_http_msgr_pg_param_int(q, 1, contact) != NGX_OK))
-    {
-        q = NULL;
-    }
-
-    (void) ngx_http_msgr_run(r, q);
+    ngx_http_msgr_query_school_id(r, &ngx_http_msgr_stmt_app_tokens,
+                                  ngx_http_msgr_json_done);
 }
 
 
@@ -1140,26 +1128,8 @@ ngx_http_msgr_app_post_done(ngx_http_msgr_pg_query_t *q)
 static void
 ngx_http_msgr_app_messages(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
-    int64_t                    before;
-    ngx_http_msgr_pg_query_t  *q;
-
-    if (ngx_http_msgr_page_args(r, ctx, &before) != NGX_OK) {
-        return;
-    }
-
-    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_app_messages,
-                            ngx_http_msgr_page_done);
-
-    if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
-              || ngx_http_msgr_pg_param_int(q, 1, ctx->contact_id) != NGX_OK
-              || (before
-                  && ngx_http_msgr_pg_param_int(q, 2, before) != NGX_OK)
-              || ngx_http_msgr_pg_param_int(q, 3, ctx->limit) != NGX_OK))
-    {
-        q = NULL;
-    }
-
-    (void) ngx_http_msgr_run(r, q);
+    ngx_http_msgr_query_page(r, &ngx_http_msgr_stmt_app_messages,
+                             ctx->contact_id, ngx_http_msgr_page_done);
 }
 
 
