@@ -692,3 +692,40 @@ ngx_http_msgr_cache_flush(ngx_http_msgr_cache_t *cache)
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
 }
+
+
+/*
+ * A school's parents may have come and gone (a MIS sync retires and
+ * restores contacts): every app token of the school is read again from the
+ * database, on this host at once, without waiting for the notifications
+ * (which tell the other hosts).  A read in flight cannot put back what it
+ * read before.
+ */
+
+void
+ngx_http_msgr_cache_app_flush(ngx_http_msgr_cache_t *cache,
+    int64_t school_id)
+{
+    ngx_queue_t                 *q, *next;
+    ngx_http_msgr_cache_node_t  *cn;
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    cache->sh->generation++;
+
+    for (q = ngx_queue_head(&cache->sh->lru);
+         q != ngx_queue_sentinel(&cache->sh->lru);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        cn = ngx_queue_data(q, ngx_http_msgr_cache_node_t, queue);
+
+        if (cn->ident.kind == NGX_HTTP_MSGR_CACHE_APP
+            && cn->ident.school_id == school_id)
+        {
+            ngx_http_msgr_cache_delete(cache, cn);
+        }
+    }
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+}

@@ -102,6 +102,8 @@ void ngx_http_msgr_cache_settings_changed(ngx_http_msgr_cache_t *cache,
 
 /* empties all but the flood-control counters, and bumps the generation */
 void ngx_http_msgr_cache_flush(ngx_http_msgr_cache_t *cache);
+void ngx_http_msgr_cache_app_flush(ngx_http_msgr_cache_t *cache,
+    int64_t school_id);
 
 
 #endif /* _NGX_HTTP_MSGR_CACHE_H_INCLUDED_ */

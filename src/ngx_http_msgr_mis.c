@@ -269,6 +269,12 @@ ngx_http_msgr_mis_sync_done(ngx_http_msgr_pg_query_t *q)
 
     json_object_set(counts, "warnings", mctx->work->warnings);
 
+    /* contacts may have been retired or restored: their app tokens too */
+
+    if (ctx->conf->cache) {
+        ngx_http_msgr_cache_app_flush(ctx->conf->cache, ctx->school_id);
+    }
+
     ngx_http_msgr_send_json(r, NGX_HTTP_OK, counts);
 }
 
