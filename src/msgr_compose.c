@@ -110,8 +110,8 @@ msgr_compose(const msgr_compose_in_t *in, msgr_compose_out_t *out)
 
     msgr_compose_check(&c, names);
 
-    if (json_array_size(out->errors)) {
-        out->rc = 1;
+    if (json_array_size(out->errors) || in->check_only) {
+        out->rc = json_array_size(out->errors) ? 1 : 0;
         out->why = NULL;
         goto done;
     }

@@ -46,6 +46,11 @@ typedef struct {
     unsigned          mask_staff:1;
     /* build the outbox rows too */
     unsigned          deliveries:1;
+    /*
+     * only check the texts' merge tokens (the message has other bad
+     * fields): errors, nothing routed
+     */
+    unsigned          check_only:1;
 } msgr_compose_in_t;
 
 

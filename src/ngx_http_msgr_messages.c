@@ -98,6 +98,7 @@ typedef struct {
 
     /* the request */
     json_t                   *message;
+    json_t                   *errors;        /* its bad fields so far */
     ngx_array_t               groups;        /* int64_t */
     ngx_array_t               students;      /* int64_t */
     msgr_send_to_e            send_to;
@@ -381,12 +382,13 @@ ngx_http_msgr_compose_read(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     ngx_http_msgr_compose_check(mc, body, errors);
     ngx_http_msgr_compose_to(r, mc, json_object_get(body, "to"), errors);
 
-    if (json_array_size(errors)) {
-        ngx_http_msgr_invalid(r, errors);
-        return NGX_ERROR;
-    }
+    /*
+     * With bad fields the merge tokens are still checked (they need the
+     * school's attributes), so that one 422 names every bad field.
+     */
 
     mc->message = body;
+    mc->errors = errors;
 
     return NGX_OK;
 }
@@ -861,19 +863,21 @@ ngx_http_msgr_compose_work(void *data)
 
     replay = json_object_get(mc->data, "replay");
 
-    if ((!mc->preview && json_is_object(replay))
+    if (json_array_size(mc->errors) == 0
+        && ((!mc->preview && json_is_object(replay))
         || json_array_size(json_object_get(json_object_get(mc->data,
                            "records"), "missing_groups"))
         || json_array_size(json_object_get(json_object_get(mc->data,
                            "records"), "missing_students"))
         || (!mc->preview && json_is_object(json_object_get(mc->data,
-                                                            "locked"))))
+                                                            "locked")))))
     {
         return;
     }
 
     ngx_memzero(&in, sizeof(msgr_compose_in_t));
 
+    in.check_only = (json_array_size(mc->errors) != 0);
     in.message = mc->message;
     in.data = mc->data;
     in.settings = mc->settings;
@@ -885,7 +889,7 @@ ngx_http_msgr_compose_work(void *data)
 
     msgr_compose(&in, &mc->out);
 
-    if (mc->out.rc != 0 || mc->preview) {
+    if (mc->out.rc != 0 || mc->preview || in.check_only) {
         return;
     }
 
@@ -980,6 +984,14 @@ ngx_http_msgr_compose_done(ngx_http_request_t *r, void *data)
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "msgr: the records of a send could not be read");
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    /* every bad field, its merge tokens included; nothing is written */
+
+    if (json_array_size(mc->errors)) {
+        json_array_extend(mc->errors, mc->out.errors);
+        ngx_http_msgr_invalid(r, mc->errors);
         return;
     }
 
@@ -1168,21 +1180,14 @@ static void
 ngx_http_msgr_compose_written(ngx_http_msgr_pg_query_t *q)
 {
     json_t              *answer, *status;
-    json_error_t         err;
     ngx_http_request_t  *r;
 
     static ngx_str_t  replayed = ngx_string("true");
 
     r = q->data;
 
-    if (!ngx_http_msgr_result_ok(r, q)) {
-        return;
-    }
-
-    answer = json_loads(PQgetvalue(q->result, 0, 0), 0, &err);
-
-    if (ngx_http_msgr_json_keep(r, answer) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    answer = ngx_http_msgr_result_json(r, q);
+    if (answer == NULL) {
         return;
     }
 
@@ -1214,19 +1219,12 @@ ngx_http_msgr_pin_failed_done(ngx_http_msgr_pg_query_t *q)
 {
     u_char               detail[96];
     json_t              *answer, *left;
-    json_error_t         err;
     ngx_http_request_t  *r;
 
     r = q->data;
 
-    if (!ngx_http_msgr_result_ok(r, q)) {
-        return;
-    }
-
-    answer = json_loads(PQgetvalue(q->result, 0, 0), 0, &err);
-
-    if (ngx_http_msgr_json_keep(r, answer) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    answer = ngx_http_msgr_result_json(r, q);
+    if (answer == NULL) {
         return;
     }
 
@@ -1294,30 +1292,13 @@ ngx_http_msgr_send_locked(ngx_http_request_t *r, const char *until,
 static void
 ngx_http_msgr_messages(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
-    int64_t                    before;
-    ngx_http_msgr_pg_query_t  *q;
-
     if (r->method == NGX_HTTP_POST) {
         ngx_http_msgr_compose(r, ctx);
         return;
     }
 
-    if (ngx_http_msgr_page_args(r, ctx, &before) != NGX_OK) {
-        return;
-    }
-
-    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_messages,
-                            ngx_http_msgr_page_done);
-
-    if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
-              || (before
-                  && ngx_http_msgr_pg_param_int(q, 1, before) != NGX_OK)
-              || ngx_http_msgr_pg_param_int(q, 2, ctx->limit) != NGX_OK))
-    {
-        q = NULL;
-    }
-
-    (void) ngx_http_msgr_run(r, q);
+    ngx_http_msgr_query_page(r, &ngx_http_msgr_stmt_messages, 0,
+                             ngx_http_msgr_page_done);
 }
 
 
@@ -1393,22 +1374,10 @@ ngx_http_msgr_defaults_done(ngx_http_msgr_pg_query_t *q)
 static void
 ngx_http_msgr_message(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
-    int64_t                    id;
-    ngx_http_msgr_pg_query_t  *q;
-
     ctx->not_found = "no such message";
-    id = ngx_http_msgr_id(&ctx->args[0]);
 
-    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_message,
-                            ngx_http_msgr_json_done);
-
-    if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
-              || ngx_http_msgr_pg_param_int(q, 1, id) != NGX_OK))
-    {
-        q = NULL;
-    }
-
-    (void) ngx_http_msgr_run(r, q);
+    ngx_http_msgr_query_school_id(r, &ngx_http_msgr_stmt_message,
+                                  ngx_http_msgr_json_done);
 }
 
 
@@ -1497,24 +1466,12 @@ ngx_http_msgr_message_deliveries(ngx_http_request_t *r,
 static void
 ngx_http_msgr_message_cancel(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
-    int64_t                    id;
-    ngx_http_msgr_pg_query_t  *q;
-
     ngx_http_discard_request_body(r);
 
     ctx->not_found = "no such message";
-    id = ngx_http_msgr_id(&ctx->args[0]);
 
-    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_cancel,
-                            ngx_http_msgr_json_done);
-
-    if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
-              || ngx_http_msgr_pg_param_int(q, 1, id) != NGX_OK))
-    {
-        q = NULL;
-    }
-
-    (void) ngx_http_msgr_run(r, q);
+    ngx_http_msgr_query_school_id(r, &ngx_http_msgr_stmt_cancel,
+                                  ngx_http_msgr_json_done);
 }
 
 

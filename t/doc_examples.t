@@ -133,7 +133,7 @@ for my $group (qw(school key)) {
     my ($rc, $out, $err) = Msgr::Test::msgrctl('', $group, '--help');
     is($rc, 0, "msgrctl $group --help exits 0") or diag($err);
     my @subs = map { /^\s+\Q$group\E (\w+)/ ? $1 : () } split /\n/, $out;
-    my %want = (school => [qw(create list set)],
+    my %want = (school => [qw(create list set prices)],
                 key    => [qw(create list revoke)]);
     is_deeply(\@subs, $want{$group},
               "msgrctl $group --help lists its subcommands")

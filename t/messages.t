@@ -351,6 +351,10 @@ my $M1;
         [ { %MSG, translations => { pl => { body => 'Witaj {imie}' } } },
           ['translations.pl.body'], 'an unknown token in a translation' ],
         [ { %MSG, body => 'a { b' }, ['body'], 'an unclosed brace' ],
+        [ { %MSG, channels => ['fax'], body => 'Hi {nope}',
+            to => { groups => [$K7B], send_to => 'everyone' } },
+          ['body', 'channels', 'to.send_to'],
+          'bad fields and an unknown token, all named at once' ],
     );
     for my $c (@cases) {
         my $body = $c->[0];
