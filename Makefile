@@ -32,6 +32,9 @@ MODULE_HDRS := $(wildcard src/*.h)
 MSGR_HDRS   := $(wildcard src/msgr_*.h)
 CTL_SRCS    := src/ctl/msgrctl.c src/msgr_key.c src/msgr_settings.c \
                src/msgr_text.c src/msgr_phone.c src/msgr_routing.c
+SENDER_SRCS := $(wildcard src/sender/*.c) src/msgr_routing.c \
+               src/msgr_settings.c src/msgr_text.c src/msgr_phone.c
+SENDER_HDRS := $(wildcard src/sender/*.h) $(MSGR_HDRS)
 DOC_SRCS    := src/tools/msgr_settings_doc.c src/msgr_settings_doc.c \
                src/msgr_settings.c src/msgr_text.c src/msgr_phone.c
 UNIT_SRCS   := $(wildcard t/unit/*.c)
@@ -48,9 +51,9 @@ $(shell mkdir -p $(BUILD) && : >$(LOG))
 endif
 endif
 
-.PHONY: all deps module ctl units run test bench docs clean
+.PHONY: all deps module ctl sender units run test bench docs clean
 
-all: module ctl units $(BUILD)/msgr-settings-doc
+all: module ctl sender units $(BUILD)/msgr-settings-doc
 
 deps:
 	@installed=" $$(dpkg-query -W -f='$${Package} $${Status}\n' \
@@ -91,6 +94,12 @@ $(BUILD)/msgrctl: $(CTL_SRCS) $(MSGR_HDRS) | $(BUILD)
 
 ctl: $(BUILD)/msgrctl
 
+$(BUILD)/msgr-sender: $(SENDER_SRCS) $(SENDER_HDRS) | $(BUILD)
+	$(call step,$@) $(CC) $(MSGR_CFLAGS) -Isrc/sender -o $@ $(SENDER_SRCS) \
+	    -lpq -lcurl -lcrypto -ljansson -lsodium -lm
+
+sender: $(BUILD)/msgr-sender
+
 $(BUILD)/unit/%: t/unit/%.c t/unit/lib/msgr_tap.c t/unit/lib/msgr_tap.h \
                  $(wildcard src/msgr_*.c) $(MSGR_HDRS) | $(BUILD)
 	@mkdir -p $(BUILD)/unit
@@ -112,7 +121,7 @@ $(BUILD):
 	mkdir -p $@
 
 # what it runs, not the unit tests
-run: deps module ctl
+run: deps module ctl sender
 	@scripts/run.sh
 
 test: deps all

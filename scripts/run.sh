@@ -9,6 +9,8 @@
 #   var/demo-admin-key     the "Demo School" admin key (mode 600)
 #   var/nginx/             nginx's prefix: conf/nginx.conf, error.log,
 #                          access.log, nginx.pid, tmp/
+#   var/outbox/            what msgr-sender's file providers sent
+#   var/sender.log         msgr-sender's log
 #
 # Run as root, PostgreSQL runs as the postgres user and nginx's workers as
 # www-data, and they must reach those directories.  When the checkout is
@@ -43,12 +45,15 @@ PGPORT=${MSGR_PG_PORT:-5433}
 PORT=${MSGR_PORT:-8080}
 MODULE=${MSGR_MODULE:-$ROOT/build/ngx_http_msgr_module.so}
 MSGRCTL=${MSGR_MSGRCTL:-$ROOT/build/msgrctl}
+SENDER=${MSGR_SENDER:-$ROOT/build/msgr-sender}
+SENDER_CONF=${MSGR_SENDER_CONF:-$ROOT/conf/msgr-sender.conf}
 NGINX=${MSGR_NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 
 CONNINFO="host=127.0.0.1 port=$PGPORT dbname=msgr user=msgr"
 SCHOOL_NAME="Demo School"
 
 NGINX_PID=
+SENDER_PID=
 PG_STARTED=0
 
 
@@ -119,6 +124,13 @@ ngx_quote() {
 
 stop_all() {
     trap - INT TERM EXIT
+
+    if [ -n "$SENDER_PID" ] && kill -0 "$SENDER_PID" 2>/dev/null; then
+        say "stopping msgr-sender"
+        kill -TERM "$SENDER_PID" 2>/dev/null || true
+        wait "$SENDER_PID" 2>/dev/null || true
+    fi
+    SENDER_PID=
 
     if [ -n "$NGINX_PID" ] && kill -0 "$NGINX_PID" 2>/dev/null; then
         say "stopping nginx"
@@ -394,6 +406,20 @@ start_nginx() {
 }
 
 
+# msgr-sender from the checkout, so that the file providers' var/outbox is
+# the checkout's
+start_sender() {
+    mkdir -p "$VAR/outbox"
+    (cd "$ROOT" && exec "$SENDER" --config "$SENDER_CONF") \
+        2>>"$VAR/sender.log" &
+    SENDER_PID=$!
+
+    sleep 0.2
+    kill -0 "$SENDER_PID" 2>/dev/null \
+        || die "msgr-sender exited at start: see $VAR/sender.log"
+}
+
+
 banner() {
     local key where=
 
@@ -410,7 +436,10 @@ banner() {
 msgr is running:
   API        http://127.0.0.1:$PORT/msgr/
   database   MSGR_PG="$CONNINFO"$where
-  logs       $NGX/error.log, $PGLOG
+  sender     msgr-sender, $SENDER_CONF
+  outbox     sent messages go to $VAR/outbox/<channel>.jsonl
+             (real providers: see docs/sender.md and conf/msgr-sender.conf)
+  logs       $NGX/error.log, $PGLOG, $VAR/sender.log
 
 The "$SCHOOL_NAME" admin key (kept in $KEYFILE):
 
@@ -424,7 +453,7 @@ Try, in another shell (the examples of README.md and docs/ start so):
   export MSGR_PG="$CONNINFO"
   build/msgrctl school list
 
-Ctrl-C stops nginx and PostgreSQL.
+Ctrl-C stops msgr-sender, nginx and PostgreSQL.
 
 EOF
 }
@@ -435,6 +464,7 @@ main() {
     check_port MSGR_PORT "$PORT"
 
     [ -x "$MSGRCTL" ] || die "$MSGRCTL is not built: make ctl"
+    [ -x "$SENDER" ] || die "$SENDER is not built: make sender"
     [ -f "$MODULE" ] || die "$MODULE is not built: make module"
     [ -f "$TEMPLATE" ] || die "$TEMPLATE is missing"
     [ -x "$NGINX" ] || die "no nginx at $NGINX: make deps"
@@ -455,6 +485,7 @@ main() {
     create_db
     demo_key
     start_nginx
+    start_sender
     banner
 
     local rc=0

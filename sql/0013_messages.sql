@@ -300,7 +300,8 @@ CREATE FUNCTION msgr_message_json(m msgr_messages) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'id', m.message_id,
-        'status', m.status,
+        'status', CASE WHEN m.status = 'scheduled' AND m.send_at <= now()
+                       THEN 'queued' ELSE m.status END,
         'channels', to_jsonb(m.channels),
         'send_to', m.send_to,
         'groups', to_jsonb(m.groups),

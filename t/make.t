@@ -25,6 +25,7 @@ use File::Path qw(remove_tree);
 use File::Temp qw(tempdir);
 use HTTP::Tiny;
 use POSIX qw(:sys_wait_h);
+use JSON::PP;
 use Test::More;
 use Time::HiRes qw(sleep time);
 use lib 't/lib';
@@ -192,7 +193,7 @@ my $co  = checkout_copy($tmp);
 # --- make run as root in a checkout the postgres user cannot reach -----------
 
 SKIP: {
-    skip 'needs root: run.sh runs PostgreSQL as the postgres user', 9
+    skip 'needs root: run.sh runs PostgreSQL as the postgres user', 14
         unless $> == 0;
 
     my $parent = tempdir('msgr-home-XXXXXX', TMPDIR => 1, CLEANUP => 0);
@@ -251,6 +252,43 @@ SKIP: {
     is($r->{status}, 200, 'GET /v1/school with the demo key: 200')
         or diag("$r->{status} $r->{content}\n$out");
     like($r->{content}, qr/"name":"Demo School"/, 'the Demo School');
+
+    # a message composed through the API reaches var/outbox/
+    my $ua = HTTP::Tiny->new(timeout => 30);
+    my %h = (Authorization => "Bearer $key",
+             'Content-Type' => 'application/json');
+    $r = $ua->post("http://127.0.0.1:$port/msgr/v1/mis/sync",
+                   { headers => \%h, content => Msgr::Test::_slurp(
+                       "$ROOT/docs/examples/snapshot.json") });
+    is($r->{status}, 200, 'the example MIS snapshot synced')
+        or diag($r->{content});
+    $r = $ua->get("http://127.0.0.1:$port/msgr/v1/groups",
+                  { headers => \%h });
+    my ($group) = $r->{content} =~ /"id":(\d+)/;
+    $r = $ua->post("http://127.0.0.1:$port/msgr/v1/messages",
+                   { headers => \%h,
+                     content => qq({"channels":["sms","email"],)
+                              . qq("to":{"groups":[$group]},"subject":"Hi",)
+                              . qq("body":"Dear {first_name}"}) });
+    is($r->{status}, 201, 'a message sent') or diag($r->{content});
+    my ($msg) = $r->{content} =~ /"id":(\d+)/;
+    my $states = '';
+    for (1 .. 100) {
+        $r = $ua->get("http://127.0.0.1:$port/msgr/v1/messages/$msg",
+                      { headers => \%h });
+        ($states) = $r->{content} =~ /"states":(\{[^\n]*?\}\})/;
+        last if ($states // '') !~ /queued|sending/ && $states;
+        sleep 0.1;
+    }
+    my $st = JSON::PP->new->decode($states // '{}');
+    is(join(' ', map { "$_:" . join(',', sort keys %{ $st->{$_} }) }
+                 sort keys %$st),
+       'email:delivered sms:delivered',
+       'msgr-sender delivered every SMS and email') or diag($r->{content});
+    ok(-s "$run/var/outbox/sms.jsonl" && -s "$run/var/outbox/email.jsonl",
+       'they are in var/outbox/') or diag(`ls -la $run/var $run/var/outbox 2>&1`);
+    like($out = Msgr::Test::_slurp($outf), qr{outbox\s+sent messages go to},
+         'the banner says where sent messages go');
 
     kill 'TERM', $pid;
     my $t0 = time;

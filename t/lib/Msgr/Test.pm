@@ -41,6 +41,7 @@ our $ROOT    = abs_path(dirname(abs_path(__FILE__)) . '/../../..');
 our $BUILD   = "$ROOT/build";
 our $MODULE  = $ENV{MSGR_MODULE}  // "$BUILD/ngx_http_msgr_module.so";
 our $MSGRCTL = $ENV{MSGR_MSGRCTL} // "$BUILD/msgrctl";
+our $SENDER  = $ENV{MSGR_SENDER}  // "$BUILD/msgr-sender";
 our $NGINX   = $ENV{MSGR_NGINX}   // '/usr/sbin/nginx';
 our $PGBIN   = $ENV{MSGR_PGBIN}   // _find_pgbin();
 
@@ -345,6 +346,21 @@ sub msgrctl {
     die "$MSGRCTL is not built (make ctl)\n" unless -x $MSGRCTL;
     return _run(
         cmd => [$MSGRCTL, @args],
+        env => { MSGR_PG => ref $pg ? $pg->conninfo : $pg },
+    );
+}
+
+# sender($pg, $conf_text, @args) -> (exit code, stdout, stderr): runs
+# msgr-sender with that configuration (written to a temporary file) until
+# nothing is due (--exit-when-idle), unless @args say otherwise.
+sub sender {
+    my ($pg, $conf, @args) = @_;
+    die "$SENDER is not built (make sender)\n" unless -x $SENDER;
+    my $dir = tempdir('msgr-sender-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    _spew("$dir/sender.conf", $conf);
+    @args = ('--exit-when-idle') unless @args;
+    return _run(
+        cmd => [$SENDER, '--config', "$dir/sender.conf", @args],
         env => { MSGR_PG => ref $pg ? $pg->conninfo : $pg },
     );
 }
