@@ -149,7 +149,10 @@ static const char  msgr_sender_claim_sql[] =
  * failed for good sends its backup SMS now.
  */
 static const char  msgr_sender_complete_sql[] =
-    "WITH u AS ("
+    "WITH f AS ("
+    "  DELETE FROM msgr_app_devices WHERE token_id = ANY ($8::text[])"
+    "  RETURNING token_id),"
+    " u AS ("
     "  SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[],"
     "                       $4::text[], $5::text[], $6::float8[])"
     "    AS u(id, state, provider, provider_id, error, delay)),"
@@ -203,6 +206,8 @@ static void msgr_sender_pg_step(msgr_sender_pg_t *pg);
 static void msgr_sender_next(void);
 static void msgr_sender_dispatch(msgr_sender_job_t *job);
 static void msgr_sender_done(msgr_sender_job_t *job);
+static void msgr_sender_fan_out(msgr_sender_job_t *job);
+static char *msgr_sender_text_array(json_t *strings);
 
 
 /* helpers */
@@ -310,6 +315,16 @@ msgr_sender_job_error(msgr_sender_job_t *job, msgr_sender_outcome_e outcome,
 static void
 msgr_sender_job_free(msgr_sender_job_t *job)
 {
+    if (job->parent != NULL) {
+        /* a device's request: the strings are its parent's */
+        curl_slist_free_all(job->headers);
+        free(job->request);
+        free(job->response.data);
+        free(job);
+        return;
+    }
+
+    json_decref(job->forgotten);
     free(job->recipient_type);
     free(job->channel);
     free(job->address);
@@ -851,6 +866,13 @@ msgr_sender_dispatch(msgr_sender_job_t *job)
         return;
     }
 
+    if (p->adapter->per_device && job->parent == NULL
+        && json_array_size(job->devices) > 1)
+    {
+        msgr_sender_fan_out(job);
+        return;
+    }
+
     job->easy = curl_easy_init();
 
     if (job->easy == NULL) {
@@ -884,6 +906,106 @@ msgr_sender_dispatch(msgr_sender_job_t *job)
 }
 
 
+/* one request per device, each a child job borrowing the parent's */
+
+static void
+msgr_sender_fan_out(msgr_sender_job_t *job)
+{
+    size_t              i, n;
+    msgr_sender_job_t  *child;
+
+    n = json_array_size(job->devices);
+    job->children = (int) n;
+    job->outcome = MSGR_SENDER_PERMANENT;
+
+    for (i = 0; i < n; i++) {
+        child = malloc(sizeof(msgr_sender_job_t));
+
+        if (child == NULL) {
+            job->children -= (int) (n - i);
+            msgr_sender_job_error(job, MSGR_SENDER_TEMPORARY,
+                                  "out of memory");
+            break;
+        }
+
+        *child = *job;
+        child->parent = job;
+        child->children = 0;
+        child->device = (int) i;
+        child->headers = NULL;
+        child->request = NULL;
+        child->data = NULL;
+        child->easy = NULL;
+        child->forgotten = NULL;
+        memset(&child->response, 0, sizeof(msgr_sender_buf_t));
+        child->error[0] = '\0';
+        child->provider_id[0] = '\0';
+        child->next = NULL;
+
+        msgr_sender_dispatch(child);
+    }
+
+    if (job->children == 0) {
+        msgr_sender_done(job);
+    }
+}
+
+
+/*
+ * A device's outcome into its parent's: sent to one device is sent;
+ * failed for good only when every device did; otherwise tried again.
+ */
+
+static void
+msgr_sender_merge(msgr_sender_job_t *child)
+{
+    json_t             *token;
+    msgr_sender_job_t  *job;
+
+    job = child->parent;
+
+    if (child->forget) {
+        token = json_object_get(json_array_get(job->devices, child->device),
+                                "token_id");
+
+        if (job->forgotten == NULL) {
+            job->forgotten = json_array();
+        }
+
+        if (token != NULL && job->forgotten != NULL) {
+            json_array_append(job->forgotten, token);
+        }
+    }
+
+    if (child->outcome == MSGR_SENDER_SENT
+        || child->outcome == MSGR_SENDER_DELIVERED)
+    {
+        if (job->outcome != MSGR_SENDER_SENT) {
+            job->outcome = child->outcome;
+            memcpy(job->provider_id, child->provider_id,
+                   sizeof(job->provider_id));
+            job->error[0] = '\0';
+        }
+
+    } else if (child->outcome == MSGR_SENDER_TEMPORARY
+               && job->outcome == MSGR_SENDER_PERMANENT)
+    {
+        job->outcome = MSGR_SENDER_TEMPORARY;
+        job->retry_after = child->retry_after;
+        memcpy(job->error, child->error, sizeof(job->error));
+
+    } else if (child->outcome == MSGR_SENDER_PERMANENT
+               && job->error[0] == '\0')
+    {
+        memcpy(job->error, child->error, sizeof(job->error));
+    }
+
+    if (--job->children == 0) {
+        msgr_sender_done(job);
+    }
+}
+
+
 /* an outcome, to be completed with the next batch */
 
 static void
@@ -898,7 +1020,31 @@ msgr_sender_done(msgr_sender_job_t *job)
         job->easy = NULL;
     }
 
-    if (job->provider) {
+    if (job->parent != NULL) {
+        if (job->provider) {
+            msgr_sender_provider_judge(job->provider,
+                                       job->outcome == MSGR_SENDER_TEMPORARY);
+        }
+
+        msgr_sender_merge(job);
+        msgr_sender_job_free(job);
+        return;
+    }
+
+    if (job->forget && job->devices) {
+        /* one device, gone for good */
+        job->forgotten = json_array();
+        if (job->forgotten) {
+            json_array_append(job->forgotten,
+                              json_object_get(json_array_get(job->devices, 0),
+                                              "token_id"));
+        }
+    }
+
+    if (job->provider && job->children == 0
+        && !(job->provider->adapter->per_device
+             && json_array_size(job->devices) > 1))
+    {
         msgr_sender_provider_judge(job->provider,
                                    job->outcome == MSGR_SENDER_TEMPORARY);
     }
@@ -1023,9 +1169,10 @@ static void
 msgr_sender_complete(msgr_sender_pg_t *pg)
 {
     int                 n, i;
-    char               *arrays[6], *p[6], delay[32];
-    size_t              size;
-    const char         *values[7], *state;
+    char               *arrays[6], *p[6], delay[32], *forget;
+    size_t              size, k;
+    json_t             *tokens, *t;
+    const char         *values[8], *state;
     msgr_sender_job_t  *job;
 
     static const char  *const  empty = "";
@@ -1101,15 +1248,67 @@ msgr_sender_complete(msgr_sender_pg_t *pg)
 
     values[6] = msgr_sender.conf->sender_id;
 
+    /* devices a push provider said are gone for good */
+
+    tokens = json_array();
+
+    for (job = msgr_sender.done; job && tokens; job = job->next) {
+        json_array_foreach(job->forgotten, k, t) {
+            if (json_is_string(t)) {
+                json_array_append(tokens, t);
+            }
+        }
+    }
+
+    forget = msgr_sender_text_array(tokens);
+    json_decref(tokens);
+    values[7] = forget ? forget : "{}";
+
     pg->jobs = msgr_sender.done;
     msgr_sender.done = NULL;
 
     (void) msgr_sender_pg_send(pg, MSGR_SENDER_OP_COMPLETE,
-                               msgr_sender_complete_sql, 7, values);
+                               msgr_sender_complete_sql, 8, values);
 
     for (i = 0; i < 6; i++) {
         free(arrays[i]);
     }
+
+    free(forget);
+}
+
+
+/* a PostgreSQL text[] literal of JSON strings (token ids: hex) */
+
+static char *
+msgr_sender_text_array(json_t *strings)
+{
+    char              *s, *p;
+    size_t             i, size;
+    json_t            *v;
+
+    size = 3;
+
+    json_array_foreach(strings, i, v) {
+        size += json_string_length(v) + 3;
+    }
+
+    s = malloc(size);
+    if (s == NULL) {
+        return NULL;
+    }
+
+    p = s;
+    *p++ = '{';
+
+    json_array_foreach(strings, i, v) {
+        p += sprintf(p, "%s\"%s\"", i ? "," : "", json_string_value(v));
+    }
+
+    *p++ = '}';
+    *p = '\0';
+
+    return s;
 }
 
 

@@ -78,6 +78,17 @@ struct msgr_sender_job_s {
     char                           error[256];
     double                         delay;          /* 0: the backoff rule */
     unsigned                       technical:1;    /* out of attempts */
+    /*
+     * A push goes to each of the parent's devices: one child job each
+     * (device: its index in devices), their outcomes merged into the
+     * parent's.  A child sets forget when the provider says its device is
+     * gone for good: the device is removed at completion.
+     */
+    msgr_sender_job_t             *parent;
+    int                            children;
+    int                            device;
+    unsigned                       forget:1;
+    json_t                        *forgotten;      /* the parent's token ids */
 
     msgr_sender_job_t             *next;
 };
@@ -85,6 +96,8 @@ struct msgr_sender_job_s {
 
 typedef struct {
     const char                    *type;
+    /* a request per device of a push's parent (FCM), else one a delivery */
+    int                            per_device;
     /* one "key = value" of the provider's section: 0, or -1 with why */
     int                          (*set)(msgr_sender_provider_t *p,
                                         const char *key, const char *value,

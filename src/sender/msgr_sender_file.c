@@ -183,6 +183,7 @@ msgr_sender_file_free(msgr_sender_provider_t *p)
 
 const msgr_sender_adapter_t  msgr_sender_file_adapter = {
     "file",
+    0,
     msgr_sender_file_set,
     msgr_sender_file_check,
     NULL,
