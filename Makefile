@@ -129,7 +129,7 @@ test: deps all
 	prove -r t/
 
 bench: deps all
-	@for b in bench/*.sh; do bash $$b || exit 1; done
+	@rc=0; for b in bench/*.sh; do bash $$b || rc=1; done; exit $$rc
 
 clean:
 	rm -rf $(BUILD)
