@@ -10,15 +10,15 @@
 # them on exit.
 #
 #   school: 2000 students, 3800 contacts (380 with the app), 7 year groups
-#   message: 6138 deliveries (xpressions 380, sms 2773, email 2985)
-#   preview: 0.21 s (limit 0.5 s; median of 3)
-#   send: accepted in 0.62 s (limit 1 s; median of 5), 9900 deliveries/s
-#   bare INSERT ... SELECT: 0.290 s, 21166 deliveries/s (median of 5)
-#   send / bare insert: 0.47 (limit: at least 0.5)
-#   runs: send 0.62 0.60 ... s; bare insert 0.290 0.301 ... s
-#   GET /v1/settings idle: median 0.65 ms, p99 3.16 ms, max 5.62 ms
-#       (1452 requests on 8 connections, 2 workers, 0 not 200)
-#   GET /v1/settings during 3 sends (median 0.63 s): median 0.65 ms, ...
+#   message: N deliveries (xpressions N, sms N, email N)
+#   preview: S s (limit 0.5 s; median of 3)
+#   send: accepted in S s (limit 1 s; median of 5), N deliveries/s
+#   bare INSERT ... SELECT: S s, N deliveries/s (median of 5)
+#   send / bare insert: R (limit: at least 0.5)
+#   runs: send S S ... s; bare insert S S ... s
+#   GET /v1/settings idle: median MS ms, p99 MS ms, max MS ms
+#       (N requests on 8 connections, 2 workers, 0 not 200)
+#   GET /v1/settings during 3 sends (median S s): median MS ms, ...
 #       (...)
 #
 # The send is POST /v1/messages, timed by curl from the request to the
