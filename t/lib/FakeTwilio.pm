@@ -354,7 +354,9 @@ sub _connection {
     } elsif ($to =~ /(\d{4})$/ && $FAILS{$1}) {
         my $f = $FAILS{$1};
         ($status, $body) = ($f->[0], { code => $f->[1], status => $f->[0],
-                                       message => sprintf($f->[2], $to) });
+                                       message => $f->[2] =~ /%s/
+                                                  ? sprintf($f->[2], $to)
+                                                  : $f->[2] });
     }
 
     # the idempotency key: a repeated one gets the first answer again
