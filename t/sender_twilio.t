@@ -48,23 +48,9 @@ sub provider {
 
 my $CONF = "[sender]\npoll = 0.1\n\n" . provider('tw', $tw);
 
-sub drain_ok {
-    my ($name, $conf) = @_;
-    local $Test::Builder::Level = $Test::Builder::Level + 1;
-    my ($rc, $out, $err) = Msgr::Test::sender($pg, $conf // $CONF);
-    is($rc, 0, "$name: msgr-sender drains and exits 0") or diag($err);
-    return $err;
-}
+sub drain_ok { sender_ok($pg, $_[1] // $CONF, $_[0]) }
 
-sub send_ok {
-    my ($body, $name) = @_;
-    local $Test::Builder::Level = $Test::Builder::Level + 1;
-    my $r = $ngx->req(POST => "$V/messages", key => $staff,
-                      body => encode_json($body),
-                      headers => { 'Content-Type' => 'application/json' });
-    Msgr::Test::json_ok($r, 201, "$name: sent") or diag($r->{content});
-    return $r->{json}{id};
-}
+sub send_ok { message_ok($staff, @_) }
 
 # the deliveries of a message: { address => {id, state, ...} }
 sub deliveries {

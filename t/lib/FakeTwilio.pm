@@ -43,6 +43,8 @@ use MIME::Base64 qw(encode_base64 decode_base64);
 use POSIX ();
 use Time::HiRes qw(sleep);
 
+use Msgr::Test ();
+
 my $JSON = JSON::PP->new->utf8->canonical;
 
 
@@ -94,9 +96,9 @@ sub set {
     my ($self, %o) = @_;
 
     my $f = "$self->{dir}/switches.json";
-    my $cur = -f $f ? $JSON->decode(_slurp($f)) : {};
+    my $cur = -f $f ? $JSON->decode(Msgr::Test::slurp($f)) : {};
     $cur->{$_} = $o{$_} for keys %o;
-    _spew("$f.new", $JSON->encode($cur));
+    Msgr::Test::spew("$f.new", $JSON->encode($cur));
     rename("$f.new", $f) or die "rename: $!";
 
     return $self;
@@ -109,7 +111,7 @@ sub requests {
     my ($self) = @_;
     my $f = "$self->{dir}/requests.jsonl";
     return () unless -f $f;
-    return map { $JSON->decode($_) } split /\n/, _slurp($f);
+    return map { $JSON->decode($_) } split /\n/, Msgr::Test::slurp($f);
 }
 
 # requests answered from an earlier one with the same Idempotency-Key
@@ -117,7 +119,7 @@ sub replays {
     my ($self) = @_;
     my $f = "$self->{dir}/replays.jsonl";
     return () unless -f $f;
-    return map { $JSON->decode($_) } split /\n/, _slurp($f);
+    return map { $JSON->decode($_) } split /\n/, Msgr::Test::slurp($f);
 }
 
 sub clear {
@@ -302,7 +304,7 @@ sub _connection {
     my ($self, $c) = @_;
 
     my $req = _read_request($c) or return;
-    my $sw = $JSON->decode(_slurp("$self->{dir}/switches.json"));
+    my $sw = $JSON->decode(Msgr::Test::slurp("$self->{dir}/switches.json"));
     my $p = _form($req->{body});
     my $to = $p->{To} // '';
     my ($path) = split /\?/, $req->{target};
@@ -317,7 +319,8 @@ sub _connection {
                headers => $req->{headers}, params => $p,
                auth_ok => $auth_ok ? 1 : 0);
 
-    my ($kind) = $path =~ m{^/2010-04-01/Accounts/\Q$self->{sid}\E/(Messages|Calls)\.json$};
+    my ($kind) = $path
+        =~ m{^/2010-04-01/Accounts/\Q$self->{sid}\E/(Messages|Calls)\.json$};
 
     # the failures picked by a switch or by the number
 
@@ -371,7 +374,8 @@ sub _connection {
     if (!$status && defined $key && !$sw->{ignore_keys}
         && -f "$self->{dir}/key-$key")
     {
-        my $first = $JSON->decode(_slurp("$self->{dir}/key-$key"));
+        my $first = $JSON->decode(
+            Msgr::Test::slurp("$self->{dir}/key-$key"));
         _append("$self->{dir}/replays.jsonl",
                 $JSON->encode({ %rec, sid => $first->{sid} }));
         close $lock;
@@ -389,7 +393,7 @@ sub _connection {
                   status => $kind eq 'Calls' ? 'queued' : 'accepted' };
         $status = 201;
         $rec{sid} = $sid;
-        _spew("$self->{dir}/key-$key", $JSON->encode($body))
+        Msgr::Test::spew("$self->{dir}/key-$key", $JSON->encode($body))
             if defined $key;
     }
 
@@ -416,22 +420,6 @@ sub _append {
     sysopen(my $fh, $f, O_WRONLY | O_APPEND | O_CREAT) or die "$f: $!";
     flock($fh, LOCK_EX);
     syswrite($fh, "$line\n");
-    close $fh;
-}
-
-sub _slurp {
-    my ($f) = @_;
-    open(my $fh, '<:raw', $f) or die "$f: $!";
-    local $/;
-    my $s = <$fh>;
-    close $fh;
-    return $s // '';
-}
-
-sub _spew {
-    my ($f, $s) = @_;
-    open(my $fh, '>:raw', $f) or die "$f: $!";
-    print $fh $s;
     close $fh;
 }
 
