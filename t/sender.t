@@ -53,13 +53,7 @@ sub lines {
     return @l;
 }
 
-sub drain_ok {
-    my ($name, $conf) = @_;
-    local $Test::Builder::Level = $Test::Builder::Level + 1;
-    my ($rc, $out, $err) = Msgr::Test::sender($pg, $conf // $CONF);
-    is($rc, 0, "$name: msgr-sender drains and exits 0") or diag($err);
-    return $err;
-}
+sub drain_ok { sender_ok($pg, $_[1] // $CONF, $_[0]) }
 
 
 # ---------------------------------------------------------------------------
@@ -95,15 +89,7 @@ Msgr::Test::json_ok(req(PUT => '/app/device', $tok,
                         { platform => 'android', push_token => 'fcm-1' }),
                     200, 'Jane has the app');
 
-sub send_ok {
-    my ($body, $name) = @_;
-    local $Test::Builder::Level = $Test::Builder::Level + 1;
-    my $r = $ngx->req(POST => "$V/messages", key => $staff,
-                      body => encode_json($body),
-                      headers => { 'Content-Type' => 'application/json' });
-    Msgr::Test::json_ok($r, 201, "$name: sent") or diag($r->{content});
-    return $r->{json}{id};
-}
+sub send_ok { message_ok($staff, @_) }
 
 
 # ---------------------------------------------------------------------------
