@@ -87,13 +87,19 @@ typedef struct {
     int                           ep;
     CURLM                        *multi;
     double                        curl_at;    /* 0: no curl timer */
-    msgr_sender_pg_t              work;
+    msgr_sender_pg_t              work;       /* claims, releases */
+    msgr_sender_pg_t              flush;      /* completions */
     msgr_sender_pg_t              listen;
     msgr_sender_io_t              signals;
 
     int                           in_flight;  /* claimed, not completed */
     msgr_sender_job_t            *done;       /* to complete */
+    int                           ndone;
+    double                        done_at;    /* when the oldest was done */
     msgr_sender_job_t            *waiting;    /* for a rate token */
+    msgr_sender_job_t            *queued;     /* for a free connection */
+    msgr_sender_job_t            *queued_tail;
+    int                           active;     /* requests inside libcurl */
 
     int                           claim_limit;
     unsigned                      idle:1;     /* the last claim found none */
@@ -207,6 +213,7 @@ static void msgr_sender_next(void);
 static void msgr_sender_dispatch(msgr_sender_job_t *job);
 static void msgr_sender_done(msgr_sender_job_t *job);
 static void msgr_sender_fan_out(msgr_sender_job_t *job);
+static void msgr_sender_start(msgr_sender_job_t *job);
 static char *msgr_sender_text_array(json_t *strings);
 
 
@@ -226,16 +233,16 @@ msgr_sender_now(void)
 static void
 msgr_sender_log(const char *fmt, ...)
 {
-    char       at[32];
-    time_t     now;
-    va_list    args;
-    struct tm  tm;
+    char             at[32];
+    va_list          args;
+    struct tm        tm;
+    struct timespec  ts;
 
-    now = time(NULL);
-    gmtime_r(&now, &tm);
-    strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%S", &tm);
 
-    fprintf(stderr, "%s msgr-sender: ", at);
+    fprintf(stderr, "%s.%03ldZ msgr-sender: ", at, ts.tv_nsec / 1000000);
 
     va_start(args, fmt);
     vfprintf(stderr, fmt, args);
@@ -292,6 +299,12 @@ msgr_sender_job_error(msgr_sender_job_t *job, msgr_sender_outcome_e outcome,
 static void
 msgr_sender_job_free(msgr_sender_job_t *job)
 {
+    if (job->easy != NULL) {
+        /* prepared, never started (given back on TERM) */
+        curl_easy_cleanup(job->easy);
+        job->easy = NULL;
+    }
+
     if (job->parent != NULL) {
         /* a device's request: the strings are its parent's */
         curl_slist_free_all(job->headers);
@@ -367,8 +380,13 @@ msgr_sender_pg_unsent(msgr_sender_pg_t *pg)
         next = job->next;
 
         if (pg->op == MSGR_SENDER_OP_COMPLETE) {
+            if (msgr_sender.done == NULL) {
+                msgr_sender.done_at = msgr_sender_now();
+            }
+
             job->next = msgr_sender.done;
             msgr_sender.done = job;
+            msgr_sender.ndone++;
 
         } else {
             msgr_sender.in_flight--;
@@ -545,6 +563,13 @@ msgr_sender_pg_result(msgr_sender_pg_t *pg, PGresult *res)
 
     case MSGR_SENDER_OP_COMPLETE:
     case MSGR_SENDER_OP_RELEASE:
+        if (msgr_sender.verbose) {
+            msgr_sender_log("%s %s deliveries",
+                            pg->op == MSGR_SENDER_OP_COMPLETE ? "completed"
+                                                              : "released",
+                            PQcmdTuples(res));
+        }
+
         for (job = pg->jobs; job; job = next) {
             next = job->next;
             msgr_sender.completed += (pg->op == MSGR_SENDER_OP_COMPLETE);
@@ -875,11 +900,42 @@ msgr_sender_dispatch(msgr_sender_job_t *job)
         return;
     }
 
+    /*
+     * libcurl's multi walks its handles to remove one: past a few per
+     * connection the requests wait here, in order, not inside libcurl
+     */
+
+    if (msgr_sender.active >= msgr_sender.conf->connections * 4) {
+        job->next = NULL;
+
+        if (msgr_sender.queued_tail) {
+            msgr_sender.queued_tail->next = job;
+        } else {
+            msgr_sender.queued = job;
+        }
+
+        msgr_sender.queued_tail = job;
+        return;
+    }
+
+    msgr_sender_start(job);
+}
+
+
+static void
+msgr_sender_start(msgr_sender_job_t *job)
+{
     if (curl_multi_add_handle(msgr_sender.multi, job->easy) != CURLM_OK) {
         msgr_sender_job_error(job, MSGR_SENDER_TEMPORARY,
                               "the request could not start");
+        curl_easy_cleanup(job->easy);
+        job->easy = NULL;
         msgr_sender_done(job);
+        return;
     }
+
+    job->started = 1;
+    msgr_sender.active++;
 }
 
 
@@ -988,13 +1044,36 @@ msgr_sender_merge(msgr_sender_job_t *child)
 static void
 msgr_sender_done(msgr_sender_job_t *job)
 {
-    double          base;
-    msgr_channel_e  ch;
+    double              base;
+    msgr_channel_e      ch;
+    msgr_sender_job_t  *next;
 
     if (job->easy) {
-        curl_multi_remove_handle(msgr_sender.multi, job->easy);
+        if (job->started) {
+            curl_multi_remove_handle(msgr_sender.multi, job->easy);
+        }
+
         curl_easy_cleanup(job->easy);
         job->easy = NULL;
+    }
+
+    if (job->started) {
+        job->started = 0;
+        msgr_sender.active--;
+
+        /* the next request waiting for a connection */
+
+        if (msgr_sender.queued != NULL) {
+            next = msgr_sender.queued;
+            msgr_sender.queued = next->next;
+
+            if (msgr_sender.queued == NULL) {
+                msgr_sender.queued_tail = NULL;
+            }
+
+            next->next = NULL;
+            msgr_sender_start(next);
+        }
     }
 
     if (job->parent != NULL) {
@@ -1058,8 +1137,13 @@ msgr_sender_done(msgr_sender_job_t *job)
                         job->error[0] ? ": " : "", job->error);
     }
 
+    if (msgr_sender.done == NULL) {
+        msgr_sender.done_at = msgr_sender_now();
+    }
+
     job->next = msgr_sender.done;
     msgr_sender.done = job;
+    msgr_sender.ndone++;
 }
 
 
@@ -1243,6 +1327,7 @@ msgr_sender_complete(msgr_sender_pg_t *pg)
 
     pg->jobs = msgr_sender.done;
     msgr_sender.done = NULL;
+    msgr_sender.ndone = 0;
 
     (void) msgr_sender_pg_send(pg, MSGR_SENDER_OP_COMPLETE,
                                msgr_sender_complete_sql, 8, values);
@@ -1348,11 +1433,6 @@ msgr_sender_next(void)
 
     now = msgr_sender_now();
 
-    if (msgr_sender.done != NULL) {
-        msgr_sender_complete(pg);
-        return;
-    }
-
     if (msgr_sender.stopping) {
         if (msgr_sender.waiting != NULL) {
             msgr_sender_release(pg);
@@ -1387,6 +1467,36 @@ msgr_sender_next(void)
 
     (void) msgr_sender_pg_send(pg, MSGR_SENDER_OP_CLAIM,
                                msgr_sender_claim_sql, 3, values);
+}
+
+
+/*
+ * Outcomes go to PostgreSQL on their own connection, in batches: a tenth
+ * of a claim's worth, or what has waited 20 ms, or everything when
+ * nothing else is in flight.
+ */
+
+static void
+msgr_sender_flush(void)
+{
+    int                min;
+    msgr_sender_pg_t  *pg;
+
+    pg = &msgr_sender.flush;
+
+    if (pg->state != MSGR_SENDER_PG_IDLE || msgr_sender.done == NULL) {
+        return;
+    }
+
+    min = msgr_sender.conf->batch / 10;
+
+    if (msgr_sender.ndone >= (min > 0 ? min : 1)
+        || msgr_sender.ndone >= msgr_sender.in_flight
+        || msgr_sender.stopping
+        || msgr_sender_now() - msgr_sender.done_at >= 0.02)
+    {
+        msgr_sender_complete(pg);
+    }
 }
 
 
@@ -1425,8 +1535,18 @@ msgr_sender_signalled(void)
 
         if (!msgr_sender.stopping) {
             msgr_sender_log("stopping: finishing %d requests in flight",
-                            msgr_sender.in_flight);
+                            msgr_sender.active);
             msgr_sender.stopping = 1;
+
+            /* what waits for a connection is given back, not started */
+
+            if (msgr_sender.queued_tail != NULL) {
+                msgr_sender.queued_tail->next = msgr_sender.waiting;
+                msgr_sender.waiting = msgr_sender.queued;
+                msgr_sender.queued = NULL;
+                msgr_sender.queued_tail = NULL;
+            }
+
             msgr_sender.stop_at = msgr_sender_now() + MSGR_SENDER_DRAIN_MAX;
         }
     }
@@ -1476,11 +1596,19 @@ msgr_sender_setup(void)
     curl_multi_setopt(msgr_sender.multi, CURLMOPT_TIMERFUNCTION,
                       msgr_sender_curl_timer);
 
+    curl_multi_setopt(msgr_sender.multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                      (long) msgr_sender.conf->connections);
+    curl_multi_setopt(msgr_sender.multi, CURLMOPT_MAXCONNECTS,
+                      (long) msgr_sender.conf->connections
+                      * MSGR_SENDER_PROVIDERS_MAX);
+
     msgr_sender.work.name = "claims";
+    msgr_sender.flush.name = "completions";
     msgr_sender.listen.name = "listen";
     msgr_sender.listen.listen = 1;
 
     msgr_sender_pg_connect(&msgr_sender.work);
+    msgr_sender_pg_connect(&msgr_sender.flush);
     msgr_sender_pg_connect(&msgr_sender.listen);
 
     msgr_sender.wake = 1;
@@ -1505,9 +1633,10 @@ msgr_sender_loop(void)
 
         /* reconnect what was lost */
 
-        for (i = 0; i < 2; i++) {
-            msgr_sender_pg_t  *pg = i ? &msgr_sender.listen
-                                      : &msgr_sender.work;
+        for (i = 0; i < 3; i++) {
+            msgr_sender_pg_t  *pg = (i == 0) ? &msgr_sender.work
+                                    : (i == 1) ? &msgr_sender.flush
+                                    : &msgr_sender.listen;
 
             if (pg->state == MSGR_SENDER_PG_CLOSED && now >= pg->retry_at) {
                 msgr_sender_pg_connect(pg);
@@ -1530,10 +1659,12 @@ msgr_sender_loop(void)
         }
 
         msgr_sender_next();
+        msgr_sender_flush();
 
         if (msgr_sender.stopping && msgr_sender.in_flight == 0
             && msgr_sender.done == NULL
-            && msgr_sender.work.state != MSGR_SENDER_PG_BUSY)
+            && msgr_sender.work.state != MSGR_SENDER_PG_BUSY
+            && msgr_sender.flush.state != MSGR_SENDER_PG_BUSY)
         {
             return;
         }
@@ -1547,21 +1678,55 @@ msgr_sender_loop(void)
         if (msgr_sender.exit_when_idle && msgr_sender.idle
             && msgr_sender.in_flight == 0 && msgr_sender.done == NULL
             && msgr_sender.waiting == NULL && !msgr_sender.wake
-            && msgr_sender.work.state == MSGR_SENDER_PG_IDLE)
+            && msgr_sender.work.state == MSGR_SENDER_PG_IDLE
+            && msgr_sender.flush.state == MSGR_SENDER_PG_IDLE)
         {
             return;
         }
 
-        /* how long to sleep: the poll, curl's timer, a rate token */
+        /*
+         * How long to sleep: until what is due next that no event will
+         * announce.  Sockets (PostgreSQL's, the providers') wake us
+         * themselves.
+         */
 
-        at = msgr_sender.next_poll;
+        at = now + 1;
 
-        if (msgr_sender.curl_at > 0 && msgr_sender.curl_at < at) {
-            at = msgr_sender.curl_at;
+        if (msgr_sender.work.state == MSGR_SENDER_PG_IDLE
+            && !msgr_sender.stopping)
+        {
+            if (msgr_sender.in_flight < msgr_sender.conf->max_in_flight) {
+                at = fmin(at, msgr_sender.wake ? now
+                                               : msgr_sender.next_poll);
+            }
+
+            at = fmin(at, msgr_sender.next_reclaim);
         }
 
-        if (msgr_sender.waiting != NULL || msgr_sender.done != NULL) {
-            at = fmin(at, now + 0.01);
+        if (msgr_sender.curl_at > 0) {
+            at = fmin(at, msgr_sender.curl_at);
+        }
+
+        if (msgr_sender.waiting != NULL) {
+            /* the next rate token */
+            at = fmin(at, now + fmin(0.1, 1 / fmax(1,
+                                        msgr_sender.waiting->provider->rate)));
+        }
+
+        if (msgr_sender.done != NULL
+            && msgr_sender.flush.state == MSGR_SENDER_PG_IDLE)
+        {
+            at = fmin(at, msgr_sender.done_at + 0.02);
+        }
+
+        for (i = 0; i < 3; i++) {
+            msgr_sender_pg_t  *pg = (i == 0) ? &msgr_sender.work
+                                    : (i == 1) ? &msgr_sender.flush
+                                    : &msgr_sender.listen;
+
+            if (pg->state == MSGR_SENDER_PG_CLOSED) {
+                at = fmin(at, pg->retry_at);
+            }
         }
 
         timeout = (at <= now) ? 0 : (int) ((at - now) * 1000) + 1;
@@ -1692,6 +1857,10 @@ main(int argc, char **argv)
 
     if (msgr_sender.work.conn) {
         PQfinish(msgr_sender.work.conn);
+    }
+
+    if (msgr_sender.flush.conn) {
+        PQfinish(msgr_sender.flush.conn);
     }
 
     if (msgr_sender.listen.conn) {

@@ -75,6 +75,7 @@ struct msgr_sender_job_s {
     char                           error[256];
     double                         delay;          /* 0: the backoff rule */
     unsigned                       technical:1;    /* out of attempts */
+    unsigned                       started:1;      /* inside libcurl */
     /*
      * A push goes to each of the parent's devices: one child job each
      * (device: its index in devices), their outcomes merged into the
@@ -147,6 +148,7 @@ struct msgr_sender_conf_s {
     char                          *sender_id;
     int                            batch;
     int                            max_in_flight;
+    int                            connections;  /* to one host, at most */
     double                         lease;        /* seconds */
     double                         poll;         /* seconds */
     double                         backoff_cap;  /* seconds */

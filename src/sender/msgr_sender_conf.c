@@ -138,6 +138,7 @@ msgr_sender_conf_new(const char *path)
     conf->sender_id = msgr_sender_strdup(host);
     conf->batch = 100;
     conf->max_in_flight = 200;
+    conf->connections = 32;
     conf->lease = 120;
     conf->poll = 1;
     conf->backoff_cap = 3600;
@@ -431,6 +432,7 @@ msgr_sender_conf_sender(msgr_sender_conf_t *conf, const char *key,
 
     MSGR_SENDER_NUMBER("batch", batch, 1, 10000, int)
     MSGR_SENDER_NUMBER("max_in_flight", max_in_flight, 1, 100000, int)
+    MSGR_SENDER_NUMBER("connections", connections, 1, 10000, int)
     MSGR_SENDER_NUMBER("lease", lease, 5, 86400, double)
     MSGR_SENDER_NUMBER("poll", poll, 0.05, 60, double)
     MSGR_SENDER_NUMBER("backoff_cap", backoff_cap, 1, 86400, double)
