@@ -333,6 +333,32 @@ msgr_sender_job_free(msgr_sender_job_t *job)
 }
 
 
+/* a job as it was claimed: for a request prepared again */
+
+static void
+msgr_sender_job_reset(msgr_sender_job_t *job)
+{
+    if (job->easy) {
+        curl_multi_remove_handle(msgr_sender.multi, job->easy);
+        curl_easy_cleanup(job->easy);
+        job->easy = NULL;
+    }
+
+    curl_slist_free_all(job->headers);
+    job->headers = NULL;
+    free(job->request);
+    job->request = NULL;
+    free(job->response.data);
+    memset(&job->response, 0, sizeof(msgr_sender_buf_t));
+
+    job->again = 0;
+    job->retry_after = 0;
+    job->outcome = MSGR_SENDER_SENT;
+    job->error[0] = '\0';
+    job->provider_id[0] = '\0';
+}
+
+
 /* the event loop's registrations */
 
 static int
@@ -841,6 +867,7 @@ msgr_sender_curl_header(char *data, size_t size, size_t n, void *arg)
 static void
 msgr_sender_dispatch(msgr_sender_job_t *job)
 {
+    int                      rc;
     msgr_sender_provider_t  *p;
 
     p = job->provider ? job->provider : msgr_sender_provider(job->channel);
@@ -895,7 +922,17 @@ msgr_sender_dispatch(msgr_sender_job_t *job)
     curl_easy_setopt(job->easy, CURLOPT_HEADERDATA, job);
     curl_easy_setopt(job->easy, CURLOPT_USERAGENT, "msgr-sender/1");
 
-    if (p->adapter->prepare(p, job) != 0) {
+    rc = p->adapter->prepare(p, job);
+
+    if (rc == 1) {
+        /* not yet (an access token on its way): prepared again shortly */
+        msgr_sender_job_reset(job);
+        job->next = msgr_sender.waiting;
+        msgr_sender.waiting = job;
+        return;
+    }
+
+    if (rc != 0) {
         msgr_sender_done(job);
         return;
     }
@@ -1168,6 +1205,14 @@ msgr_sender_curl_check(void)
 
         job->provider->adapter->finish(job->provider, job, msg->data.result,
                                        status);
+
+        if (job->again) {
+            /* a step of the adapter's own: the request itself follows */
+            msgr_sender_job_reset(job);
+            msgr_sender_dispatch(job);
+            continue;
+        }
+
         msgr_sender_done(job);
     }
 }
@@ -1380,7 +1425,28 @@ msgr_sender_release(msgr_sender_pg_t *pg)
     char               *ids, *q;
     size_t              n;
     const char         *values[2];
-    msgr_sender_job_t  *job;
+    msgr_sender_job_t  *job, **jp;
+
+    /* a device's request waiting is not a claim: its parent's outcome */
+
+    for (jp = &msgr_sender.waiting; *jp; /* void */) {
+        job = *jp;
+
+        if (job->parent == NULL) {
+            jp = &job->next;
+            continue;
+        }
+
+        *jp = job->next;
+        job->next = NULL;
+        msgr_sender_job_error(job, MSGR_SENDER_TEMPORARY,
+                              "the sender stopped before it was sent");
+        msgr_sender_done(job);
+    }
+
+    if (msgr_sender.waiting == NULL) {
+        return;
+    }
 
     n = 0;
 

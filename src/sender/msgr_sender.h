@@ -77,6 +77,11 @@ struct msgr_sender_job_s {
     unsigned                       technical:1;    /* out of attempts */
     unsigned                       started:1;      /* inside libcurl */
     /*
+     * Set by finish when the answer was a step of the adapter's own (an
+     * access token fetched): no outcome, the job is prepared again at once.
+     */
+    unsigned                       again:1;
+    /*
      * A push goes to each of the parent's devices: one child job each
      * (device: its index in devices), their outcomes merged into the
      * parent's.  A child sets forget when the provider says its device is
@@ -105,7 +110,9 @@ typedef struct {
                                           const char **why);
     /*
      * A request to send: sets up job->easy (URL, method, headers, body).
-     * 0; or -1 with the outcome already set (a push to nobody: permanent).
+     * 0; or -1 with the outcome already set (a push to nobody: permanent);
+     * or 1: not yet (the provider's access token is on its way), the job
+     * waits as for a rate token and is prepared again shortly.
      * NULL for a provider that sends without curl (send).
      */
     int                          (*prepare)(msgr_sender_provider_t *p,
