@@ -108,6 +108,8 @@ typedef struct ngx_http_msgr_ctx_s {
 
     /* the detail of the 404 of ngx_http_msgr_json_done() and co. */
     const char                   *not_found;
+    /* the detail of the 409 of ngx_http_msgr_item_done(): a name taken */
+    const char                   *taken;
 
     /* the school's settings, once loaded */
     void                         *settings_ctx;

@@ -79,8 +79,6 @@ const ngx_http_msgr_route_t  ngx_http_msgr_templates_routes[] = {
 #define NGX_HTTP_MSGR_TPL_SMS_MAX       1600
 #define NGX_HTTP_MSGR_TPL_VOICE_MAX     2000
 
-#define NGX_HTTP_MSGR_SQLSTATE_UNIQUE   "23505"
-
 #define NGX_HTTP_MSGR_NO_TEMPLATE       "no such template"
 
 
@@ -104,7 +102,6 @@ static void ngx_http_msgr_template_tokens(ngx_http_msgr_ctx_t *ctx,
     json_t *attributes, json_t *body, json_t *errors);
 static void ngx_http_msgr_template_write(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx, ngx_http_msgr_tpl_change_t *tc);
-static void ngx_http_msgr_template_done(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_items_done(ngx_http_msgr_pg_query_t *q);
 
 
@@ -281,20 +278,10 @@ ngx_http_msgr_items_done(ngx_http_msgr_pg_query_t *q)
 static void
 ngx_http_msgr_template(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
-    ngx_http_msgr_pg_query_t  *q;
+    ctx->not_found = NGX_HTTP_MSGR_NO_TEMPLATE;
 
-    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_template,
-                            ngx_http_msgr_template_done);
-
-    if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
-              || ngx_http_msgr_pg_param_int(q, 1,
-                                            ngx_http_msgr_id(&ctx->args[0]))
-                 != NGX_OK))
-    {
-        q = NULL;
-    }
-
-    (void) ngx_http_msgr_run(r, q);
+    ngx_http_msgr_query_school_id(r, &ngx_http_msgr_stmt_template,
+                                  ngx_http_msgr_item_done);
 }
 
 
@@ -304,22 +291,10 @@ static void
 ngx_http_msgr_template_versions(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx)
 {
-    ngx_http_msgr_pg_query_t  *q;
-
     ctx->not_found = NGX_HTTP_MSGR_NO_TEMPLATE;
 
-    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_template_versions,
-                            ngx_http_msgr_items_done);
-
-    if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
-              || ngx_http_msgr_pg_param_int(q, 1,
-                                            ngx_http_msgr_id(&ctx->args[0]))
-                 != NGX_OK))
-    {
-        q = NULL;
-    }
-
-    (void) ngx_http_msgr_run(r, q);
+    ngx_http_msgr_query_school_id(r, &ngx_http_msgr_stmt_template_versions,
+                                  ngx_http_msgr_items_done);
 }
 
 
@@ -344,6 +319,9 @@ ngx_http_msgr_template_change(ngx_http_request_t *r,
     }
 
     ctx->data = tc;
+    ctx->not_found = NGX_HTTP_MSGR_NO_TEMPLATE;
+    ctx->taken = "the school has a template of that name already (names "
+                 "are compared without case)";
 
     if (r->method != NGX_HTTP_POST) {
         tc->id = ngx_http_msgr_id(&ctx->args[0]);
@@ -661,7 +639,6 @@ ngx_http_msgr_template_write(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     b = tc->body;
 
     if (b == NULL) {
-        ctx->not_found = NGX_HTTP_MSGR_NO_TEMPLATE;
         q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_template_del,
                                 ngx_http_msgr_no_content_done);
 
@@ -677,7 +654,7 @@ ngx_http_msgr_template_write(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
 
     q = ngx_http_msgr_query(r, tc->id ? &ngx_http_msgr_stmt_template_edit
                                       : &ngx_http_msgr_stmt_template_add,
-                            ngx_http_msgr_template_done);
+                            ngx_http_msgr_item_done);
     if (q == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
@@ -728,73 +705,6 @@ ngx_http_msgr_template_write(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     }
 
     ngx_http_msgr_query_run(r, q);
-}
-
-
-static void
-ngx_http_msgr_template_done(ngx_http_msgr_pg_query_t *q)
-{
-    json_t              *item;
-    ngx_str_t            etag;
-    json_error_t         err;
-    ngx_http_request_t  *r;
-
-    r = q->data;
-
-    if (q->status == NGX_OK
-        && ngx_http_msgr_sqlstate_is(q, NGX_HTTP_MSGR_SQLSTATE_UNIQUE))
-    {
-        goto taken;
-    }
-
-    if (!ngx_http_msgr_result_ok(r, q)) {
-        return;
-    }
-
-    if (PQntuples(q->result) == 0 || PQgetvalue(q->result, 0, 0)[0] == '0') {
-        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
-                              NGX_HTTP_MSGR_NO_TEMPLATE, NULL);
-        return;
-    }
-
-    if (PQgetisnull(q->result, 0, 1)) {
-        if (r->method == NGX_HTTP_POST) {
-            goto taken;
-        }
-
-        ngx_http_msgr_problem(r, NGX_HTTP_PRECONDITION_FAILED, NULL,
-                              "the template has changed since the version "
-                              "named in If-Match; read it again", NULL);
-        return;
-    }
-
-    item = json_loads(PQgetvalue(q->result, 0, 1), 0, &err);
-
-    etag.data = (u_char *) PQgetvalue(q->result, 0, 2);
-    etag.len = PQgetlength(q->result, 0, 2);
-
-    if (item == NULL || ngx_http_msgr_etag(r, &etag) != NGX_OK) {
-        json_decref(item);
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    if (r->method != NGX_HTTP_GET && r->method != NGX_HTTP_HEAD) {
-        /* If-Match has been judged against the row itself */
-        r->disable_not_modified = 1;
-    }
-
-    ngx_http_msgr_send_json(r, r->method == NGX_HTTP_POST
-                               ? NGX_HTTP_CREATED : NGX_HTTP_OK, item);
-    return;
-
-taken:
-
-    ngx_http_msgr_problem(r, NGX_HTTP_CONFLICT, "conflict",
-                          "the school has a template of that name already "
-                          "(names are compared without case)",
-                          json_pack("[{s:s, s:s}]", "field", "name",
-                                    "message", "is taken"));
 }
 
 

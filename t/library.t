@@ -19,7 +19,8 @@ my $file = "$Msgr::Test::ROOT/share/library/library.json";
 my $lib = JSON::PP->new->utf8->decode(slurp($file));
 
 # GSM 03.38's basic set; the extension table's characters count twice
-my $basic = '@£$¥èéùìòÇ' . "\n" . 'Øø' . "\r" . 'ÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !"#¤%&\'()*+,-./'
+my $basic = '@£$¥èéùìòÇ' . "\n" . 'Øø' . "\r" . 'ÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ'
+          . ' !"#¤%&\'()*+,-./'
           . '0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿'
           . 'abcdefghijklmnopqrstuvwxyzäöñüà';
 my %basic = map { ($_ => 1) } split //, $basic;
