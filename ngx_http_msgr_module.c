@@ -10,6 +10,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_msgr.h"
+#include "msgr_template.h"
 
 
 #define NGX_HTTP_MSGR_DEFAULT_POOL     4
@@ -33,6 +34,8 @@ static char *ngx_http_msgr_pg(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_msgr_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_msgr_twilio(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_msgr_library(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_msgr_pool_cache(ngx_conf_t *cf,
     ngx_http_msgr_pg_pool_t *pool, size_t size);
@@ -113,6 +116,13 @@ static ngx_command_t  ngx_http_msgr_commands[] = {
       ngx_conf_set_size_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_msgr_loc_conf_t, max_body),
+      NULL },
+
+    { ngx_string("msgr_library"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_msgr_library,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("msgr_app_rate"),
@@ -514,6 +524,9 @@ ngx_http_msgr_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                              prev->twilio_auth_token, "");
     ngx_conf_merge_str_value(conf->twilio_callback_url,
                              prev->twilio_callback_url, "");
+    if (conf->library.data == NULL) {
+        conf->library = prev->library;
+    }
 
 #if (NGX_THREADS)
     if (conf->thread_pool == NULL) {
@@ -692,4 +705,69 @@ ngx_http_msgr_exit_process(ngx_cycle_t *cycle)
     for (i = 0; i < mcf->pools.nelts; i++) {
         ngx_http_msgr_pg_exit_worker(pools[i]);
     }
+}
+
+
+/*
+ * msgr_library FILE: msgr's standard templates (share/library/), read and
+ * checked once with the configuration; the routes of /v1/templates/library
+ * pass it to PostgreSQL as it is kept here, compact JSON.
+ */
+
+static char *
+ngx_http_msgr_library(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_msgr_loc_conf_t *mlcf = conf;
+
+    char          *why, *text;
+    json_t        *doc;
+    ngx_str_t     *value, path;
+    json_error_t   err;
+
+    if (mlcf->library.data != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    path = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    doc = json_load_file((char *) path.data, JSON_REJECT_DUPLICATES, &err);
+
+    if (doc == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "msgr_library \"%V\": %s (line %d)", &path,
+                           err.text, err.line);
+        return NGX_CONF_ERROR;
+    }
+
+    why = msgr_template_library_check(doc);
+
+    if (why != NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "msgr_library \"%V\": %s",
+                           &path, why);
+        free(why);
+        json_decref(doc);
+        return NGX_CONF_ERROR;
+    }
+
+    text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+
+    if (text == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    path.len = ngx_strlen(text);
+    path.data = (u_char *) text;
+
+    mlcf->library.data = ngx_pstrdup(cf->pool, &path);
+    mlcf->library.len = path.len;
+
+    free(text);
+
+    return mlcf->library.data ? NGX_CONF_OK : NGX_CONF_ERROR;
 }

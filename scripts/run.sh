@@ -24,7 +24,8 @@
 #
 # Environment: MSGR_PG_PORT (5433), MSGR_PORT (8080), MSGR_PGBIN
 # (PostgreSQL's bin directory), MSGR_NGINX (nginx), MSGR_MODULE (the .so),
-# MSGR_MSGRCTL (msgrctl), MSGR_STATE_ROOT (/var/lib/msgr).
+# MSGR_MSGRCTL (msgrctl), MSGR_LIBRARY (share/library/library.json),
+# MSGR_STATE_ROOT (/var/lib/msgr).
 
 set -euo pipefail
 
@@ -44,6 +45,7 @@ TEMPLATE=$ROOT/conf/nginx.conf
 PGPORT=${MSGR_PG_PORT:-5433}
 PORT=${MSGR_PORT:-8080}
 MODULE=${MSGR_MODULE:-$ROOT/build/ngx_http_msgr_module.so}
+LIBRARY=${MSGR_LIBRARY:-$ROOT/share/library/library.json}
 MSGRCTL=${MSGR_MSGRCTL:-$ROOT/build/msgrctl}
 SENDER=${MSGR_SENDER:-$ROOT/build/msgr-sender}
 SENDER_CONF=${MSGR_SENDER_CONF:-$ROOT/conf/msgr-sender.conf}
@@ -357,6 +359,8 @@ render_conf() {
             body="$directive $(ngx_quote "$NGX/tmp/${body%;}");" ;;
         "msgr_pg \""*\"\;)
             body="msgr_pg $(ngx_quote "$CONNINFO");" ;;
+        "msgr_library "*\;)
+            body="msgr_library $(ngx_quote "$LIBRARY");" ;;
         "listen "*\;)
             body="listen 127.0.0.1:$PORT;" ;;
         *)
@@ -368,7 +372,7 @@ render_conf() {
     done <"$TEMPLATE"
 
     for k in load_module user error_log pid access_log client_body_temp_path \
-             msgr_pg listen
+             msgr_pg msgr_library listen
     do
         [ -n "${seen[$k]:-}" ] || missing+=" $k"
     done

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "msgr_recipients.h"
+#include "msgr_routing.h"
 #include "msgr_settings.h"
 #include "msgr_buf.h"
 #include "msgr_template.h"
@@ -596,4 +597,213 @@ msgr_template_translation_warning(const char *url)
     }
 
     return msgr_template_buf_done(&b);
+}
+
+
+static char *
+msgr_template_library_why(json_t *t, size_t i, const char *field,
+    const char *why)
+{
+    char        *msg, num[32];
+    size_t       len;
+    const char  *key;
+
+    key = json_string_value(json_object_get(t, "key"));
+
+    if (key == NULL) {
+        snprintf(num, sizeof(num), "%zu", i + 1);
+        key = num;
+    }
+
+    len = sizeof("template \"\":  ") + strlen(key) + strlen(field)
+          + strlen(why);
+
+    msg = malloc(len);
+    if (msg != NULL) {
+        snprintf(msg, len, "template \"%s\": %s %s", key, field, why);
+    }
+
+    return msg;
+}
+
+
+static char *
+msgr_template_library_one(json_t *t, size_t i, json_t *names)
+{
+    char             *why, *msg;
+    size_t            k;
+    json_t           *v;
+    const char       *s, *f;
+    msgr_channel_e    ch;
+
+    static const char *const  fields[] = {
+        "key", "version", "kind", "name", "category", "channels",
+        "subject", "body", "sms_body", "voice_body", NULL
+    };
+    static const char *const  texts[] = {
+        "subject", "body", "sms_body", "voice_body", NULL
+    };
+    const char *const        *p;
+
+    if (!json_is_object(t)) {
+        return msgr_template_library_why(t, i, "it", "must be an object");
+    }
+
+    json_object_foreach(t, f, v) {
+        for (p = fields; *p && strcmp(*p, f) != 0; p++) { /* void */ }
+
+        if (*p == NULL) {
+            return msgr_template_library_why(t, i, f, "is not a field");
+        }
+    }
+
+    s = json_string_value(json_object_get(t, "key"));
+
+    if (s == NULL || *s == '\0' || strspn(s, "abcdefghijklmnopqrstuvwxyz"
+                                          "0123456789-") != strlen(s))
+    {
+        return msgr_template_library_why(t, i, "key",
+                                          "must be a-z, 0-9 and -");
+    }
+
+    v = json_object_get(t, "version");
+
+    if (!json_is_integer(v) || json_integer_value(v) < 1) {
+        return msgr_template_library_why(t, i, "version",
+                                         "must be a positive integer");
+    }
+
+    s = json_string_value(json_object_get(t, "kind"));
+
+    if (s == NULL
+        || (strcmp(s, "saved_message") != 0 && strcmp(s, "letter") != 0))
+    {
+        return msgr_template_library_why(t, i, "kind",
+                                         "must be saved_message or letter");
+    }
+
+    s = json_string_value(json_object_get(t, "name"));
+
+    if (s == NULL || *s == '\0') {
+        return msgr_template_library_why(t, i, "name", "is required");
+    }
+
+    v = json_object_get(t, "category");
+
+    if (v != NULL && !json_is_string(v)) {
+        return msgr_template_library_why(t, i, "category",
+                                         "must be a string");
+    }
+
+    v = json_object_get(t, "channels");
+
+    if (v != NULL && !json_is_array(v)) {
+        return msgr_template_library_why(t, i, "channels", "must be a list");
+    }
+
+    for (k = 0; k < json_array_size(v); k++) {
+        s = json_string_value(json_array_get(v, k));
+
+        if (s == NULL || msgr_channel_parse(s, &ch) != 0) {
+            return msgr_template_library_why(t, i, "channels",
+                                             "names an unknown channel");
+        }
+    }
+
+    if (!json_is_string(json_object_get(t, "body"))
+        || json_string_length(json_object_get(t, "body")) == 0)
+    {
+        return msgr_template_library_why(t, i, "body", "is required");
+    }
+
+    for (p = texts; *p; p++) {
+        v = json_object_get(t, *p);
+
+        if (v == NULL || json_is_null(v)) {
+            continue;
+        }
+
+        if (!json_is_string(v)) {
+            return msgr_template_library_why(t, i, *p, "must be a string");
+        }
+
+        why = msgr_template_check(json_string_value(v),
+                                  json_string_length(v), names);
+        if (why != NULL) {
+            msg = msgr_template_library_why(t, i, *p, why);
+            free(why);
+            return msg;
+        }
+    }
+
+    return NULL;
+}
+
+
+char *
+msgr_template_library_check(json_t *library)
+{
+    char        *why;
+    size_t       i, j;
+    json_t      *list, *t, *nobody, *school, *names;
+    const char  *a, *b;
+
+    list = json_object_get(library, "templates");
+
+    if (!json_is_object(library) || !json_is_array(list)
+        || !json_is_integer(json_object_get(library, "version")))
+    {
+        return strdup("the library must be {\"version\": N, "
+                      "\"templates\": [...]}");
+    }
+
+    nobody = json_object();
+    school = msgr_template_school_tokens(NULL);
+    names = (nobody && school)
+            ? msgr_template_contact_tokens(nobody, NULL, school) : NULL;
+
+    json_decref(nobody);
+    json_decref(school);
+
+    if (names == NULL) {
+        return strdup("out of memory");
+    }
+
+    why = NULL;
+
+    json_array_foreach(list, i, t) {
+        why = msgr_template_library_one(t, i, names);
+        if (why != NULL) {
+            break;
+        }
+
+        for (j = 0; j < i; j++) {
+            a = json_string_value(json_object_get(t, "key"));
+            b = json_string_value(json_object_get(json_array_get(list, j),
+                                                  "key"));
+            if (strcmp(a, b) == 0) {
+                why = msgr_template_library_why(t, i, "key", "is used twice");
+                break;
+            }
+
+            a = json_string_value(json_object_get(t, "name"));
+            b = json_string_value(json_object_get(json_array_get(list, j),
+                                                  "name"));
+            if (b != NULL && msgr_utf8_casecmp(a, strlen(a), b, strlen(b))
+                             == 0)
+            {
+                why = msgr_template_library_why(t, i, "name",
+                                                "is used twice");
+                break;
+            }
+        }
+
+        if (why != NULL) {
+            break;
+        }
+    }
+
+    json_decref(names);
+
+    return why;
 }

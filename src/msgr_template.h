@@ -119,4 +119,16 @@ char *msgr_template_translation_warning(const char *url);
 #define MSGR_TEMPLATE_WARNING  "This message was translated automatically"
 
 
+/*
+ * Checks msgr's standard library of templates (share/library/library.json,
+ * docs/templates.md): {"version": N, "templates": [{"key", "version",
+ * "kind", "name", "category", "channels", "subject", "body", "sms_body",
+ * "voice_body"}, ...]}.  Keys are unique, of a-z, 0-9 and -; names are
+ * unique without case; kind is saved_message or letter; channels are
+ * msgr's; texts use only the built-in and school tokens.  NULL when good;
+ * otherwise a malloc'd message naming the template and the field.
+ */
+char *msgr_template_library_check(json_t *library);
+
+
 #endif /* _MSGR_TEMPLATE_H_INCLUDED_ */

@@ -59,6 +59,8 @@ typedef struct {
     ngx_uint_t                    app_refused_rate;
     ngx_str_t                     twilio_auth_token;    /* "": off */
     ngx_str_t                     twilio_callback_url;  /* "": the Host */
+    /* msgr_library: the standard templates, compact JSON; none: NULL */
+    ngx_str_t                     library;
     ngx_http_msgr_pg_pool_t      *pool;
     ngx_http_msgr_cache_t        *cache;
 #if (NGX_THREADS)
@@ -108,6 +110,8 @@ typedef struct ngx_http_msgr_ctx_s {
 
     /* the detail of the 404 of ngx_http_msgr_json_done() and co. */
     const char                   *not_found;
+    /* the detail of the 409 of ngx_http_msgr_item_done(): a name taken */
+    const char                   *taken;
 
     /* the school's settings, once loaded */
     void                         *settings_ctx;

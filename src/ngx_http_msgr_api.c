@@ -21,6 +21,7 @@
 #include "ngx_http_msgr_messages.h"
 #include "ngx_http_msgr_inbox.h"
 #include "ngx_http_msgr_providers.h"
+#include "ngx_http_msgr_templates.h"
 
 
 static void ngx_http_msgr_body_handler(ngx_http_request_t *r);
@@ -115,6 +116,7 @@ static const ngx_http_msgr_resource_t  ngx_http_msgr_resources[] = {
     { ngx_http_msgr_messages_routes, ngx_http_msgr_messages_stmts },
     { ngx_http_msgr_inbox_routes, ngx_http_msgr_inbox_stmts },
     { ngx_http_msgr_providers_routes, ngx_http_msgr_providers_stmts },
+    { ngx_http_msgr_templates_routes, ngx_http_msgr_templates_stmts },
     { NULL, NULL }
 };
 

@@ -75,10 +75,12 @@ const ngx_http_msgr_route_t  ngx_http_msgr_attributes_routes[] = {
 #define NGX_HTTP_MSGR_ATTR_NAME_MAX   100
 #define NGX_HTTP_MSGR_ATTR_VALUE_MAX  1000
 
-#define NGX_HTTP_MSGR_SQLSTATE_UNIQUE  "23505"
+#define NGX_HTTP_MSGR_NO_ATTRIBUTE    "no such contact attribute"
+#define NGX_HTTP_MSGR_ATTR_TAKEN                                             \
+    "the school has a contact attribute of that name already (names are "    \
+    "compared without case)"
 
 
-static void ngx_http_msgr_attribute_done(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_attributes_done(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_attributes_deleted(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_tokens_done(ngx_http_msgr_pg_query_t *q);
@@ -346,6 +348,8 @@ ngx_http_msgr_attribute_add(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
         return;
     }
 
+    ctx->taken = NGX_HTTP_MSGR_ATTR_TAKEN;
+
     name = json_object_get(body, "name");
     def = json_object_get(body, "default_value");
 
@@ -366,7 +370,7 @@ ngx_http_msgr_attribute_add(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
     }
 
     q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_attribute_add,
-                            ngx_http_msgr_attribute_done);
+                            ngx_http_msgr_item_done);
 
     if (q == NULL
         || ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
@@ -401,7 +405,7 @@ ngx_http_msgr_attribute_edit(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 
     if (id == 0) {
         ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
-                              "no such contact attribute", NULL);
+                              NGX_HTTP_MSGR_NO_ATTRIBUTE, NULL);
         return;
     }
 
@@ -410,6 +414,9 @@ ngx_http_msgr_attribute_edit(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
     if (body == NULL) {
         return;
     }
+
+    ctx->not_found = NGX_HTTP_MSGR_NO_ATTRIBUTE;
+    ctx->taken = NGX_HTTP_MSGR_ATTR_TAKEN;
 
     name = json_object_get(body, "name");
     def = json_object_get(body, "default_value");
@@ -433,7 +440,7 @@ ngx_http_msgr_attribute_edit(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
     }
 
     q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_attribute_edit,
-                            ngx_http_msgr_attribute_done);
+                            ngx_http_msgr_item_done);
 
     if (q == NULL
         || ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
@@ -458,92 +465,15 @@ ngx_http_msgr_attribute_edit(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 }
 
 
-static void
-ngx_http_msgr_attribute_done(ngx_http_msgr_pg_query_t *q)
-{
-    json_t              *item;
-    ngx_str_t            etag;
-    json_error_t         err;
-    ngx_http_request_t  *r;
-
-    r = q->data;
-
-    if (q->status == NGX_OK
-        && ngx_http_msgr_sqlstate_is(q, NGX_HTTP_MSGR_SQLSTATE_UNIQUE))
-    {
-        goto taken;
-    }
-
-    if (!ngx_http_msgr_result_ok(r, q)) {
-        return;
-    }
-
-    if (PQntuples(q->result) == 0 || PQgetvalue(q->result, 0, 0)[0] == '0') {
-        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
-                              "no such contact attribute", NULL);
-        return;
-    }
-
-    if (PQgetisnull(q->result, 0, 1)) {
-        if (r->method == NGX_HTTP_POST) {
-            goto taken;
-        }
-
-        ngx_http_msgr_problem(r, NGX_HTTP_PRECONDITION_FAILED, NULL,
-                              "the attribute has changed since the version "
-                              "named in If-Match; read it again", NULL);
-        return;
-    }
-
-    item = json_loads(PQgetvalue(q->result, 0, 1), 0, &err);
-
-    etag.data = (u_char *) PQgetvalue(q->result, 0, 2);
-    etag.len = PQgetlength(q->result, 0, 2);
-
-    if (item == NULL || ngx_http_msgr_etag(r, &etag) != NGX_OK) {
-        json_decref(item);
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    if (r->method != NGX_HTTP_GET && r->method != NGX_HTTP_HEAD) {
-        /* If-Match has been judged against the row itself */
-        r->disable_not_modified = 1;
-    }
-
-    ngx_http_msgr_send_json(r, r->method == NGX_HTTP_POST
-                               ? NGX_HTTP_CREATED : NGX_HTTP_OK, item);
-    return;
-
-taken:
-
-    ngx_http_msgr_problem(r, NGX_HTTP_CONFLICT, "conflict",
-                          "the school has a contact attribute of that name "
-                          "already (names are compared without case)",
-                          json_pack("[{s:s, s:s}]", "field", "name",
-                                    "message", "is taken"));
-}
-
-
 /* GET /v1/contact-attributes/{id} */
 
 static void
 ngx_http_msgr_attribute(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
-    ngx_http_msgr_pg_query_t  *q;
+    ctx->not_found = NGX_HTTP_MSGR_NO_ATTRIBUTE;
 
-    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_attribute,
-                            ngx_http_msgr_attribute_done);
-
-    if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
-              || ngx_http_msgr_pg_param_int(q, 1,
-                                            ngx_http_msgr_id(&ctx->args[0]))
-                 != NGX_OK))
-    {
-        q = NULL;
-    }
-
-    (void) ngx_http_msgr_run(r, q);
+    ngx_http_msgr_query_school_id(r, &ngx_http_msgr_stmt_attribute,
+                                  ngx_http_msgr_item_done);
 }
 
 
@@ -580,7 +510,7 @@ ngx_http_msgr_attribute_delete(ngx_http_request_t *r,
 
         if (*id == 0) {
             ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
-                                  "no such contact attribute", NULL);
+                                  NGX_HTTP_MSGR_NO_ATTRIBUTE, NULL);
             return;
         }
 

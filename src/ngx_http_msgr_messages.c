@@ -11,6 +11,9 @@
  *   GET  /v1/sending-pin, PUT /v1/sending-pin {"pin"}   (admin)
  *   GET  /v1/translation-warning      the page a translation's link opens
  *
+ * A message may start from a template ("template_id", sql/0015): the
+ * template's texts fill what the message leaves out.
+ *
  * A message is resolved, rendered and routed by msgr_compose()
  * (src/msgr_compose.c) in nginx's thread pool; the message and one outbox
  * row per delivery are written by msgr_message_send() (sql/0013) in one
@@ -106,6 +109,7 @@ typedef struct {
     ngx_str_t                 idem;          /* Idempotency-Key */
     u_char                    hash[2 * crypto_generichash_BYTES + 1];
     ngx_str_t                 send_at;       /* as given; empty: now */
+    int64_t                   template_id;   /* 0: none */
 
     /* the records, as PostgreSQL gave them, and the thread's copies */
     ngx_str_t                 text;
@@ -141,6 +145,9 @@ static void ngx_http_msgr_compose_translations(json_t *tr,
 static void ngx_http_msgr_compose_load(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx, json_t *settings);
 static void ngx_http_msgr_compose_loaded(ngx_http_msgr_pg_query_t *q);
+static ngx_int_t ngx_http_msgr_compose_template(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx, ngx_http_msgr_compose_ctx_t *mc,
+    ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_compose_work(void *data);
 static void ngx_http_msgr_compose_run(ngx_http_msgr_compose_ctx_t *mc);
 static void ngx_http_msgr_compose_done(ngx_http_request_t *r, void *data);
@@ -155,7 +162,8 @@ static void ngx_http_msgr_send_locked(ngx_http_request_t *r,
 
 /*
  * Everything composing needs, as one document (msgr_compose.h): $4 the
- * key, $5 its Idempotency-Key.
+ * key, $5 its Idempotency-Key; then the template $6, when it is this
+ * school's (sql/0015).
  */
 static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_compose = {
     "msgr_compose",
@@ -198,9 +206,11 @@ static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_compose = {
     "     FROM msgr_idempotency i"
     "    WHERE i.school_id = $1 AND i.key_id = $4 AND i.idem_key = $5"
     "      AND i.status <> 0"
-    "      AND i.created_at > now() - interval '24 hours'))::text"
+    "      AND i.created_at > now() - interval '24 hours'))::text,"
+    " (SELECT msgr_template_json(t)::text FROM msgr_templates t"
+    "   WHERE t.school_id = $1 AND t.template_id = $6)"
     " FROM r",
-    5, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
+    6, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
 
 static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_send = {
@@ -362,7 +372,7 @@ ngx_http_msgr_compose_read(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
 
     static const char *const  allowed[] = {
         "channels", "to", "subject", "body", "sms_body", "voice_body",
-        "translations", "routing", "send_at", "pin", NULL
+        "translations", "routing", "send_at", "pin", "template_id", NULL
     };
 
     /* the body's bytes name it for Idempotency-Key */
@@ -419,6 +429,20 @@ ngx_http_msgr_compose_check(ngx_http_msgr_compose_ctx_t *mc, json_t *body,
     email = 0;
     seen = 0;
 
+    /* a template's texts fill what the message leaves out */
+
+    v = json_object_get(body, "template_id");
+
+    if (v != NULL && !json_is_null(v)) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1) {
+            ngx_http_msgr_field_error(errors, "template_id",
+                                      "must be a template's id");
+
+        } else {
+            mc->template_id = json_integer_value(v);
+        }
+    }
+
     if (!json_is_array(channels) || json_array_size(channels) == 0) {
         ngx_http_msgr_field_error(errors, "channels",
                                   "must be a list of one or more of: "
@@ -452,7 +476,7 @@ ngx_http_msgr_compose_check(ngx_http_msgr_compose_ctx_t *mc, json_t *body,
                                         NGX_HTTP_MSGR_SUBJECT_MAX,
                                         MSGR_TEXT_REQUIRED, errors);
 
-    } else if (email) {
+    } else if (email && mc->template_id == 0) {
         ngx_http_msgr_field_error(errors, "subject",
                                   "is required when email is a channel");
     }
@@ -460,7 +484,9 @@ ngx_http_msgr_compose_check(ngx_http_msgr_compose_ctx_t *mc, json_t *body,
     v = json_object_get(body, "body");
 
     if (v == NULL) {
-        ngx_http_msgr_field_error(errors, "body", "is required");
+        if (mc->template_id == 0) {
+            ngx_http_msgr_field_error(errors, "body", "is required");
+        }
 
     } else {
         (void) ngx_http_msgr_text_field(v, "body", NGX_HTTP_MSGR_BODY_MAX,
@@ -799,7 +825,10 @@ ngx_http_msgr_compose_load(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
               || ngx_http_msgr_pg_param(q, 3, (u_char *) ctx->key.id,
                                         ngx_strlen(ctx->key.id)) != NGX_OK
               || ngx_http_msgr_pg_param(q, 4, mc->idem.data, mc->idem.len)
-                 != NGX_OK))
+                 != NGX_OK
+              || (mc->template_id
+                  && ngx_http_msgr_pg_param_int(q, 5, mc->template_id)
+                     != NGX_OK)))
     {
         q = NULL;
     }
@@ -824,6 +853,12 @@ ngx_http_msgr_compose_loaded(ngx_http_msgr_pg_query_t *q)
         return;
     }
 
+    if (mc->template_id
+        && ngx_http_msgr_compose_template(r, ctx, mc, q) != NGX_OK)
+    {
+        return;
+    }
+
     /* the thread parses the records: a big school's are megabytes */
 
     mc->text.len = PQgetlength(q->result, 0, 0);
@@ -842,6 +877,103 @@ ngx_http_msgr_compose_loaded(ngx_http_msgr_pg_query_t *q)
 
     ngx_http_msgr_offload(r, ctx, mc, ngx_http_msgr_compose_work,
                           ngx_http_msgr_compose_done);
+}
+
+
+/*
+ * The message from a template: what the message does not give, the
+ * template gives; a letter's texts are changed only by an administrator,
+ * or by another key when sending.allow_template_edit_on_compose is on.
+ * NGX_DECLINED: the client has its answer.
+ */
+
+static ngx_int_t
+ngx_http_msgr_compose_template(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx, ngx_http_msgr_compose_ctx_t *mc,
+    ngx_http_msgr_pg_query_t *q)
+{
+    u_char        detail[80];
+    size_t        i;
+    json_t       *tpl, *v, *given;
+    ngx_uint_t    letter, edited, email;
+    json_error_t  err;
+
+    static const char *const  texts[] = {
+        "subject", "body", "sms_body", "voice_body", NULL
+    };
+    const char *const        *t;
+
+    if (PQgetisnull(q->result, 0, 1)) {
+        ngx_snprintf(detail, sizeof(detail) - 1, "no template %L%Z",
+                     mc->template_id);
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL, (char *) detail,
+                              NULL);
+        return NGX_DECLINED;
+    }
+
+    tpl = json_loads(PQgetvalue(q->result, 0, 1), 0, &err);
+
+    if (ngx_http_msgr_json_keep(r, tpl) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NGX_DECLINED;
+    }
+
+    v = json_object_get(tpl, "kind");
+    letter = json_is_string(v)
+             && ngx_strcmp(json_string_value(v), "letter") == 0;
+    edited = 0;
+
+    for (t = texts; *t; t++) {
+        given = json_object_get(mc->message, *t);
+        v = json_object_get(tpl, *t);
+
+        if (given == NULL || json_is_null(given)) {
+            if (json_is_string(v)) {
+                json_object_set(mc->message, *t, v);
+            }
+
+            continue;
+        }
+
+        if (!json_is_string(v) || !json_is_string(given)
+            || ngx_strcmp(json_string_value(v), json_string_value(given))
+               != 0)
+        {
+            edited = 1;
+        }
+    }
+
+    if (letter && edited && ctx->role != NGX_HTTP_MSGR_ROLE_ADMIN
+        && !msgr_settings_bool(mc->settings, "sending",
+                               "allow_template_edit_on_compose"))
+    {
+        ngx_http_msgr_problem(r, NGX_HTTP_FORBIDDEN,
+                              "template-edit-forbidden",
+                              "this letter template is sent as it is: only "
+                              "administrators change its text, unless the "
+                              "Sending setting "
+                              "sending.allow_template_edit_on_compose is on",
+                              json_pack("[{s:s, s:s}]", "field",
+                                        "sending.allow_template_edit_on_"
+                                        "compose", "message", "is off"));
+        return NGX_DECLINED;
+    }
+
+    /* what the message must have, now that the template filled it */
+
+    email = 0;
+
+    json_array_foreach(json_object_get(mc->message, "channels"), i, v) {
+        email |= (json_is_string(v)
+                  && ngx_strcmp(json_string_value(v), "email") == 0);
+    }
+
+    if (email && !json_is_string(json_object_get(mc->message, "subject"))) {
+        ngx_http_msgr_field_error(mc->errors, "subject",
+                                  "is required when email is a channel");
+    }
+
+    return NGX_OK;
 }
 
 

@@ -76,7 +76,8 @@ struct ngx_http_msgr_pg_conn_s {
      */
     ngx_event_t                  timer;
     ngx_socket_t                 fd;        /* the socket wrapped in c */
-    uint64_t                     prepared;  /* bit id - 1: prepared */
+    /* bit id - 1: prepared on this connection */
+    uint64_t                     prepared[NGX_HTTP_MSGR_PG_MAX_STMTS / 64];
     ngx_uint_t                   stmt_id;
     ngx_http_msgr_pg_state_e     state;
     unsigned                     received:1;
@@ -85,9 +86,14 @@ struct ngx_http_msgr_pg_conn_s {
 };
 
 
-#if (NGX_HTTP_MSGR_PG_MAX_STMTS > 64)
-#error "a connection's cache of prepared statements holds 64 ids"
+#if (NGX_HTTP_MSGR_PG_MAX_STMTS % 64)
+#error "NGX_HTTP_MSGR_PG_MAX_STMTS is a multiple of 64"
 #endif
+
+#define ngx_http_msgr_pg_prepared(pc, id)                                   \
+    ((pc)->prepared[((id) - 1) / 64] & ((uint64_t) 1 << (((id) - 1) % 64)))
+#define ngx_http_msgr_pg_set_prepared(pc, id)                               \
+    (pc)->prepared[((id) - 1) / 64] |= (uint64_t) 1 << (((id) - 1) % 64)
 
 
 #define NGX_HTTP_MSGR_PG_HEARTBEAT_SQL  "SELECT 1 AS msgr_heartbeat"
@@ -1373,13 +1379,13 @@ ngx_http_msgr_pg_results(ngx_http_msgr_pg_conn_t *pc)
                  * may be closed doing so, so it is not touched after
                  * (what follows is read by the posted event)
                  */
-                pc->prepared |= (uint64_t) 1 << (pc->stmt_id - 1);
+                ngx_http_msgr_pg_set_prepared(pc, pc->stmt_id);
                 ngx_post_event(pc->c->read, &ngx_posted_events);
                 ngx_http_msgr_pg_ready(pc);
                 return NGX_DONE;
             }
 
-            pc->prepared |= (uint64_t) 1 << (q->stmt->id - 1);
+            ngx_http_msgr_pg_set_prepared(pc, q->stmt->id);
 
             if (ngx_http_msgr_pg_send(pc, q) != NGX_OK) {
                 return NGX_ERROR;
@@ -1520,7 +1526,7 @@ ngx_http_msgr_pg_send(ngx_http_msgr_pg_conn_t *pc,
     pc->received = 0;
     q->conn = pc;
 
-    if (!(pc->prepared & ((uint64_t) 1 << (stmt->id - 1)))) {
+    if (!ngx_http_msgr_pg_prepared(pc, stmt->id)) {
         ngx_http_msgr_pg_set_state(pc, NGX_HTTP_MSGR_PG_PREPARING);
         q->state = NGX_HTTP_MSGR_PG_QUERY_PREPARING;
         pc->stmt_id = stmt->id;

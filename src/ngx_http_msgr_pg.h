@@ -18,7 +18,7 @@
 
 
 #define NGX_HTTP_MSGR_PG_MAX_PARAMS  16
-#define NGX_HTTP_MSGR_PG_MAX_STMTS   64
+#define NGX_HTTP_MSGR_PG_MAX_STMTS   256
 
 /* ngx_http_msgr_pg_stmt_t.idempotent */
 #define NGX_HTTP_MSGR_PG_IDEMPOTENT  1   /* a read: may run twice */

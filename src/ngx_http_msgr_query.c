@@ -433,6 +433,77 @@ ngx_http_msgr_json_done(ngx_http_msgr_pg_query_t *q)
 }
 
 
+/* one item, with its ETag (ngx_http_msgr_query.h) */
+
+void
+ngx_http_msgr_item_done(ngx_http_msgr_pg_query_t *q)
+{
+    json_t               *item;
+    ngx_str_t             etag;
+    json_error_t          err;
+    ngx_http_request_t   *r;
+    ngx_http_msgr_ctx_t  *ctx;
+
+    r = q->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+
+    if (q->status == NGX_OK
+        && ngx_http_msgr_sqlstate_is(q, "23505"))
+    {
+        goto taken;
+    }
+
+    if (!ngx_http_msgr_result_ok(r, q)) {
+        return;
+    }
+
+    if (PQntuples(q->result) == 0 || PQgetvalue(q->result, 0, 0)[0] == '0') {
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL,
+                              ctx->not_found ? ctx->not_found : "not found",
+                              NULL);
+        return;
+    }
+
+    if (PQgetisnull(q->result, 0, 1)) {
+        if (r->method == NGX_HTTP_POST) {
+            goto taken;
+        }
+
+        ngx_http_msgr_problem(r, NGX_HTTP_PRECONDITION_FAILED, NULL,
+                              "it has changed since the version named in "
+                              "If-Match; read it again", NULL);
+        return;
+    }
+
+    item = json_loads(PQgetvalue(q->result, 0, 1), 0, &err);
+
+    etag.data = (u_char *) PQgetvalue(q->result, 0, 2);
+    etag.len = PQgetlength(q->result, 0, 2);
+
+    if (item == NULL || ngx_http_msgr_etag(r, &etag) != NGX_OK) {
+        json_decref(item);
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (r->method != NGX_HTTP_GET && r->method != NGX_HTTP_HEAD) {
+        /* If-Match has been judged against the row itself */
+        r->disable_not_modified = 1;
+    }
+
+    ngx_http_msgr_send_json(r, r->method == NGX_HTTP_POST
+                               ? NGX_HTTP_CREATED : NGX_HTTP_OK, item);
+    return;
+
+taken:
+
+    ngx_http_msgr_problem(r, NGX_HTTP_CONFLICT, "conflict",
+                          ctx->taken ? ctx->taken : "the name is taken",
+                          json_pack("[{s:s, s:s}]", "field", "name",
+                                    "message", "is taken"));
+}
+
+
 /* 204 when a row came back, 404 otherwise */
 
 void

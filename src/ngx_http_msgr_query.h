@@ -49,6 +49,13 @@ ngx_uint_t ngx_http_msgr_result_ok(ngx_http_request_t *r,
     ngx_http_msgr_pg_query_t *q);
 void ngx_http_msgr_json_done(ngx_http_msgr_pg_query_t *q);
 void ngx_http_msgr_no_content_done(ngx_http_msgr_pg_query_t *q);
+/*
+ * A statement answering one row about one item: whether it is there ("0":
+ * 404, ctx->not_found), its JSON and its ETag.  No JSON: a POST's name was
+ * taken (409, ctx->taken, as for a unique violation), else If-Match named
+ * another version (412).  201 for a POST, else 200, with the ETag.
+ */
+void ngx_http_msgr_item_done(ngx_http_msgr_pg_query_t *q);
 
 /* a page's cursor, read from its last item (a new reference) */
 typedef json_t *(*ngx_http_msgr_cursor_pt)(json_t *item);

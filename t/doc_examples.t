@@ -179,7 +179,8 @@ for my $ex (@examples) {
 my $pg     = Msgr::Test::pg_start();
 my $school = Msgr::Test::school($pg, 'Demo School');
 my $key    = Msgr::Test::key($pg, $school, 'admin');
-my $ngx    = Msgr::Test::nginx_start($pg);
+my $ngx    = Msgr::Test::nginx_start($pg, location =>
+    "    msgr_library $ROOT/share/library/library.json;");
 
 # a directory that looks like the checkout
 my $co = tempdir('msgr-docs-XXXXXX', TMPDIR => 1, CLEANUP => 1);

@@ -71,8 +71,8 @@ sub checkout_copy {
     my $co = "$parent/msgr";
     mkdir $co or die "mkdir $co: $!";
     my @what = grep { -e "$ROOT/$_" }
-        qw(Makefile config ngx_http_msgr_module.c src t scripts conf sql docs
-           README.md build);
+        qw(Makefile config ngx_http_msgr_module.c src t scripts conf sql share
+           docs README.md build);
     system('cp', '-a', (map { "$ROOT/$_" } @what), "$co/") == 0
         or die "cp into $co failed";
     remove_tree("$co/var");
@@ -201,7 +201,7 @@ SKIP: {
     my $run = "$parent/msgr";
     mkdir $run or die "mkdir $run: $!";
     system('cp', '-a', "$ROOT/scripts", "$ROOT/conf", "$ROOT/sql",
-           "$run/") == 0
+           "$ROOT/share", "$run/") == 0
         or die "cp into $run failed";
     # this checkout's build, as built there
     symlink("$ROOT/build", "$run/build") or die "symlink: $!";

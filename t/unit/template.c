@@ -377,12 +377,83 @@ msgr_test_translations(void)
 }
 
 
+/* msgr_template_library_check(): the message, or NULL when good */
+
+static void
+msgr_test_library_one(const char *lib, const char *want, const char *desc)
+{
+    char    *why;
+    json_t  *doc;
+
+    doc = msgr_test_json(lib);
+    why = msgr_template_library_check(doc);
+
+    if (!msgr_test_ok(want == NULL ? why == NULL
+                                   : why != NULL && strcmp(why, want) == 0,
+                      desc))
+    {
+        printf("#   got: %s\n#  want: %s\n", why ? why : "(good)",
+               want ? want : "(good)");
+    }
+
+    free(why);
+    json_decref(doc);
+}
+
+
+static void
+msgr_test_library(void)
+{
+    msgr_test_library_one("{'version': 1, 'templates': [{'key': 'snow', "
+        "'version': 1, 'kind': 'letter', 'name': 'Snow', 'category': 'C', "
+        "'channels': ['sms', 'email'], 'subject': '{school_name}', "
+        "'body': 'Dear {Name}', 'sms_body': null, 'voice_body': null}]}",
+        NULL, "library: a good one");
+    msgr_test_library_one("{'templates': []}",
+        "the library must be {\"version\": N, \"templates\": [...]}",
+        "library: without a version");
+    msgr_test_library_one("{'version': 1, 'templates': [{'key': 'Snow!', "
+        "'version': 1, 'kind': 'letter', 'name': 'S', 'body': 'x'}]}",
+        "template \"Snow!\": key must be a-z, 0-9 and -",
+        "library: a bad key");
+    msgr_test_library_one("{'version': 1, 'templates': [{'key': 'a', "
+        "'version': 1, 'kind': 'memo', 'name': 'S', 'body': 'x'}]}",
+        "template \"a\": kind must be saved_message or letter",
+        "library: a bad kind");
+    msgr_test_library_one("{'version': 1, 'templates': [{'key': 'a', "
+        "'version': 1, 'kind': 'letter', 'name': 'S', 'body': 'x', "
+        "'channels': ['fax']}]}",
+        "template \"a\": channels names an unknown channel",
+        "library: an unknown channel");
+    msgr_test_library_one("{'version': 1, 'templates': [{'key': 'a', "
+        "'version': 1, 'kind': 'letter', 'name': 'S', "
+        "'body': 'Dear {Head of Year 7}'}]}",
+        "template \"a\": body unknown merge token {Head of Year 7}",
+        "library: no school's attribute");
+    msgr_test_library_one("{'version': 1, 'templates': [{'key': 'a', "
+        "'version': 1, 'kind': 'letter', 'name': 'Snow', 'body': 'x'}, "
+        "{'key': 'b', 'version': 2, 'kind': 'letter', 'name': 'SNOW', "
+        "'body': 'y'}]}",
+        "template \"b\": name is used twice",
+        "library: a name twice, without case");
+    msgr_test_library_one("{'version': 1, 'templates': [{'key': 'a', "
+        "'version': 1, 'kind': 'letter', 'name': 'S', 'body': 'x', "
+        "'colour': 'red'}]}",
+        "template \"a\": colour is not a field",
+        "library: an unknown field");
+    msgr_test_library_one("{'version': 1, 'templates': [{'key': 'a', "
+        "'version': 0, 'kind': 'letter', 'name': 'S', 'body': 'x'}]}",
+        "template \"a\": version must be a positive integer",
+        "library: version 0");
+}
+
+
 int
 main(void)
 {
     json_t  *contact, *attributes, *settings, *school, *tokens;
 
-    printf("1..60\n");
+    printf("1..69\n");
 
     settings = json_pack("{s:{s:s, s:s, s:s, s:s, s:s, s:s}}", "school",
                          "name", "Hill School", "phone", "01632 960000",
@@ -446,5 +517,7 @@ main(void)
     json_decref(contact);
     json_decref(attributes);
 
-    return msgr_test_end(60);
+    msgr_test_library();
+
+    return msgr_test_end(69);
 }
