@@ -77,6 +77,8 @@ msgr_test_check(const char *level, const char *pw, const char *want,
 int
 main(void)
 {
+    printf("1..%d\n", MSGR_TEST_PLAN);
+
     /* any: 8 characters */
     msgr_test_check("any", "abcdefgh", NULL, "any: 8 letters");
     msgr_test_check("any", "abcdefg", "at least 8 characters",
