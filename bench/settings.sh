@@ -26,6 +26,8 @@ for tool in wrk curl perl "$NGINX"; do
     command -v "$tool" >/dev/null || { echo "bench: $tool not found" >&2; exit 1; }
 done
 
+. bench/lib/common.sh
+
 TMP=$(mktemp -d /tmp/msgr-bench-settings-XXXXXX)
 chmod 755 "$TMP"
 ENV_PID=
@@ -42,13 +44,8 @@ cleanup() {
         done
         kill -0 "$STOCK_PID" 2>/dev/null && kill -KILL "$STOCK_PID"
     fi
-    if [ -n "$ENV_PID" ]; then
-        # closing its stdin tells the helper to tear everything down
-        exec 3>&-
-        if ! wait "$ENV_PID"; then
-            echo "bench: the msgr environment reported a problem" >&2
-            [ "$rc" = 0 ] && rc=1
-        fi
+    if ! stop_env && [ "$rc" = 0 ]; then
+        rc=1
     fi
     rm -rf "$TMP"
     exit "$rc"
@@ -59,14 +56,7 @@ trap 'exit 143' TERM
 
 # --- the msgr environment -------------------------------------------------
 
-mkfifo "$TMP/env.in" "$TMP/env.out"
-perl bench/lib/settings_env.pl <"$TMP/env.in" >"$TMP/env.out" &
-ENV_PID=$!
-exec 3>"$TMP/env.in"
-if ! read -r PORT KEY <"$TMP/env.out" || [ -z "${KEY:-}" ]; then
-    echo "bench: the msgr environment did not start" >&2
-    exit 1
-fi
+start_env
 
 URL="http://127.0.0.1:$PORT/msgr/v1/settings"
 AUTH="Authorization: Bearer $KEY"
@@ -129,31 +119,6 @@ if [ "$(curl -sS -H "$AUTH" "$STOCK_URL")" != "$BODY" ]; then
 fi
 
 # --- wrk ------------------------------------------------------------------
-
-# run_wrk NAME ARGS...: runs wrk, keeps its output in $TMP/NAME.out
-run_wrk() {
-    local name=$1
-    shift
-    wrk "$@" >"$TMP/$name.out" 2>&1 || {
-        echo "bench: wrk failed:" >&2
-        cat "$TMP/$name.out" >&2
-        exit 1
-    }
-}
-
-rate() {
-    awk '/^Requests\/sec:/ { print $2; found = 1 } END { if (!found) print 0 }' \
-        "$TMP/$1.out"
-}
-
-non2xx() {
-    awk '/Non-2xx or 3xx responses:/ { n = $NF } END { print n + 0 }' \
-        "$TMP/$1.out"
-}
-
-socket_errors() {
-    sed -n 's/^ *Socket errors: *//p' "$TMP/$1.out"
-}
 
 # warm both up
 run_wrk warm-settings -t2 -c50 -d2s -H "$AUTH" "$URL"

@@ -158,8 +158,8 @@ LANGUAGE plpgsql AS $$
 DECLARE
     u         msgr_users;
     x         xid;
-    role      text;
-    disabled  boolean;
+    n_role    text;
+    n_off     boolean;
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended(
                 'msgr_admins:' || p_school, 0));
@@ -179,13 +179,13 @@ BEGIN
         RETURN jsonb_build_object('status', 'precondition');
     END IF;
 
-    role := coalesce(p_patch->>'role', u.role);
-    disabled := CASE WHEN p_patch ? 'disabled'
+    n_role := coalesce(p_patch->>'role', u.role);
+    n_off := CASE WHEN p_patch ? 'disabled'
                      THEN coalesce((p_patch->>'disabled')::boolean, false)
                      ELSE u.disabled_at IS NOT NULL END;
 
     IF u.role = 'admin' AND u.disabled_at IS NULL
-       AND (p_delete OR role <> 'admin' OR disabled)
+       AND (p_delete OR n_role <> 'admin' OR n_off)
        AND msgr_other_admins(p_school, p_user) = 0
     THEN
         RETURN jsonb_build_object('status', 'last_admin');
@@ -200,8 +200,8 @@ BEGIN
         UPDATE msgr_users
            SET email = coalesce(p_patch->>'email', email),
                name = coalesce(p_patch->>'name', name),
-               role = msgr_user_change.role,
-               disabled_at = CASE WHEN NOT disabled THEN NULL
+               role = n_role,
+               disabled_at = CASE WHEN NOT n_off THEN NULL
                                   ELSE coalesce(disabled_at, now()) END
          WHERE user_id = p_user
         RETURNING * INTO u;
@@ -210,7 +210,7 @@ BEGIN
     END;
 
     -- a disabled user's sessions end now; nothing caches them
-    IF disabled THEN
+    IF n_off THEN
         UPDATE msgr_sessions SET ended_at = now()
          WHERE user_id = p_user AND ended_at IS NULL;
     END IF;
@@ -379,6 +379,11 @@ DECLARE
     n      integer;
     u      msgr_users;
 BEGIN
+    -- an unknown school is a failure like any other, and leaves no trace
+    IF NOT EXISTS (SELECT 1 FROM msgr_schools WHERE school_id = p_school) THEN
+        RETURN jsonb_build_object('status', 'failed');
+    END IF;
+
     PERFORM pg_advisory_xact_lock(hashtextextended(
                 'msgr_sign_in:' || p_school || ':' || e, 0));
 
