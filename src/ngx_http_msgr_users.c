@@ -131,6 +131,9 @@ static ngx_uint_t ngx_http_msgr_no_session(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx);
 static char *ngx_http_msgr_copy(ngx_http_request_t *r, json_t *s,
     size_t *len);
+static void ngx_http_msgr_email_taken(ngx_http_request_t *r);
+static ngx_http_msgr_sign_in_t *ngx_http_msgr_new_token(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx, msgr_key_t *key, char *hex);
 static json_t *ngx_http_msgr_status_json(ngx_http_request_t *r,
     ngx_http_msgr_pg_query_t *q, const char **status);
 static ngx_int_t ngx_http_msgr_send_etag(ngx_http_request_t *r,
@@ -294,9 +297,7 @@ ngx_http_msgr_users(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     char                       hex[2 * MSGR_KEY_HASH_LEN + 1];
     json_t                    *body, *errors, *role;
-    unsigned char              hash[MSGR_KEY_HASH_LEN];
     msgr_key_t                 key;
-    ngx_http_msgr_sign_in_t   *st;
     ngx_http_msgr_pg_query_t  *q;
 
     static const char *const  allowed[] = { "email", "name", "role", NULL };
@@ -321,17 +322,10 @@ ngx_http_msgr_users(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 
     /* the invitation: the token is shown once, in the answer */
 
-    st = ngx_pcalloc(r->pool, sizeof(ngx_http_msgr_sign_in_t));
-    if (st == NULL
-        || msgr_pwtoken_generate(ctx->school_id, st->token,
-                                 sizeof(st->token), &key, hash) != 0)
-    {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    if (ngx_http_msgr_new_token(r, ctx, &key, hex) == NULL) {
         return;
     }
 
-    ctx->data = st;
-    sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
     role = json_object_get(body, "role");
 
     q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_user_create,
@@ -439,11 +433,7 @@ ngx_http_msgr_user_created(ngx_http_msgr_pg_query_t *q)
     }
 
     if (ngx_strcmp(status, "taken") == 0) {
-        ngx_http_msgr_problem(r, NGX_HTTP_CONFLICT, "conflict",
-                              "the school has a user with that email "
-                              "already (emails are compared without case)",
-                              json_pack("[{s:s, s:s}]", "field", "email",
-                                        "message", "is taken"));
+        ngx_http_msgr_email_taken(r);
         return;
     }
 
@@ -625,11 +615,7 @@ ngx_http_msgr_user_changed(ngx_http_msgr_pg_query_t *q)
     }
 
     if (ngx_strcmp(status, "taken") == 0) {
-        ngx_http_msgr_problem(r, NGX_HTTP_CONFLICT, "conflict",
-                              "the school has a user with that email "
-                              "already (emails are compared without case)",
-                              json_pack("[{s:s, s:s}]", "field", "email",
-                                        "message", "is taken"));
+        ngx_http_msgr_email_taken(r);
         return;
     }
 
@@ -648,26 +634,16 @@ ngx_http_msgr_user_reset(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
     char                       hex[2 * MSGR_KEY_HASH_LEN + 1];
     int64_t                    id;
-    unsigned char              hash[MSGR_KEY_HASH_LEN];
     msgr_key_t                 key;
-    ngx_http_msgr_sign_in_t   *st;
     ngx_http_msgr_pg_query_t  *q;
 
     ngx_http_discard_request_body(r);
 
     id = ngx_http_msgr_id(&ctx->args[0]);
 
-    st = ngx_pcalloc(r->pool, sizeof(ngx_http_msgr_sign_in_t));
-    if (st == NULL
-        || msgr_pwtoken_generate(ctx->school_id, st->token,
-                                 sizeof(st->token), &key, hash) != 0)
-    {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    if (ngx_http_msgr_new_token(r, ctx, &key, hex) == NULL) {
         return;
     }
-
-    ctx->data = st;
-    sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
 
     q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_user_reset,
                             ngx_http_msgr_user_reset_done);
@@ -972,7 +948,7 @@ ngx_http_msgr_pw_settings(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
                                                                      i));
     }
 
-    ngx_http_msgr_offload(r, ctx, pw, ngx_http_msgr_pw_work,
+    ngx_http_msgr_offload_only(r, ctx, pw, ngx_http_msgr_pw_work,
                           ngx_http_msgr_pw_judged);
 }
 
@@ -1285,7 +1261,7 @@ ngx_http_msgr_sign_in_found(ngx_http_msgr_pg_query_t *q)
         }
     }
 
-    ngx_http_msgr_offload(r, ctx, st, ngx_http_msgr_sign_in_work,
+    ngx_http_msgr_offload_only(r, ctx, st, ngx_http_msgr_sign_in_work,
                           ngx_http_msgr_sign_in_checked);
 }
 
@@ -1523,6 +1499,47 @@ ngx_http_msgr_copy(ngx_http_request_t *r, json_t *s, size_t *len)
     p[*len] = '\0';
 
     return p;
+}
+
+
+static void
+ngx_http_msgr_email_taken(ngx_http_request_t *r)
+{
+    ngx_http_msgr_problem(r, NGX_HTTP_CONFLICT, "conflict",
+                          "the school has a user with that email already "
+                          "(emails are compared without case)",
+                          json_pack("[{s:s, s:s}]", "field", "email",
+                                    "message", "is taken"));
+}
+
+
+/*
+ * A new password token (an invitation or a reset) in the state ctx->data
+ * of the request, its id in key and its secret's hash in hex (65 bytes);
+ * NULL when the request is answered (out of memory).
+ */
+
+static ngx_http_msgr_sign_in_t *
+ngx_http_msgr_new_token(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
+    msgr_key_t *key, char *hex)
+{
+    unsigned char             hash[MSGR_KEY_HASH_LEN];
+    ngx_http_msgr_sign_in_t  *st;
+
+    st = ngx_pcalloc(r->pool, sizeof(ngx_http_msgr_sign_in_t));
+
+    if (st == NULL
+        || msgr_pwtoken_generate(ctx->school_id, st->token,
+                                 sizeof(st->token), key, hash) != 0)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NULL;
+    }
+
+    ctx->data = st;
+    sodium_bin2hex(hex, 2 * MSGR_KEY_HASH_LEN + 1, hash, sizeof(hash));
+
+    return st;
 }
 
 
