@@ -33,9 +33,7 @@ chmod 755 "$TMP"
 ENV_PID=
 STOCK_PID=
 
-cleanup() {
-    local rc=$?
-    set +e
+stop_extra() {
     if [ -n "$STOCK_PID" ] && kill -0 "$STOCK_PID" 2>/dev/null; then
         kill -QUIT "$STOCK_PID"
         for _ in $(seq 100); do
@@ -44,15 +42,8 @@ cleanup() {
         done
         kill -0 "$STOCK_PID" 2>/dev/null && kill -KILL "$STOCK_PID"
     fi
-    if ! stop_env && [ "$rc" = 0 ]; then
-        rc=1
-    fi
-    rm -rf "$TMP"
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_traps
 
 # --- the msgr environment -------------------------------------------------
 

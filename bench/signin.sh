@@ -32,18 +32,7 @@ TMP=$(mktemp -d /tmp/msgr-bench-signin-XXXXXX)
 chmod 755 "$TMP"
 ENV_PID=
 
-cleanup() {
-    local rc=$?
-    set +e
-    if ! stop_env && [ "$rc" = 0 ]; then
-        rc=1
-    fi
-    rm -rf "$TMP"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_traps
 
 start_env
 

@@ -4,6 +4,8 @@
 #   start_env              a throwaway msgr (bench/lib/settings_env.pl):
 #                          sets ENV_PID, PORT and KEY (an admin key)
 #   stop_env               tears it down; fails when it reported a problem
+#   bench_traps            on exit (or INT, TERM): stop_extra when the
+#                          benchmark defines it, stop_env, $TMP removed
 #   run_wrk NAME ARGS...   runs wrk, its output kept in $TMP/NAME.out
 #   rate NAME              its requests per second
 #   non2xx NAME            its answers that were not 2xx or 3xx
@@ -64,4 +66,23 @@ stop_env() {
         echo "bench: the msgr environment reported a problem" >&2
         return 1
     fi
+}
+
+bench_cleanup() {
+    local rc=$?
+    set +e
+    if declare -F stop_extra >/dev/null; then
+        stop_extra
+    fi
+    if ! stop_env && [ "$rc" = 0 ]; then
+        rc=1
+    fi
+    rm -rf "$TMP"
+    exit "$rc"
+}
+
+bench_traps() {
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
 }
