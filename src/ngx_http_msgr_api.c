@@ -720,6 +720,7 @@ ngx_http_msgr_route(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
     case NGX_HTTP_MSGR_ROLE_STAFF:      role = "staff"; break;
     case NGX_HTTP_MSGR_ROLE_INTEGRATOR: role = "integrator"; break;
     case NGX_HTTP_MSGR_ROLE_APP:        role = "app"; break;
+    case NGX_HTTP_MSGR_ROLE_EXPIRED:    role = "expired password"; break;
     default:                            role = "none";
     }
 

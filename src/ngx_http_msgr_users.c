@@ -69,7 +69,7 @@ typedef struct {
 } ngx_http_msgr_pw_t;
 
 
-/* a sign-in */
+/* a sign-in; or a new password token, shown once (token) */
 typedef struct {
     json_t                   *email;
     char                     *password;
