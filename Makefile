@@ -24,7 +24,7 @@ LOG        := $(BUILD)/build.log
 
 # curl and jq: the examples of README.md and docs/ use them
 DEB_PKGS   := nginx nginx-dev libpq-dev libjansson-dev libcurl4-openssl-dev \
-              libsodium-dev postgresql wrk curl jq
+              libsodium-dev libzxcvbn-dev postgresql wrk curl jq
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 MODULE_SRCS := ngx_http_msgr_module.c $(wildcard src/*.c)
@@ -105,7 +105,8 @@ $(BUILD)/unit/%: t/unit/%.c t/unit/lib/msgr_tap.c t/unit/lib/msgr_tap.h \
                  $(wildcard src/msgr_*.c) $(MSGR_HDRS) | $(BUILD)
 	@mkdir -p $(BUILD)/unit
 	$(call step,$@) $(CC) $(MSGR_CFLAGS) -It/unit/lib -o $@ $< \
-	    t/unit/lib/msgr_tap.c $(wildcard src/msgr_*.c) -ljansson -lsodium
+	    t/unit/lib/msgr_tap.c $(wildcard src/msgr_*.c) -ljansson -lsodium \
+	    -lzxcvbn
 
 units: $(UNIT_BINS)
 

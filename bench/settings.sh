@@ -113,31 +113,6 @@ fi
 
 # --- wrk ------------------------------------------------------------------
 
-# run_wrk NAME ARGS...: runs wrk, keeps its output in $TMP/NAME.out
-run_wrk() {
-    local name=$1
-    shift
-    wrk "$@" >"$TMP/$name.out" 2>&1 || {
-        echo "bench: wrk failed:" >&2
-        cat "$TMP/$name.out" >&2
-        exit 1
-    }
-}
-
-rate() {
-    awk '/^Requests\/sec:/ { print $2; found = 1 } END { if (!found) print 0 }' \
-        "$TMP/$1.out"
-}
-
-non2xx() {
-    awk '/Non-2xx or 3xx responses:/ { n = $NF } END { print n + 0 }' \
-        "$TMP/$1.out"
-}
-
-socket_errors() {
-    sed -n 's/^ *Socket errors: *//p' "$TMP/$1.out"
-}
-
 # warm both up
 run_wrk warm-settings -t2 -c50 -d2s -H "$AUTH" "$URL"
 run_wrk warm-stock -t2 -c50 -d2s -H "$AUTH" "$STOCK_URL"

@@ -64,6 +64,38 @@ msgr_app_token_parse(const char *s, size_t len, msgr_key_t *key)
 }
 
 
+int
+msgr_session_generate(int64_t school_id, char *buf, size_t size,
+    msgr_key_t *key, unsigned char hash[MSGR_KEY_HASH_LEN])
+{
+    return msgr_key_generate_prefixed(MSGR_SESSION_PREFIX, school_id, buf,
+                                      size, key, hash);
+}
+
+
+int
+msgr_session_parse(const char *s, size_t len, msgr_key_t *key)
+{
+    return msgr_key_parse_prefixed(MSGR_SESSION_PREFIX, s, len, key);
+}
+
+
+int
+msgr_pwtoken_generate(int64_t school_id, char *buf, size_t size,
+    msgr_key_t *key, unsigned char hash[MSGR_KEY_HASH_LEN])
+{
+    return msgr_key_generate_prefixed(MSGR_PWTOKEN_PREFIX, school_id, buf,
+                                      size, key, hash);
+}
+
+
+int
+msgr_pwtoken_parse(const char *s, size_t len, msgr_key_t *key)
+{
+    return msgr_key_parse_prefixed(MSGR_PWTOKEN_PREFIX, s, len, key);
+}
+
+
 static int
 msgr_key_generate_prefixed(const char *prefix, int64_t school_id, char *buf,
     size_t size, msgr_key_t *key, unsigned char hash[MSGR_KEY_HASH_LEN])

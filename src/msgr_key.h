@@ -18,11 +18,13 @@
 
 #define MSGR_KEY_PREFIX       "msgr_"
 #define MSGR_APP_PREFIX       "msgrapp_"
+#define MSGR_SESSION_PREFIX   "msgrsess_"
+#define MSGR_PWTOKEN_PREFIX   "msgrpwt_"
 #define MSGR_KEY_ID_LEN       16
 #define MSGR_KEY_SECRET_BYTES 32
 #define MSGR_KEY_SECRET_LEN   43
 #define MSGR_KEY_HASH_LEN     32
-#define MSGR_KEY_MAX_LEN      (sizeof(MSGR_APP_PREFIX) - 1 + 20 + 1       \
+#define MSGR_KEY_MAX_LEN      (sizeof(MSGR_SESSION_PREFIX) - 1 + 20 + 1   \
                                + MSGR_KEY_ID_LEN + 1 + MSGR_KEY_SECRET_LEN)
 
 
@@ -54,6 +56,18 @@ int msgr_key_parse(const char *s, size_t len, msgr_key_t *key);
 int msgr_app_token_generate(int64_t school_id, char *buf, size_t size,
     msgr_key_t *key, unsigned char hash[MSGR_KEY_HASH_LEN]);
 int msgr_app_token_parse(const char *s, size_t len, msgr_key_t *key);
+
+/*
+ * The same for a signed-in user's sessions, "msgrsess_<school>_<id>_<secret>",
+ * and for the one-time tokens that set a password (an invitation or a
+ * reset), "msgrpwt_<school>_<id>_<secret>".
+ */
+int msgr_session_generate(int64_t school_id, char *buf, size_t size,
+    msgr_key_t *key, unsigned char hash[MSGR_KEY_HASH_LEN]);
+int msgr_session_parse(const char *s, size_t len, msgr_key_t *key);
+int msgr_pwtoken_generate(int64_t school_id, char *buf, size_t size,
+    msgr_key_t *key, unsigned char hash[MSGR_KEY_HASH_LEN]);
+int msgr_pwtoken_parse(const char *s, size_t len, msgr_key_t *key);
 
 void msgr_key_hash(const char *secret, size_t len,
     unsigned char hash[MSGR_KEY_HASH_LEN]);

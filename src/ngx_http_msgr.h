@@ -29,7 +29,13 @@ typedef enum {
     NGX_HTTP_MSGR_ROLE_ADMIN = 0x01,
     NGX_HTTP_MSGR_ROLE_STAFF = 0x02,
     NGX_HTTP_MSGR_ROLE_INTEGRATOR = 0x04,
-    NGX_HTTP_MSGR_ROLE_APP = 0x08          /* a parent, with an app token */
+    NGX_HTTP_MSGR_ROLE_APP = 0x08,         /* a parent, with an app token */
+    /*
+     * a signed-in user whose password is older than the school lets it be
+     * (security.enforce_password_change): only the routes that list this
+     * role, changing the password among them
+     */
+    NGX_HTTP_MSGR_ROLE_EXPIRED = 0x10
 } ngx_http_msgr_role_e;
 
 #define NGX_HTTP_MSGR_ROLE_ANY  (NGX_HTTP_MSGR_ROLE_ADMIN                  \
@@ -81,12 +87,17 @@ typedef struct ngx_http_msgr_ctx_s {
     ngx_str_t                     args[NGX_HTTP_MSGR_MAX_ARGS];
     ngx_uint_t                    nargs;
 
-    /* the credential's school and role; an app token's contact */
+    /*
+     * the credential's school and role; an app token's contact; a
+     * session's user (key.id is then the session's id)
+     */
     int64_t                       school_id;
     ngx_uint_t                    role;
     msgr_key_t                    key;
     int64_t                       contact_id;
+    int64_t                       user_id;
     unsigned                      app:1;
+    unsigned                      session:1;
 
     /* the cache's generation when the request began (what it reads) */
     ngx_uint_t                    cache_generation;

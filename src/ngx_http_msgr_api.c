@@ -22,15 +22,23 @@
 #include "ngx_http_msgr_inbox.h"
 #include "ngx_http_msgr_providers.h"
 #include "ngx_http_msgr_templates.h"
+#include "ngx_http_msgr_users.h"
+#include "msgr_settings.h"
 
 
 static void ngx_http_msgr_body_handler(ngx_http_request_t *r);
 static void ngx_http_msgr_dispatch(ngx_http_request_t *r);
 static void ngx_http_msgr_auth_done(ngx_http_msgr_pg_query_t *q);
+static void ngx_http_msgr_session_auth(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx, ngx_str_t *token);
+static void ngx_http_msgr_session_done(ngx_http_msgr_pg_query_t *q);
+static void ngx_http_msgr_session_settings(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx, json_t *settings);
 static void ngx_http_msgr_authorised(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx, ngx_uint_t role);
 static void ngx_http_msgr_unknown_key(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx);
+static ngx_uint_t ngx_http_msgr_role(const char *s);
 static ngx_int_t ngx_http_msgr_match(const char *pattern, ngx_str_t *path,
     ngx_http_msgr_ctx_t *ctx);
 static void ngx_http_msgr_route(ngx_http_request_t *r,
@@ -83,6 +91,32 @@ static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_auth_app = {
     2, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
 
+/*
+ * A signed-in user's session ($3: its secret's hash, in hex): live, not
+ * idle for 30 minutes, its user not disabled; never cached, so a disabled
+ * user is refused at once by every worker.  Its last use is written at
+ * most once a minute.  The user, the role, and whether the password is
+ * more than 30 days old.
+ */
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_auth_session = {
+    "msgr_auth_session",
+    "WITH s AS ("
+    "  SELECT s.session_id, s.last_seen_at, u.user_id, u.role,"
+    "         u.password_changed_at < now() - interval '30 days' AS old"
+    "    FROM msgr_sessions s JOIN msgr_users u USING (school_id, user_id)"
+    "   WHERE s.school_id = $1 AND s.session_id = $2"
+    "     AND s.secret_hash = decode($3, 'hex') AND s.ended_at IS NULL"
+    "     AND s.expires_at > now()"
+    "     AND s.last_seen_at > now() - interval '30 minutes'"
+    "     AND u.disabled_at IS NULL),"
+    " seen AS ("
+    "  UPDATE msgr_sessions x SET last_seen_at = now() FROM s"
+    "   WHERE x.session_id = s.session_id"
+    "     AND s.last_seen_at < now() - interval '1 minute')"
+    " SELECT user_id, role, old FROM s",
+    3, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
+};
+
 static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_school = {
     "msgr_school",
     "SELECT school_id, name,"
@@ -97,6 +131,7 @@ static ngx_http_msgr_pg_stmt_t *const  ngx_http_msgr_api_stmts[] = {
     &ngx_http_msgr_stmt_health,
     &ngx_http_msgr_stmt_auth,
     &ngx_http_msgr_stmt_auth_app,
+    &ngx_http_msgr_stmt_auth_session,
     &ngx_http_msgr_stmt_school,
     NULL
 };
@@ -117,6 +152,7 @@ static const ngx_http_msgr_resource_t  ngx_http_msgr_resources[] = {
     { ngx_http_msgr_inbox_routes, ngx_http_msgr_inbox_stmts },
     { ngx_http_msgr_providers_routes, ngx_http_msgr_providers_stmts },
     { ngx_http_msgr_templates_routes, ngx_http_msgr_templates_stmts },
+    { ngx_http_msgr_users_routes, ngx_http_msgr_users_stmts },
     { NULL, NULL }
 };
 
@@ -403,7 +439,15 @@ ngx_http_msgr_dispatch(ngx_http_request_t *r)
         v.len--;
     }
 
-    /* an API key, or a parents' app token */
+    /* a signed-in user's session, an API key, or a parents' app token */
+
+    if (v.len > sizeof(MSGR_SESSION_PREFIX) - 1
+        && ngx_strncmp(v.data, MSGR_SESSION_PREFIX,
+                       sizeof(MSGR_SESSION_PREFIX) - 1) == 0)
+    {
+        ngx_http_msgr_session_auth(r, ctx, &v);
+        return;
+    }
 
     ctx->app = (v.len > sizeof(MSGR_APP_PREFIX) - 1
                 && ngx_strncmp(v.data, MSGR_APP_PREFIX,
@@ -456,6 +500,88 @@ ngx_http_msgr_dispatch(ngx_http_request_t *r)
     }
 
     ngx_http_msgr_query_run(r, q);
+}
+
+
+static void
+ngx_http_msgr_session_auth(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
+    ngx_str_t *token)
+{
+    char                       hex[2 * MSGR_KEY_HASH_LEN + 1];
+    unsigned char              hash[MSGR_KEY_HASH_LEN];
+    ngx_http_msgr_pg_query_t  *q;
+
+    ctx->session = 1;
+
+    if (msgr_session_parse((const char *) token->data, token->len, &ctx->key)
+        != 0)
+    {
+        ngx_http_msgr_unauthorized(r, "the session token is not valid");
+        return;
+    }
+
+    msgr_key_hash(ctx->key.secret, ctx->key.secret_len, hash);
+    sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
+
+    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_auth_session,
+                            ngx_http_msgr_session_done);
+
+    if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->key.school_id) != NGX_OK
+              || ngx_http_msgr_pg_param(q, 1, (u_char *) ctx->key.id,
+                                        MSGR_KEY_ID_LEN) != NGX_OK
+              || ngx_http_msgr_pg_param(q, 2, (u_char *) hex,
+                                        2 * MSGR_KEY_HASH_LEN) != NGX_OK))
+    {
+        q = NULL;
+    }
+
+    (void) ngx_http_msgr_run(r, q);
+}
+
+
+static void
+ngx_http_msgr_session_done(ngx_http_msgr_pg_query_t *q)
+{
+    ngx_http_request_t   *r;
+    ngx_http_msgr_ctx_t  *ctx;
+
+    r = q->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
+
+    if (!ngx_http_msgr_result_ok(r, q)) {
+        return;
+    }
+
+    if (PQntuples(q->result) != 1) {
+        ngx_http_msgr_unauthorized(r, "the session has ended, has been idle "
+                                   "too long or is unknown: sign in again");
+        return;
+    }
+
+    ctx->user_id = strtoll(PQgetvalue(q->result, 0, 0), NULL, 10);
+    ctx->role = ngx_http_msgr_role(PQgetvalue(q->result, 0, 1));
+
+    if (PQgetvalue(q->result, 0, 2)[0] != 't') {
+        ngx_http_msgr_authorised(r, ctx, ctx->role);
+        return;
+    }
+
+    /* an old password: expired only if the school enforces the change */
+
+    ctx->school_id = ctx->key.school_id;
+
+    ngx_http_msgr_settings_load(r, ctx, ngx_http_msgr_session_settings);
+}
+
+
+static void
+ngx_http_msgr_session_settings(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx, json_t *settings)
+{
+    ngx_http_msgr_authorised(r, ctx,
+                             msgr_settings_bool(settings, "security",
+                                                "enforce_password_change")
+                             ? NGX_HTTP_MSGR_ROLE_EXPIRED : ctx->role);
 }
 
 
@@ -559,6 +685,14 @@ ngx_http_msgr_authorised(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
         return;
     }
 
+    if (ctx->role == NGX_HTTP_MSGR_ROLE_EXPIRED) {
+        ngx_http_msgr_problem(r, NGX_HTTP_FORBIDDEN, "password-expired",
+                              "the password is more than 30 days old and "
+                              "the school enforces a change: change it "
+                              "first (PUT /v1/me/password)", NULL);
+        return;
+    }
+
     if (ctx->role == NGX_HTTP_MSGR_ROLE_APP) {
         detail = "an app token may only be used by the parents' app";
 
@@ -590,6 +724,7 @@ ngx_http_msgr_route(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
     case NGX_HTTP_MSGR_ROLE_STAFF:      role = "staff"; break;
     case NGX_HTTP_MSGR_ROLE_INTEGRATOR: role = "integrator"; break;
     case NGX_HTTP_MSGR_ROLE_APP:        role = "app"; break;
+    case NGX_HTTP_MSGR_ROLE_EXPIRED:    role = "expired password"; break;
     default:                            role = "none";
     }
 

@@ -1726,8 +1726,8 @@ ngx_http_msgr_sending_pin(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 
     ngx_memcpy(w->pin, s, len);
 
-    ngx_http_msgr_offload(r, ctx, w, ngx_http_msgr_pin_hash,
-                          ngx_http_msgr_pin_hashed);
+    ngx_http_msgr_offload_only(r, ctx, w, ngx_http_msgr_pin_hash,
+                               ngx_http_msgr_pin_hashed);
 }
 
 

@@ -30,5 +30,14 @@ typedef void (*ngx_http_msgr_work_done_pt)(ngx_http_request_t *r,
 void ngx_http_msgr_offload(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     void *data, ngx_http_msgr_work_pt work, ngx_http_msgr_work_done_pt done);
 
+/*
+ * The same for work that must never run on the event loop (Argon2id):
+ * without a thread pool, or with its queue full, the request gets 503
+ * with Retry-After instead.
+ */
+void ngx_http_msgr_offload_only(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx, void *data, ngx_http_msgr_work_pt work,
+    ngx_http_msgr_work_done_pt done);
+
 
 #endif /* _NGX_HTTP_MSGR_THREAD_H_INCLUDED_ */

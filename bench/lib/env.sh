@@ -12,6 +12,11 @@
 #   bench_env_stop
 #       from the EXIT trap: stops it; returns 1 when it reported a problem
 #       (alerts or crashes in nginx's error log)
+#   run_wrk NAME ARGS...   runs wrk, its output kept in $TMP/NAME.out
+#   rate NAME              its requests per second
+#   non2xx NAME            its answers that were not 2xx or 3xx
+#   socket_errors NAME     its socket errors line, if any
+#   p99 NAME               its 99th percentile latency in ms (needs --latency)
 
 bench_env_start() {
     mkfifo "$TMP/env.in" "$TMP/env.out"
@@ -55,4 +60,39 @@ bench_end() {
     fi
     rm -rf "$TMP"
     exit "$rc"
+}
+
+
+run_wrk() {
+    local name=$1
+    shift
+    wrk "$@" >"$TMP/$name.out" 2>&1 || {
+        echo "bench: wrk failed:" >&2
+        cat "$TMP/$name.out" >&2
+        exit 1
+    }
+}
+
+rate() {
+    awk '/^Requests\/sec:/ { print $2; found = 1 } END { if (!found) print 0 }' \
+        "$TMP/$1.out"
+}
+
+non2xx() {
+    awk '/Non-2xx or 3xx responses:/ { n = $NF } END { print n + 0 }' \
+        "$TMP/$1.out"
+}
+
+socket_errors() {
+    sed -n 's/^ *Socket errors: *//p' "$TMP/$1.out"
+}
+
+p99() {
+    awk '$1 == "99%" {
+             v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
+             if (u == "us") v /= 1000; else if (u == "s") v *= 1000
+             else if (u == "m") v *= 60000
+             print v; found = 1
+         }
+         END { if (!found) print 0 }' "$TMP/$1.out"
 }

@@ -11,7 +11,7 @@
 #include "msgr_tap.h"
 
 
-#define MSGR_TEST_PLAN  39
+#define MSGR_TEST_PLAN  42
 
 #define MSGR_TEST_SECRET  "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123-_x"
 #define MSGR_TEST_ID      "0123456789abcdef"
@@ -245,6 +245,37 @@ msgr_test_malformed(void)
 }
 
 
+/* sessions and password tokens: the same form, their own prefixes */
+
+static void
+msgr_test_sessions(void)
+{
+    char           buf[MSGR_KEY_MAX_LEN + 1];
+    msgr_key_t     key, parsed;
+    unsigned char  hash[MSGR_KEY_HASH_LEN];
+
+    msgr_test_ok(msgr_session_generate(7, buf, sizeof(buf), &key, hash) == 0
+                 && strncmp(buf, "msgrsess_7_", 11) == 0
+                 && msgr_session_parse(buf, strlen(buf), &parsed) == 0
+                 && parsed.school_id == 7
+                 && strcmp(parsed.id, key.id) == 0
+                 && msgr_key_verify(&parsed, hash, MSGR_KEY_HASH_LEN),
+                 "a session token parses back and verifies");
+
+    msgr_test_ok(msgr_key_parse(buf, strlen(buf), &parsed) != 0
+                 && msgr_app_token_parse(buf, strlen(buf), &parsed) != 0
+                 && msgr_pwtoken_parse(buf, strlen(buf), &parsed) != 0,
+                 "a session token is no key, app token or password token");
+
+    msgr_test_ok(msgr_pwtoken_generate(7, buf, sizeof(buf), &key, hash) == 0
+                 && strncmp(buf, "msgrpwt_7_", 10) == 0
+                 && msgr_pwtoken_parse(buf, strlen(buf), &parsed) == 0
+                 && msgr_key_verify(&parsed, hash, MSGR_KEY_HASH_LEN)
+                 && msgr_session_parse(buf, strlen(buf), &parsed) != 0,
+                 "a password token parses back, and is no session token");
+}
+
+
 int
 main(void)
 {
@@ -256,6 +287,7 @@ main(void)
 
     msgr_test_generated();
     msgr_test_malformed();
+    msgr_test_sessions();
 
     return msgr_test_end(MSGR_TEST_PLAN);
 }
