@@ -105,7 +105,7 @@ $(BUILD)/unit/%: t/unit/%.c t/unit/lib/msgr_tap.c t/unit/lib/msgr_tap.h \
                  $(wildcard src/msgr_*.c) $(MSGR_HDRS) | $(BUILD)
 	@mkdir -p $(BUILD)/unit
 	$(call step,$@) $(CC) $(MSGR_CFLAGS) -It/unit/lib -o $@ $< \
-	    t/unit/lib/msgr_tap.c $(wildcard src/msgr_*.c) -ljansson -lsodium
+	    t/unit/lib/msgr_tap.c $(wildcard src/msgr_*.c) -ljansson -lsodium -lcrypto
 
 units: $(UNIT_BINS)
 
