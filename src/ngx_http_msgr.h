@@ -59,6 +59,10 @@ typedef struct {
     ngx_uint_t                    app_refused_rate;
     ngx_http_msgr_pg_pool_t      *pool;
     ngx_http_msgr_cache_t        *cache;
+    /* the dial-in webhooks (docs/emergency.md) */
+    ngx_str_t                     twilio_auth_token;
+    ngx_str_t                     twilio_callback_url;
+    ngx_str_t                     dial_in_number;
 #if (NGX_THREADS)
     ngx_thread_pool_t            *thread_pool;  /* for heavy JSON work */
 #endif

@@ -152,31 +152,8 @@ static void ngx_http_msgr_send_locked(ngx_http_request_t *r,
  */
 static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_compose = {
     "msgr_compose",
-    "WITH r AS (SELECT msgr_send_records($1, $2::bigint[], $3::bigint[])"
-    "           AS j),"
-    " ids AS (SELECT k::bigint AS contact_id"
-    "           FROM r, jsonb_object_keys(r.j -> 'contacts') AS k)"
-    " SELECT jsonb_build_object("
-    "  'records', r.j,"
-    "  'attributes', (SELECT coalesce(jsonb_object_agg(a.name,"
-    "     a.default_value), '{}') FROM msgr_contact_attributes a"
-    "     WHERE a.school_id = $1),"
-    "  'contact_tokens', (SELECT coalesce(jsonb_object_agg(c.contact_id,"
-    "     jsonb_build_object("
-    "      'students', msgr_contact_json(c) -> 'students',"
-    "      'attributes', (SELECT coalesce(jsonb_object_agg(a.name,"
-    "         coalesce(v.value, a.default_value)), '{}')"
-    "         FROM msgr_contact_attributes a"
-    "         LEFT JOIN msgr_contact_attribute_values v"
-    "           ON v.school_id = a.school_id"
-    "          AND v.attribute_id = a.attribute_id"
-    "          AND v.contact_id = c.contact_id"
-    "        WHERE a.school_id = c.school_id))), '{}')"
-    "     FROM msgr_contacts c"
-    "    WHERE c.school_id = $1"
-    "      AND c.contact_id IN (SELECT contact_id FROM ids)),"
-    "  'prices', (SELECT s.prices FROM msgr_schools s"
-    "     WHERE s.school_id = $1),"
+    "SELECT (msgr_compose_data($1, $2::bigint[], $3::bigint[])"
+    " || jsonb_build_object("
     "  'pin_hash', (SELECT p.pin_hash FROM msgr_sending_pins p"
     "     WHERE p.school_id = $1),"
     "  'locked', (SELECT jsonb_build_object("
@@ -190,8 +167,7 @@ static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_compose = {
     "     FROM msgr_idempotency i"
     "    WHERE i.school_id = $1 AND i.key_id = $4 AND i.idem_key = $5"
     "      AND i.status <> 0"
-    "      AND i.created_at > now() - interval '24 hours'))::text"
-    " FROM r",
+    "      AND i.created_at > now() - interval '24 hours')))::text",
     5, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
 

@@ -269,10 +269,6 @@ ngx_int_t
 ngx_http_msgr_read_body(ngx_http_request_t *r, ngx_uint_t merge_patch,
     ngx_str_t *body)
 {
-    u_char       *p;
-    size_t        len;
-    ngx_chain_t  *cl;
-
     if (r->headers_in.content_type == NULL
         || !(ngx_http_msgr_media_type(&r->headers_in.content_type->value,
                                       &ngx_http_msgr_json_type)
@@ -290,6 +286,22 @@ ngx_http_msgr_read_body(ngx_http_request_t *r, ngx_uint_t merge_patch,
                                 "application/json", NULL);
         return NGX_ERROR;
     }
+
+    return ngx_http_msgr_body_bytes(r, body);
+}
+
+
+/*
+ * The request body, whatever its type, in one piece of the request's
+ * pool; NGX_ERROR when the client has had its answer.
+ */
+
+ngx_int_t
+ngx_http_msgr_body_bytes(ngx_http_request_t *r, ngx_str_t *body)
+{
+    u_char       *p;
+    size_t        len;
+    ngx_chain_t  *cl;
 
     len = 0;
 

@@ -23,6 +23,7 @@ json_t *ngx_http_msgr_read_json_as(ngx_http_request_t *r,
     ngx_uint_t merge_patch);
 ngx_int_t ngx_http_msgr_read_body(ngx_http_request_t *r,
     ngx_uint_t merge_patch, ngx_str_t *body);
+ngx_int_t ngx_http_msgr_body_bytes(ngx_http_request_t *r, ngx_str_t *body);
 void ngx_http_msgr_bad_json(ngx_http_request_t *r, json_error_t *err);
 json_t *ngx_http_msgr_read_fields(ngx_http_request_t *r,
     const char *const *allowed, json_t **errors);
