@@ -3,13 +3,17 @@
  * pincode, without signing in (Twilio-compatible, answers in TwiML).
  *
  *   POST /v1/dial-in/sms     Body "PINCODE OPTION message text"
+ *   POST /v1/dial-in/voice   ?step= (none), pin, option, recorded, confirm
  *
  * Every request is signed (X-Twilio-Signature, src/msgr_twilio.c) with
  * msgr_twilio_auth_token over msgr_twilio_callback_url (else the request's
  * own scheme and Host) and the request URI; 403 otherwise.  The caller's
  * number must be permitted by a pincode whose code (Argon2id, checked in
  * the thread pool) matches; three wrong codes from a number in 10 minutes
- * lock it out for 30 (sql/0016_emergency.sql).  The broadcast is
+ * lock it out for 30 (sql/0016_emergency.sql).  A call carries its state
+ * from one webhook to the next in the action URLs' query (step, pincode,
+ * option, recording), which Twilio's signature covers; each step checks
+ * again that the caller's number may use the pincode.  The broadcast is
  * composed in the thread pool and written by msgr_pincode_broadcast() at
  * the emergency priority.  docs/emergency.md.
  */
@@ -24,6 +28,7 @@
 #include "ngx_http_msgr_thread.h"
 #include "ngx_http_msgr_settings.h"
 #include "ngx_http_msgr_pincodes.h"
+#include "msgr_buf.h"
 #include "msgr_compose.h"
 #include "msgr_twilio.h"
 
@@ -31,7 +36,35 @@
 #define NGX_HTTP_MSGR_TWIML_USAGE                                            \
     "To send an emergency message, text: PINCODE OPTION message"
 
+#define NGX_HTTP_MSGR_TWIML_REFUSED                                          \
+    "<Say>Sorry, that pincode cannot be used. Goodbye.</Say><Hangup/>"
+
 #define NGX_HTTP_MSGR_SMS_TEXT_MAX  1600
+#define NGX_HTTP_MSGR_URL_MAX       2000
+
+static ngx_str_t  ngx_http_msgr_twiml_type = ngx_string("text/xml");
+
+/* a literal piece of TwiML */
+#define NGX_HTTP_MSGR_TWIML_ADD(b, lit)                                      \
+    (void) msgr_buf_add(b, lit, sizeof(lit) - 1)
+
+
+/* where a call is: the action URL's "step" */
+typedef enum {
+    NGX_HTTP_MSGR_STEP_CALL = 0,    /* a new call: ask for the pincode */
+    NGX_HTTP_MSGR_STEP_PIN,         /* the pincode's digits */
+    NGX_HTTP_MSGR_STEP_OPTION,      /* the menu option's digit */
+    NGX_HTTP_MSGR_STEP_RECORDED,    /* the recording: replay, confirm */
+    NGX_HTTP_MSGR_STEP_CONFIRM      /* 1 sends it, else record again */
+} ngx_http_msgr_step_e;
+
+static ngx_str_t  ngx_http_msgr_steps[] = {
+    ngx_null_string,
+    ngx_string("pin"),
+    ngx_string("option"),
+    ngx_string("recorded"),
+    ngx_string("confirm")
+};
 
 
 static void ngx_http_msgr_dial_in(ngx_http_request_t *r,
@@ -41,6 +74,8 @@ static void ngx_http_msgr_dial_in(ngx_http_request_t *r,
 const ngx_http_msgr_route_t  ngx_http_msgr_dial_in_routes[] = {
 
     { NGX_HTTP_POST, "v1/dial-in/sms", 0, ngx_http_msgr_dial_in },
+
+    { NGX_HTTP_POST, "v1/dial-in/voice", 0, ngx_http_msgr_dial_in },
 
     { 0, NULL, 0, NULL }
 };
@@ -58,6 +93,13 @@ static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_dial_in_attempt = {
     "SELECT msgr_dial_in_attempt($1, $2, $3, $4)::text,"
     " (SELECT x::text FROM msgr_dial_in_pincode($4, $1) AS x)",
     4, NGX_HTTP_MSGR_PG_WRITE, 0
+};
+
+/* a later step of a call: the pincode, if the caller may still use it */
+static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_dial_in_pincode = {
+    "msgr_dial_in_pincode",
+    "SELECT '{}', x::text FROM msgr_dial_in_pincode($1, $2) AS x",
+    2, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
 
 static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_dial_in_data = {
@@ -78,6 +120,7 @@ static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_dial_in_send = {
 ngx_http_msgr_pg_stmt_t *const  ngx_http_msgr_dial_in_stmts[] = {
     &ngx_http_msgr_stmt_dial_in_lookup,
     &ngx_http_msgr_stmt_dial_in_attempt,
+    &ngx_http_msgr_stmt_dial_in_pincode,
     &ngx_http_msgr_stmt_dial_in_data,
     &ngx_http_msgr_stmt_dial_in_send,
     NULL
@@ -85,11 +128,13 @@ ngx_http_msgr_pg_stmt_t *const  ngx_http_msgr_dial_in_stmts[] = {
 
 
 typedef struct {
+    unsigned                  voice:1;
+    ngx_http_msgr_step_e      step;
     msgr_twilio_form_t        form;
     const char               *from;
     char                      code[16];
     ngx_int_t                 digit;
-    ngx_str_t                 text;         /* the SMS's text */
+    ngx_str_t                 text;         /* SMS text, recording URL */
     int64_t                   pincode;      /* 0: not yet known */
     json_t                   *pin;          /* msgr_dial_in_pincode() */
     json_t                   *option;
@@ -130,6 +175,21 @@ static void ngx_http_msgr_dial_in_composed(ngx_http_request_t *r,
 static void ngx_http_msgr_dial_in_sent(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_dial_in_refused(ngx_http_request_t *r,
     ngx_http_msgr_dial_in_t *d);
+static void ngx_http_msgr_dial_in_voice(ngx_http_request_t *r,
+    ngx_http_msgr_dial_in_t *d);
+static void ngx_http_msgr_dial_in_voice_next(ngx_http_request_t *r,
+    ngx_http_msgr_dial_in_t *d);
+static void ngx_http_msgr_dial_in_menu(ngx_http_request_t *r,
+    ngx_http_msgr_dial_in_t *d);
+static void ngx_http_msgr_dial_in_record(ngx_http_request_t *r,
+    ngx_http_msgr_dial_in_t *d);
+static void ngx_http_msgr_dial_in_replay(ngx_http_request_t *r,
+    ngx_http_msgr_dial_in_t *d, const char *url, size_t len);
+static void ngx_http_msgr_twiml_action(msgr_buf_t *b, ngx_http_request_t *r,
+    ngx_http_msgr_dial_in_t *d, ngx_http_msgr_step_e step, ngx_str_t *rec);
+static void ngx_http_msgr_twiml_text(msgr_buf_t *b, const char *s,
+    size_t len);
+static void ngx_http_msgr_twiml_send(ngx_http_request_t *r, msgr_buf_t *b);
 static void ngx_http_msgr_twiml(ngx_http_request_t *r, const char *fmt,
     ...);
 static void ngx_http_msgr_dial_in_cleanup(void *data);
@@ -157,7 +217,13 @@ ngx_http_msgr_dial_in(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
         return;
     }
 
-    ngx_http_msgr_dial_in_sms_parse(r, d);
+    if (ctx->path.data[ctx->path.len - 1] == 's') {
+        ngx_http_msgr_dial_in_sms_parse(r, d);
+        return;
+    }
+
+    d->voice = 1;
+    ngx_http_msgr_dial_in_voice(r, d);
 }
 
 
@@ -417,7 +483,7 @@ ngx_http_msgr_dial_in_verified(ngx_http_request_t *r, void *data)
     outcome = d->pincode ? "accepted"
               : json_is_null(json_object_get(d->lookup, "locked")) ? "wrong"
               : "locked";
-    channel = "sms";
+    channel = d->voice ? "voice" : "sms";
 
     q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_dial_in_attempt,
                             ngx_http_msgr_dial_in_attempted);
@@ -474,6 +540,11 @@ ngx_http_msgr_dial_in_attempted(ngx_http_msgr_pg_query_t *q)
     d->pin = pin;
     d->pincode = json_integer_value(json_object_get(pin, "id"));
     ctx->school_id = json_integer_value(json_object_get(pin, "school"));
+
+    if (d->voice) {
+        ngx_http_msgr_dial_in_voice_next(r, d);
+        return;
+    }
 
     ngx_http_msgr_dial_in_option(r, d);
 }
@@ -584,9 +655,14 @@ ngx_http_msgr_dial_in_compose(void *data)
     d->failed = 1;
 
     data_json = json_loads(d->data_text, 0, &err);
-    message = json_pack("{s:O, s:s%}", "channels",
-                        json_object_get(d->option, "channels"),
-                        "body", d->text.data, d->text.len);
+    /* a recording can only be played: voice */
+    message = d->voice
+              ? json_pack("{s:[s], s:s%, s:s%}", "channels", "voice",
+                          "body", d->text.data, d->text.len,
+                          "voice_body", d->text.data, d->text.len)
+              : json_pack("{s:O, s:s%}", "channels",
+                          json_object_get(d->option, "channels"),
+                          "body", d->text.data, d->text.len);
     rows = json_array();
 
     if (data_json == NULL || message == NULL || rows == NULL) {
@@ -673,8 +749,9 @@ ngx_http_msgr_dial_in_composed(ngx_http_request_t *r, void *data)
 
     if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
               || ngx_http_msgr_pg_param_int(q, 1, d->pincode) != NGX_OK
-              || ngx_http_msgr_pg_param(q, 2, (u_char *) "false", 5)
-                 != NGX_OK
+              || ngx_http_msgr_pg_param(q, 2, (u_char *) (d->voice ? "true"
+                                                                : "false"),
+                                        d->voice ? 4 : 5) != NGX_OK
               || ngx_http_msgr_pg_param(q, 3, (u_char *) d->message_text,
                                         ngx_strlen(d->message_text))
                  != NGX_OK
@@ -713,6 +790,13 @@ ngx_http_msgr_dial_in_sent(ngx_http_msgr_pg_query_t *q)
                                                                "id")),
                   ctx->school_id, d->recipients);
 
+    if (d->voice) {
+        ngx_http_msgr_twiml(r, "<Say>Your message is going to %L "
+                            "recipient%s. Goodbye.</Say><Hangup/>",
+                            d->recipients, d->recipients == 1 ? "" : "s");
+        return;
+    }
+
     ngx_http_msgr_twiml(r, "<Message>Your message is going to %L "
                         "recipient%s.</Message>", d->recipients,
                         d->recipients == 1 ? "" : "s");
@@ -725,44 +809,33 @@ static void
 ngx_http_msgr_dial_in_refused(ngx_http_request_t *r,
     ngx_http_msgr_dial_in_t *d)
 {
-    (void) d;
+    if (d->voice) {
+        ngx_http_msgr_twiml(r, NGX_HTTP_MSGR_TWIML_REFUSED);
+        return;
+    }
 
     ngx_http_msgr_twiml(r, "<Message>%s</Message>",
                         NGX_HTTP_MSGR_TWIML_USAGE);
 }
 
 
-/* <Response>...</Response> as text/xml; fmt's strings are TwiML already */
+/* a fixed answer, fmt's strings TwiML already (no user text) */
 
 static void
 ngx_http_msgr_twiml(ngx_http_request_t *r, const char *fmt, ...)
 {
-    u_char   *buf, *p;
-    size_t    len;
-    va_list   args;
-
-    static ngx_str_t  type = ngx_string("text/xml");
-
-    len = sizeof("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response>"
-                 "</Response>\n") + 512;
-
-    buf = ngx_pnalloc(r->pool, len);
-    if (buf == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    p = ngx_cpymem(buf, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-                   "<Response>", sizeof("<?xml version=\"1.0\" "
-                   "encoding=\"UTF-8\"?>\n<Response>") - 1);
+    u_char      buf[256], *p;
+    va_list     args;
+    msgr_buf_t  b;
 
     va_start(args, fmt);
-    p = ngx_vslprintf(p, buf + len - sizeof("</Response>\n"), fmt, args);
+    p = ngx_vslprintf(buf, buf + sizeof(buf), fmt, args);
     va_end(args);
 
-    p = ngx_cpymem(p, "</Response>\n", sizeof("</Response>\n") - 1);
+    ngx_memzero(&b, sizeof(msgr_buf_t));
+    (void) msgr_buf_add(&b, buf, p - buf);
 
-    ngx_http_msgr_send_raw(r, NGX_HTTP_OK, &type, buf, p - buf);
+    ngx_http_msgr_twiml_send(r, &b);
 }
 
 
@@ -779,4 +852,359 @@ ngx_http_msgr_dial_in_cleanup(void *data)
     free(d->message_text);
     free(d->deliveries_text);
     sodium_memzero(d->code, sizeof(d->code));
+}
+
+
+/*
+ * A call's webhook.  A new call is asked for its pincode; the pincode's
+ * digits are checked like a text's; a later step reads the pincode from
+ * its action URL and checks that the caller may still use it.
+ */
+
+static void
+ngx_http_msgr_dial_in_voice(ngx_http_request_t *r,
+    ngx_http_msgr_dial_in_t *d)
+{
+    size_t                     len, i;
+    ngx_str_t                  v;
+    ngx_uint_t                 s;
+    const char                *digits;
+    msgr_buf_t                 b;
+    ngx_http_msgr_pg_query_t  *q;
+
+    if (ngx_http_msgr_arg(r, "step", &v) == NGX_OK) {
+        for (s = 1; s <= NGX_HTTP_MSGR_STEP_CONFIRM; s++) {
+            if (v.len == ngx_http_msgr_steps[s].len
+                && ngx_strncmp(v.data, ngx_http_msgr_steps[s].data, v.len)
+                   == 0)
+            {
+                d->step = s;
+            }
+        }
+
+        if (d->step == NGX_HTTP_MSGR_STEP_CALL) {
+            ngx_http_msgr_dial_in_refused(r, d);
+            return;
+        }
+    }
+
+    if (d->step == NGX_HTTP_MSGR_STEP_CALL) {
+        ngx_memzero(&b, sizeof(msgr_buf_t));
+        NGX_HTTP_MSGR_TWIML_ADD(&b, "<Gather input=\"dtmf\" "
+                                "finishOnKey=\"#\" action=\"");
+        ngx_http_msgr_twiml_action(&b, r, d, NGX_HTTP_MSGR_STEP_PIN, NULL);
+        NGX_HTTP_MSGR_TWIML_ADD(&b, "\"><Say>Please enter your pincode, "
+                                "then press hash.</Say></Gather>"
+                                "<Say>Goodbye.</Say>");
+        ngx_http_msgr_twiml_send(r, &b);
+        return;
+    }
+
+    if (d->step == NGX_HTTP_MSGR_STEP_PIN) {
+        digits = msgr_twilio_form_get(&d->form, "Digits", &len);
+
+        for (i = 0; digits && i < len && digits[i] >= '0' && digits[i] <= '9';
+             i++)
+        {
+            /* void */
+        }
+
+        if (digits == NULL || i != len || len < 4 || len >= sizeof(d->code))
+        {
+            ngx_http_msgr_dial_in_refused(r, d);
+            return;
+        }
+
+        ngx_memcpy(d->code, digits, len);
+        ngx_http_msgr_dial_in_lookup(r, d);
+        return;
+    }
+
+    if (ngx_http_msgr_arg(r, "pincode", &v) != NGX_OK
+        || (d->pincode = ngx_http_msgr_id(&v)) == 0)
+    {
+        ngx_http_msgr_dial_in_refused(r, d);
+        return;
+    }
+
+    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_dial_in_pincode,
+                            ngx_http_msgr_dial_in_attempted);
+
+    if (q && (ngx_http_msgr_pg_param_int(q, 0, d->pincode) != NGX_OK
+              || ngx_http_msgr_pg_param(q, 1, (u_char *) d->from,
+                                        ngx_strlen(d->from)) != NGX_OK))
+    {
+        q = NULL;
+    }
+
+    (void) ngx_http_msgr_run(r, q);
+}
+
+
+/* the caller may use the pincode: the step's answer */
+
+static void
+ngx_http_msgr_dial_in_voice_next(ngx_http_request_t *r,
+    ngx_http_msgr_dial_in_t *d)
+{
+    size_t       i, len;
+    json_t      *o;
+    ngx_str_t    v;
+    const char  *digits, *url;
+
+    digits = msgr_twilio_form_get(&d->form, "Digits", &len);
+
+    if (d->step == NGX_HTTP_MSGR_STEP_OPTION) {
+        d->digit = (digits && len == 1) ? digits[0] - '0' : 0;
+
+    } else if (d->step != NGX_HTTP_MSGR_STEP_PIN) {
+        d->digit = (ngx_http_msgr_arg(r, "option", &v) == NGX_OK
+                    && v.len == 1) ? v.data[0] - '0' : 0;
+    }
+
+    json_array_foreach(json_object_get(d->pin, "options"), i, o) {
+        if (json_integer_value(json_object_get(o, "digit")) == d->digit) {
+            d->option = o;
+        }
+    }
+
+    if (d->step == NGX_HTTP_MSGR_STEP_PIN
+        || (d->step == NGX_HTTP_MSGR_STEP_OPTION && d->option == NULL))
+    {
+        ngx_http_msgr_dial_in_menu(r, d);
+        return;
+    }
+
+    if (d->option == NULL) {
+        ngx_http_msgr_dial_in_refused(r, d);
+        return;
+    }
+
+    if (d->step == NGX_HTTP_MSGR_STEP_OPTION) {
+        ngx_http_msgr_dial_in_record(r, d);
+        return;
+    }
+
+    if (d->step == NGX_HTTP_MSGR_STEP_RECORDED) {
+        url = msgr_twilio_form_get(&d->form, "RecordingUrl", &len);
+        ngx_http_msgr_dial_in_replay(r, d, url, url ? len : 0);
+        return;
+    }
+
+    /* confirm: 1 sends the recording of the action URL */
+
+    if (digits == NULL || len != 1 || digits[0] != '1'
+        || ngx_http_msgr_arg(r, "recording", &d->text) != NGX_OK
+        || d->text.len == 0)
+    {
+        ngx_http_msgr_dial_in_record(r, d);
+        return;
+    }
+
+    ngx_http_msgr_dial_in_option(r, d);
+}
+
+
+/* the menu script and "Press 1 for ...", one digit gathered */
+
+static void
+ngx_http_msgr_dial_in_menu(ngx_http_request_t *r,
+    ngx_http_msgr_dial_in_t *d)
+{
+    u_char       num[NGX_INT_T_LEN + 16];
+    size_t       i;
+    json_t      *o, *script, *label;
+    msgr_buf_t   b;
+
+    ngx_memzero(&b, sizeof(msgr_buf_t));
+
+    script = json_object_get(d->pin, "menu_script");
+
+    NGX_HTTP_MSGR_TWIML_ADD(&b, "<Gather input=\"dtmf\" numDigits=\"1\" "
+                            "action=\"");
+    ngx_http_msgr_twiml_action(&b, r, d, NGX_HTTP_MSGR_STEP_OPTION, NULL);
+    NGX_HTTP_MSGR_TWIML_ADD(&b, "\"><Say>");
+    ngx_http_msgr_twiml_text(&b, json_string_value(script),
+                             json_string_length(script));
+    NGX_HTTP_MSGR_TWIML_ADD(&b, "</Say>");
+
+    json_array_foreach(json_object_get(d->pin, "options"), i, o) {
+        label = json_object_get(o, "label");
+
+        (void) msgr_buf_add(&b, num,
+                            ngx_sprintf(num, "<Say>Press %L for ",
+                                (int64_t) json_integer_value(
+                                    json_object_get(o, "digit")))
+                            - num);
+        ngx_http_msgr_twiml_text(&b, json_string_value(label),
+                                 json_string_length(label));
+        NGX_HTTP_MSGR_TWIML_ADD(&b, ".</Say>");
+    }
+
+    NGX_HTTP_MSGR_TWIML_ADD(&b, "</Gather><Say>Goodbye.</Say>");
+
+    ngx_http_msgr_twiml_send(r, &b);
+}
+
+
+static void
+ngx_http_msgr_dial_in_record(ngx_http_request_t *r,
+    ngx_http_msgr_dial_in_t *d)
+{
+    msgr_buf_t  b;
+
+    ngx_memzero(&b, sizeof(msgr_buf_t));
+
+    NGX_HTTP_MSGR_TWIML_ADD(&b, "<Say>Record your message after the tone, "
+                            "then press hash.</Say><Record "
+                            "finishOnKey=\"#\" maxLength=\"120\" "
+                            "action=\"");
+    ngx_http_msgr_twiml_action(&b, r, d, NGX_HTTP_MSGR_STEP_RECORDED, NULL);
+    NGX_HTTP_MSGR_TWIML_ADD(&b, "\"/>");
+
+    ngx_http_msgr_twiml_send(r, &b);
+}
+
+
+/* the recording played back: 1 sends it, anything else records again */
+
+static void
+ngx_http_msgr_dial_in_replay(ngx_http_request_t *r,
+    ngx_http_msgr_dial_in_t *d, const char *url, size_t len)
+{
+    size_t      i;
+    ngx_str_t   rec;
+    msgr_buf_t  b;
+
+    for (i = 0; url && i < len && url[i] > ' ' && url[i] < 0x7f; i++) {
+        /* void */
+    }
+
+    if (url == NULL || i != len || len > NGX_HTTP_MSGR_URL_MAX
+        || (ngx_strncmp(url, "https://", 8) != 0
+            && ngx_strncmp(url, "http://", 7) != 0))
+    {
+        ngx_http_msgr_dial_in_record(r, d);
+        return;
+    }
+
+    rec.data = (u_char *) url;
+    rec.len = len;
+
+    ngx_memzero(&b, sizeof(msgr_buf_t));
+
+    NGX_HTTP_MSGR_TWIML_ADD(&b, "<Gather input=\"dtmf\" numDigits=\"1\" "
+                            "action=\"");
+    ngx_http_msgr_twiml_action(&b, r, d, NGX_HTTP_MSGR_STEP_CONFIRM, &rec);
+    NGX_HTTP_MSGR_TWIML_ADD(&b, "\"><Say>Your message:</Say><Play>");
+    ngx_http_msgr_twiml_text(&b, url, len);
+    NGX_HTTP_MSGR_TWIML_ADD(&b, "</Play><Say>Press 1 to send it, or any "
+                            "other key to record it again.</Say></Gather>");
+    NGX_HTTP_MSGR_TWIML_ADD(&b, "<Say>Nothing was sent. Goodbye.</Say>");
+
+    ngx_http_msgr_twiml_send(r, &b);
+}
+
+
+/* this route's URI and the call's state, escaped for an attribute */
+
+static void
+ngx_http_msgr_twiml_action(msgr_buf_t *b, ngx_http_request_t *r,
+    ngx_http_msgr_dial_in_t *d, ngx_http_msgr_step_e step, ngx_str_t *rec)
+{
+    u_char  *p, num[64];
+    size_t   n;
+
+    ngx_http_msgr_twiml_text(b, (char *) r->uri.data, r->uri.len);
+    NGX_HTTP_MSGR_TWIML_ADD(b, "?step=");
+    (void) msgr_buf_add(b, ngx_http_msgr_steps[step].data,
+                        ngx_http_msgr_steps[step].len);
+
+    if (step == NGX_HTTP_MSGR_STEP_PIN) {
+        return;
+    }
+
+    (void) msgr_buf_add(b, num, ngx_sprintf(num, "&amp;pincode=%L",
+                                            d->pincode) - num);
+
+    if (step == NGX_HTTP_MSGR_STEP_OPTION) {
+        return;
+    }
+
+    (void) msgr_buf_add(b, num, ngx_sprintf(num, "&amp;option=%i",
+                                            d->digit) - num);
+
+    if (rec == NULL) {
+        return;
+    }
+
+    n = ngx_escape_uri(NULL, rec->data, rec->len, NGX_ESCAPE_URI_COMPONENT);
+
+    p = malloc(rec->len + 2 * n);
+    if (p == NULL) {
+        b->failed = 1;
+        return;
+    }
+
+    ngx_escape_uri(p, rec->data, rec->len, NGX_ESCAPE_URI_COMPONENT);
+
+    NGX_HTTP_MSGR_TWIML_ADD(b, "&amp;recording=");
+    (void) msgr_buf_add(b, p, rec->len + 2 * n);
+
+    free(p);
+}
+
+
+static void
+ngx_http_msgr_twiml_text(msgr_buf_t *b, const char *s, size_t len)
+{
+    char  *e;
+
+    e = msgr_twilio_xml_escape(s ? s : "", s ? len : 0);
+
+    if (e == NULL) {
+        b->failed = 1;
+        return;
+    }
+
+    (void) msgr_buf_add(b, e, ngx_strlen(e));
+    free(e);
+}
+
+
+/* <Response> and b, from the request's pool; b is released */
+
+static void
+ngx_http_msgr_twiml_send(ngx_http_request_t *r, msgr_buf_t *b)
+{
+    u_char  *p, *buf;
+    size_t   len;
+
+    static const char  head[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                                "<Response>";
+    static const char  tail[] = "</Response>\n";
+
+    if (b->failed) {
+        free(b->data);
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    len = sizeof(head) - 1 + b->len + sizeof(tail) - 1;
+
+    buf = ngx_pnalloc(r->pool, len);
+    if (buf == NULL) {
+        free(b->data);
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    p = ngx_cpymem(buf, head, sizeof(head) - 1);
+    p = ngx_cpymem(p, b->data, b->len);
+    ngx_memcpy(p, tail, sizeof(tail) - 1);
+
+    free(b->data);
+
+    ngx_http_msgr_send_raw(r, NGX_HTTP_OK, &ngx_http_msgr_twiml_type, buf,
+                           len);
 }

@@ -3,7 +3,7 @@
 # Emergency & Voice: pincodes (made by msgr and answered once, listed
 # without codes, changed with If-Match, deleted, regenerated, each bad
 # field named, another school's not found, every change audited) and the
-# SMS dial-in webhook: signed like Twilio's (a bad signature is 403), a
+# SMS and voice dial-in webhooks: signed like Twilio's (a bad signature is 403), a
 # permitted number with its code broadcasts the text to the option's
 # groups at the emergency priority; a wrong code, a number not permitted
 # and a locked-out number get the same reply; three wrong codes in 10
@@ -51,11 +51,11 @@ sync_json($a_int, {
     ],
     contacts => [
         { mis_id => 'C1', first_name => 'Jane', last_name => 'Jones',
-          mobile_phone => '07700 900101' },
+          mobile_phone => '07700 900101', home_phone => '020 7946 0001' },
         { mis_id => 'C2', first_name => 'John', last_name => 'Jones',
           mobile_phone => '07700 900102' },
         { mis_id => 'C3', first_name => 'Kim', last_name => 'Brown',
-          mobile_phone => '07700 900103' },
+          mobile_phone => '07700 900103', home_phone => '020 7946 0003' },
     ],
     staff => [
         { mis_id => 'T1', first_name => 'Tom', last_name => 'Smith',
@@ -273,6 +273,91 @@ SKIP: {
 }
 like(sms('+447700900003', "$new_code 1 New")->{content}, qr/going to 2/,
      'the new code sends');
+
+# ---------------------------------------------------------------------------
+# a call: pincode, menu, option, recording, replay, confirm
+
+sub call {
+    my ($from, $action, %p) = @_;
+    my $p = { From => $from, To => '+442033224122', CallSid => 'CA42', %p };
+    my $sig = sign("$BASE$action", $p);
+    return $ngx->req(POST => $action, body => form($p),
+                     headers => {
+                         'Content-Type' => 'application/x-www-form-urlencoded',
+                         'X-Twilio-Signature' => $sig });
+}
+
+sub action_of {
+    my ($r) = @_;
+    my ($a) = $r->{content} =~ /action="([^"]+)"/ or return '';
+    $a =~ s/&amp;/&/g;
+    return $a;
+}
+
+my $caller = '+447700900003';
+$r = call($caller, "$V/dial-in/voice");
+is($r->{status}, 200, 'a call: 200');
+like($r->{content}, qr{<Gather\ input="dtmf"\ finishOnKey="\#"\ 
+                       action="/msgr/v1/dial-in/voice\?step=pin">}x,
+     'a call is asked for its pincode');
+
+$r = call($caller, action_of($r), Digits => $wrong);
+like($r->{content}, qr{<Say>Sorry,\ that\ pincode\ cannot\ be\ used\.\ Goodbye\.
+                       </Say><Hangup/>}x, 'a wrong pincode by phone');
+$r = call('+447700900777', "$V/dial-in/voice?step=pin", Digits => $new_code);
+like($r->{content}, qr{<Say>Sorry, that pincode cannot be used},
+     'a number not permitted: the same');
+
+$r = call($caller, "$V/dial-in/voice?step=pin", Digits => $new_code);
+like($r->{content}, qr{<Say>Welcome\ to\ Alpha\ Academy\ emergency\ messages\.
+                       </Say><Say>Press\ 1\ for\ Parents\ of\ 7B\.</Say>}x,
+     'the right pincode: the menu script and options')
+    or diag($r->{content});
+my $next = action_of($r);
+is($next, "$V/dial-in/voice?step=option&pincode=$id", 'the menu\'s action');
+
+$r = call($caller, $next, Digits => '7');
+like($r->{content}, qr{Press 1 for}, 'an option that is not there: the menu');
+
+$r = call($caller, $next, Digits => '1');
+like($r->{content}, qr{<Record finishOnKey="\#" maxLength="120" }, 'record');
+$next = action_of($r);
+
+my $rec = 'https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1';
+$r = call($caller, $next, RecordingUrl => $rec, RecordingDuration => 7);
+like($r->{content}, qr{<Play>\Q$rec\E</Play><Say>Press 1 to send it},
+     'the recording is played back') or diag($r->{content});
+my $confirm = action_of($r);
+
+$r = call($caller, $confirm, Digits => '2');
+like($r->{content}, qr{<Record }, 'any other key records again');
+is(messages(), 3, 'nothing sent yet');
+
+$r = call($caller, $confirm, Digits => '1');
+like($r->{content}, qr{<Say>Your\ message\ is\ going\ to\ 2\ recipients\.\ 
+                       Goodbye\.</Say><Hangup/>}x, 'confirmed: how many')
+    or diag($r->{content});
+$m = db("SELECT message_id || '|' || voice_recording || '|' || voice_body"
+        . " FROM msgr_messages ORDER BY message_id DESC LIMIT 1");
+like($m, qr/^\d+\|true\|\Q$rec\E$/,
+     'the message is a recording, its voice body the URL');
+($mid) = split /\|/, $m;
+is(db("SELECT string_agg(address || ':' || channel || ':' || priority"
+      . " || ':' || body, ',' ORDER BY address)"
+      . " FROM msgr_deliveries WHERE message_id = $mid"),
+   "+442079460001:voice:-10:$rec,+442079460003:voice:-10:$rec",
+   'the outbox: voice calls playing the recording, emergency priority');
+
+$r = call('+447700900777', "$V/dial-in/voice?step=option&pincode=$id",
+          Digits => '1');
+like($r->{content}, qr{Sorry, that pincode cannot be used},
+     'a later step from a number not permitted is refused');
+
+$r = $ngx->req(POST => "$V/dial-in/voice", body => 'From=%2B447700900003',
+               headers => {
+                   'Content-Type' => 'application/x-www-form-urlencoded',
+                   'X-Twilio-Signature' => 'bad' });
+is($r->{status}, 403, 'a call with a bad signature: 403');
 
 # delete
 $r = req(DELETE => "/pincodes/$id", $a_admin,
