@@ -148,6 +148,8 @@ static void ngx_http_msgr_pincode_hash(void *data);
 static void ngx_http_msgr_pincode_hashed(ngx_http_request_t *r, void *data);
 static void ngx_http_msgr_pincode_saved(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_pincode_deleted(ngx_http_msgr_pg_query_t *q);
+static ngx_uint_t ngx_http_msgr_pincode_refused(ngx_http_request_t *r,
+    ngx_int_t status);
 static void ngx_http_msgr_pincode_cleanup(void *data);
 
 
@@ -764,16 +766,7 @@ ngx_http_msgr_pincode_saved(ngx_http_msgr_pg_query_t *q)
     status = (ngx_int_t) json_integer_value(json_object_get(answer,
                                                             "status"));
 
-    if (status == NGX_HTTP_NOT_FOUND) {
-        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL, "no such pincode",
-                              NULL);
-        return;
-    }
-
-    if (status == NGX_HTTP_PRECONDITION_FAILED) {
-        ngx_http_msgr_problem(r, NGX_HTTP_PRECONDITION_FAILED, NULL,
-                              "the pincode has changed since the version "
-                              "named in If-Match; read it again", NULL);
+    if (ngx_http_msgr_pincode_refused(r, status)) {
         return;
     }
 
@@ -823,22 +816,35 @@ ngx_http_msgr_pincode_deleted(ngx_http_msgr_pg_query_t *q)
     status = ngx_atoi((u_char *) PQgetvalue(q->result, 0, 0),
                       PQgetlength(q->result, 0, 0));
 
-    if (status == NGX_HTTP_NOT_FOUND) {
-        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL, "no such pincode",
-                              NULL);
-        return;
-    }
-
-    if (status == NGX_HTTP_PRECONDITION_FAILED) {
-        ngx_http_msgr_problem(r, NGX_HTTP_PRECONDITION_FAILED, NULL,
-                              "the pincode has changed since the version "
-                              "named in If-Match; read it again", NULL);
+    if (ngx_http_msgr_pincode_refused(r, status)) {
         return;
     }
 
     r->disable_not_modified = 1;
     ngx_http_msgr_send_raw(r, NGX_HTTP_NO_CONTENT, &ngx_http_msgr_json_type,
                            NULL, 0);
+}
+
+
+/* 404 or 412 from msgr_pincode_save() or _delete(): answered, 1 */
+
+static ngx_uint_t
+ngx_http_msgr_pincode_refused(ngx_http_request_t *r, ngx_int_t status)
+{
+    if (status == NGX_HTTP_NOT_FOUND) {
+        ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL, "no such pincode",
+                              NULL);
+        return 1;
+    }
+
+    if (status == NGX_HTTP_PRECONDITION_FAILED) {
+        ngx_http_msgr_problem(r, NGX_HTTP_PRECONDITION_FAILED, NULL,
+                              "the pincode has changed since the version "
+                              "named in If-Match; read it again", NULL);
+        return 1;
+    }
+
+    return 0;
 }
 
 
