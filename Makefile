@@ -34,7 +34,7 @@ CTL_SRCS    := src/ctl/msgrctl.c src/msgr_key.c src/msgr_settings.c \
                src/msgr_text.c src/msgr_phone.c src/msgr_routing.c
 SENDER_SRCS := $(wildcard src/sender/*.c) src/msgr_routing.c \
                src/msgr_settings.c src/msgr_text.c src/msgr_phone.c \
-               src/msgr_buf.c
+               src/msgr_buf.c src/msgr_twilio.c
 SENDER_HDRS := $(wildcard src/sender/*.h) $(MSGR_HDRS)
 DOC_SRCS    := src/tools/msgr_settings_doc.c src/msgr_settings_doc.c \
                src/msgr_settings.c src/msgr_text.c src/msgr_phone.c

@@ -147,6 +147,7 @@ typedef struct {
     char                     *message_text;
     char                     *deliveries_text;
     int64_t                   recipients;
+    u_char                    today[16];
     int                       failed;
 } ngx_http_msgr_dial_in_t;
 
@@ -410,6 +411,12 @@ ngx_http_msgr_dial_in_lookup(ngx_http_request_t *r,
 {
     ngx_http_msgr_pg_query_t  *q;
 
+    /* no caller's number in E.164: nobody's */
+    if (d->from[0] != '+') {
+        ngx_http_msgr_dial_in_refused(r, d);
+        return;
+    }
+
     q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_dial_in_lookup,
                             ngx_http_msgr_dial_in_looked_up);
 
@@ -609,6 +616,7 @@ ngx_http_msgr_dial_in_settings(ngx_http_request_t *r,
 static void
 ngx_http_msgr_dial_in_loaded(ngx_http_msgr_pg_query_t *q)
 {
+    ngx_tm_t                  tm;
     ngx_http_request_t       *r;
     ngx_http_msgr_ctx_t      *ctx;
     ngx_http_msgr_dial_in_t  *d;
@@ -626,6 +634,10 @@ ngx_http_msgr_dial_in_loaded(ngx_http_msgr_pg_query_t *q)
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
+
+    ngx_gmtime(ngx_time(), &tm);
+    ngx_sprintf(d->today, "%4d-%02d-%02d%Z", tm.ngx_tm_year, tm.ngx_tm_mon,
+                tm.ngx_tm_mday);
 
     ngx_http_msgr_offload(r, ctx, d, ngx_http_msgr_dial_in_compose,
                           ngx_http_msgr_dial_in_composed);
@@ -676,7 +688,7 @@ ngx_http_msgr_dial_in_compose(void *data)
         in.data = data_json;
         in.settings = d->settings;
         in.send_to = to[i];
-        in.today = "1970-01-01";
+        in.today = (char *) d->today;
         in.warning_url = "";
         in.deliveries = 1;
 

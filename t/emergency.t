@@ -235,6 +235,7 @@ is(messages(), 1, 'neither sent anything');
 my $wrong = sprintf('%06d', ($code + 1) % 1000000);
 usage_ok(sms('+447700900002', "$wrong 1 Hi"), 'a wrong code');
 usage_ok(sms('+447700900999', "$code 1 Hi"), 'a number not permitted');
+usage_ok(sms('07700900001', "$code 1 Hi"), 'a number not in E.164');
 is(messages(), 1, 'nothing sent');
 
 # lockout: three wrong codes in 10 minutes, then even the right one fails
