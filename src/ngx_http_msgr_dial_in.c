@@ -266,7 +266,7 @@ ngx_http_msgr_dial_in_read(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "msgr: a dial-in request to \"%V\" is not signed "
                       "with msgr_twilio_auth_token", &url);
-        ngx_http_msgr_problem(r, NGX_HTTP_FORBIDDEN, "bad-signature",
+        ngx_http_msgr_problem(r, NGX_HTTP_FORBIDDEN, "signature-invalid",
                               "X-Twilio-Signature is not this request's",
                               NULL);
         return NGX_ERROR;

@@ -204,6 +204,8 @@ sub messages { db('SELECT count(*) FROM msgr_messages') }
 
 $r = sms('+447700900001', "$code 1 Coach delayed", sig => 'AAAA');
 is($r->{status}, 403, 'a bad signature: 403');
+is($r->{json}{type}, 'urn:msgr:problem:signature-invalid',
+   'the problem names the signature');
 is(messages(), 0, 'nothing sent');
 
 $r = sms('+447700900001', "$code 1 Coach delayed, back at 6pm.");
