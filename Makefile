@@ -34,7 +34,7 @@ CTL_SRCS    := src/ctl/msgrctl.c src/msgr_key.c src/msgr_settings.c \
                src/msgr_text.c src/msgr_phone.c src/msgr_routing.c
 SENDER_SRCS := $(wildcard src/sender/*.c) src/msgr_routing.c \
                src/msgr_settings.c src/msgr_text.c src/msgr_phone.c \
-               src/msgr_buf.c
+               src/msgr_buf.c src/msgr_twilio.c
 SENDER_HDRS := $(wildcard src/sender/*.h) $(MSGR_HDRS)
 DOC_SRCS    := src/tools/msgr_settings_doc.c src/msgr_settings_doc.c \
                src/msgr_settings.c src/msgr_text.c src/msgr_phone.c
@@ -106,7 +106,7 @@ $(BUILD)/unit/%: t/unit/%.c t/unit/lib/msgr_tap.c t/unit/lib/msgr_tap.h \
 	@mkdir -p $(BUILD)/unit
 	$(call step,$@) $(CC) $(MSGR_CFLAGS) -It/unit/lib -o $@ $< \
 	    t/unit/lib/msgr_tap.c $(wildcard src/msgr_*.c) -ljansson -lsodium \
-	    -lzxcvbn
+	    -lzxcvbn -lcrypto
 
 units: $(UNIT_BINS)
 

@@ -153,6 +153,13 @@ static ngx_command_t  ngx_http_msgr_commands[] = {
       offsetof(ngx_http_msgr_loc_conf_t, twilio_callback_url),
       NULL },
 
+    { ngx_string("msgr_dial_in_number"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_msgr_loc_conf_t, dial_in_number),
+      NULL },
+
       ngx_null_command
 };
 
@@ -340,7 +347,7 @@ ngx_http_msgr_twilio(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             || ngx_strlchr(value[1].data, value[1].data + value[1].len, '?')
                != NULL))
     {
-        return "takes the status route's public URL, http:// or https://, "
+        return "takes the API location's public URL, http:// or https://, "
                "without a query";
     }
 
@@ -510,6 +517,11 @@ ngx_http_msgr_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_core_loc_conf_t  *clcf;
 
     ngx_conf_merge_value(conf->api, prev->api, 0);
+    ngx_conf_merge_str_value(conf->twilio_auth_token,
+                             prev->twilio_auth_token, "");
+    ngx_conf_merge_str_value(conf->twilio_callback_url,
+                             prev->twilio_callback_url, "");
+    ngx_conf_merge_str_value(conf->dial_in_number, prev->dial_in_number, "");
     ngx_conf_merge_size_value(conf->max_body, prev->max_body,
                               NGX_HTTP_MSGR_DEFAULT_BODY);
     ngx_conf_merge_uint_value(conf->app_rate, prev->app_rate,

@@ -186,6 +186,44 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 
+-- Everything composing a message needs but the sender's own state, as one
+-- document (src/msgr_compose.h): the records, the school's attributes and
+-- their defaults, each contact's students and attribute values (grouped,
+-- not a query per contact), the price list.  POST /v1/messages and the
+-- dial-in broadcasts (sql/0016) share it.
+CREATE FUNCTION msgr_compose_data(p_school bigint, p_groups bigint[],
+                                  p_students bigint[])
+RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    WITH r AS (SELECT msgr_send_records(p_school, p_groups, p_students)
+                      AS j),
+    ids AS (SELECT coalesce(array_agg(k::bigint), '{}') AS a
+              FROM r, jsonb_object_keys(r.j -> 'contacts') AS k),
+    at AS (SELECT a.attribute_id, a.name, a.default_value
+             FROM msgr_contact_attributes a WHERE a.school_id = p_school),
+    df AS (SELECT coalesce(jsonb_object_agg(name, default_value), '{}') AS d
+             FROM at),
+    av AS (SELECT v.contact_id, jsonb_object_agg(at.name, v.value) AS own
+             FROM msgr_contact_attribute_values v JOIN at USING (attribute_id)
+            WHERE v.school_id = p_school AND v.value IS NOT NULL
+              AND v.contact_id = ANY ((SELECT a FROM ids)::bigint[])
+            GROUP BY v.contact_id)
+    SELECT jsonb_build_object(
+        'records', r.j,
+        'attributes', (SELECT d FROM df),
+        'contact_tokens', (SELECT coalesce(jsonb_object_agg(cs.contact_id,
+            jsonb_build_object('students', cs.students,
+                               'attributes', (SELECT d FROM df)
+                                             || coalesce(av.own, '{}'))),
+            '{}')
+            FROM msgr_contact_students(p_school, (SELECT a FROM ids)) cs
+            LEFT JOIN av USING (contact_id)),
+        'prices', (SELECT s.prices FROM msgr_schools s
+            WHERE s.school_id = p_school))
+      FROM r
+$$;
+
+
 -- The operator's price list for a school (msgrctl school prices), in the
 -- school's billing unit; keys not set take the defaults of
 -- src/msgr_routing.c.

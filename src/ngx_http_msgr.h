@@ -69,6 +69,8 @@ typedef struct {
     ngx_str_t                     library;
     ngx_http_msgr_pg_pool_t      *pool;
     ngx_http_msgr_cache_t        *cache;
+    /* the dial-in number callers are told (docs/emergency.md) */
+    ngx_str_t                     dial_in_number;
 #if (NGX_THREADS)
     ngx_thread_pool_t            *thread_pool;  /* for heavy JSON work */
 #endif

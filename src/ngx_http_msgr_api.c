@@ -24,6 +24,7 @@
 #include "ngx_http_msgr_templates.h"
 #include "ngx_http_msgr_users.h"
 #include "msgr_settings.h"
+#include "ngx_http_msgr_pincodes.h"
 
 
 static void ngx_http_msgr_body_handler(ngx_http_request_t *r);
@@ -153,6 +154,8 @@ static const ngx_http_msgr_resource_t  ngx_http_msgr_resources[] = {
     { ngx_http_msgr_providers_routes, ngx_http_msgr_providers_stmts },
     { ngx_http_msgr_templates_routes, ngx_http_msgr_templates_stmts },
     { ngx_http_msgr_users_routes, ngx_http_msgr_users_stmts },
+    { ngx_http_msgr_pincodes_routes, ngx_http_msgr_pincodes_stmts },
+    { ngx_http_msgr_dial_in_routes, ngx_http_msgr_dial_in_stmts },
     { NULL, NULL }
 };
 
@@ -817,10 +820,13 @@ ngx_http_msgr_school_by_id(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 static void
 ngx_http_msgr_school_done(ngx_http_msgr_pg_query_t *q)
 {
-    PGresult            *res;
-    ngx_http_request_t  *r;
+    json_t               *dial_in;
+    PGresult             *res;
+    ngx_http_request_t   *r;
+    ngx_http_msgr_ctx_t  *ctx;
 
     r = q->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgr_module);
 
     if (!ngx_http_msgr_result_ok(r, q)) {
         return;
@@ -834,10 +840,17 @@ ngx_http_msgr_school_done(ngx_http_msgr_pg_query_t *q)
         return;
     }
 
+    /* the number staff call or text to broadcast (docs/emergency.md) */
+    dial_in = ctx->conf->dial_in_number.len
+              ? json_stringn((char *) ctx->conf->dial_in_number.data,
+                             ctx->conf->dial_in_number.len)
+              : json_null();
+
     ngx_http_msgr_send_json(r, NGX_HTTP_OK,
-        json_pack("{s:I, s:s, s:s, s:b}",
+        json_pack("{s:I, s:s, s:s, s:b, s:o}",
                   "id", (json_int_t) strtoll(PQgetvalue(res, 0, 0), NULL, 10),
                   "name", PQgetvalue(res, 0, 1),
                   "created_at", PQgetvalue(res, 0, 2),
-                  "enhanced_messenger", PQgetvalue(res, 0, 3)[0] == 't'));
+                  "enhanced_messenger", PQgetvalue(res, 0, 3)[0] == 't',
+                  "dial_in_number", dial_in));
 }

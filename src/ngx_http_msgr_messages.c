@@ -167,32 +167,8 @@ static void ngx_http_msgr_send_locked(ngx_http_request_t *r,
  */
 static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_compose = {
     "msgr_compose",
-    "WITH r AS (SELECT msgr_send_records($1, $2::bigint[], $3::bigint[])"
-    "           AS j),"
-    " ids AS (SELECT coalesce(array_agg(k::bigint), '{}') AS a"
-    "           FROM r, jsonb_object_keys(r.j -> 'contacts') AS k),"
-    " at AS (SELECT a.attribute_id, a.name, a.default_value"
-    "          FROM msgr_contact_attributes a WHERE a.school_id = $1),"
-    " df AS (SELECT coalesce(jsonb_object_agg(name, default_value), '{}')"
-    "          AS d FROM at),"
-    " av AS (SELECT v.contact_id, jsonb_object_agg(at.name, v.value) AS own"
-    "          FROM msgr_contact_attribute_values v JOIN at USING"
-    "               (attribute_id)"
-    "         WHERE v.school_id = $1 AND v.value IS NOT NULL"
-    "           AND v.contact_id = ANY ((SELECT a FROM ids)::bigint[])"
-    "         GROUP BY v.contact_id)"
-    " SELECT jsonb_build_object("
-    "  'records', r.j,"
-    "  'attributes', (SELECT d FROM df),"
-    "  'contact_tokens', (SELECT coalesce(jsonb_object_agg(cs.contact_id,"
-    "     jsonb_build_object('students', cs.students,"
-    "                        'attributes', (SELECT d FROM df)"
-    "                                      || coalesce(av.own, '{}'))),"
-    "     '{}')"
-    "     FROM msgr_contact_students($1, (SELECT a FROM ids)) cs"
-    "     LEFT JOIN av USING (contact_id)),"
-    "  'prices', (SELECT s.prices FROM msgr_schools s"
-    "     WHERE s.school_id = $1),"
+    "SELECT (msgr_compose_data($1, $2::bigint[], $3::bigint[])"
+    " || jsonb_build_object("
     "  'pin_hash', (SELECT p.pin_hash FROM msgr_sending_pins p"
     "     WHERE p.school_id = $1),"
     "  'locked', (SELECT jsonb_build_object("
@@ -206,10 +182,9 @@ static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_compose = {
     "     FROM msgr_idempotency i"
     "    WHERE i.school_id = $1 AND i.key_id = $4 AND i.idem_key = $5"
     "      AND i.status <> 0"
-    "      AND i.created_at > now() - interval '24 hours'))::text,"
+    "      AND i.created_at > now() - interval '24 hours')))::text,"
     " (SELECT msgr_template_json(t)::text FROM msgr_templates t"
-    "   WHERE t.school_id = $1 AND t.template_id = $6)"
-    " FROM r",
+    "   WHERE t.school_id = $1 AND t.template_id = $6)",
     6, NGX_HTTP_MSGR_PG_IDEMPOTENT, 0
 };
 

@@ -15,9 +15,6 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <sodium.h>
 
 #include "ngx_http_msgr_request.h"
 #include "ngx_http_msgr_query.h"
@@ -35,10 +32,6 @@ typedef struct {
 
 static void ngx_http_msgr_twilio_status(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx);
-static ngx_int_t ngx_http_msgr_twilio_signed(ngx_http_request_t *r,
-    ngx_http_msgr_loc_conf_t *conf, ngx_array_t *form);
-static ngx_str_t *ngx_http_msgr_form_get(ngx_array_t *form,
-    const char *name);
 static void ngx_http_msgr_twilio_receipt_done(ngx_http_msgr_pg_query_t *q);
 
 
@@ -106,26 +99,21 @@ static const char  *ngx_http_msgr_twilio_temporary[] = {
 };
 
 
-static ngx_str_t  ngx_http_msgr_twilio_signature =
-    ngx_string("X-Twilio-Signature");
-
 
 static void
 ngx_http_msgr_twilio_status(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
 {
+    size_t                                status_len, sid_len, code_len;
     int64_t                               id;
-    ngx_str_t                            *status, *sid, *code, arg;
+    ngx_str_t                             arg;
     ngx_uint_t                            call, i;
-    const char                           *state, *error;
-    ngx_array_t                          *form;
+    const char                           *state, *error, *status, *sid;
+    const char                           *code;
     ngx_http_msgr_pg_query_t             *q;
+    msgr_twilio_form_t                    form;
     const ngx_http_msgr_twilio_status_t  *st;
 
-    if (ngx_http_msgr_read_form(r, &form) != NGX_OK) {
-        return;
-    }
-
-    if (ngx_http_msgr_twilio_signed(r, ctx->conf, form) != NGX_OK) {
+    if (ngx_http_msgr_twilio_form(r, ctx, &form) != NGX_OK) {
         return;
     }
 
@@ -143,23 +131,21 @@ ngx_http_msgr_twilio_status(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
     /* a message's status, or a call's */
 
     call = 0;
-    status = ngx_http_msgr_form_get(form, "MessageStatus");
-    sid = ngx_http_msgr_form_get(form, "MessageSid");
+    status = msgr_twilio_form_get(&form, "MessageStatus", &status_len);
+    sid = msgr_twilio_form_get(&form, "MessageSid", &sid_len);
 
     if (status == NULL) {
         call = 1;
-        status = ngx_http_msgr_form_get(form, "CallStatus");
-        sid = ngx_http_msgr_form_get(form, "CallSid");
+        status = msgr_twilio_form_get(&form, "CallStatus", &status_len);
+        sid = msgr_twilio_form_get(&form, "CallSid", &sid_len);
     }
 
-    code = ngx_http_msgr_form_get(form, "ErrorCode");
+    code = msgr_twilio_form_get(&form, "ErrorCode", &code_len);
 
     state = NULL;
 
     for (st = ngx_http_msgr_twilio_statuses; status && st->status; st++) {
-        if (st->call == call
-            && status->len == ngx_strlen(st->status)
-            && ngx_strncmp(status->data, st->status, status->len) == 0)
+        if (st->call == call && ngx_strcmp(status, st->status) == 0)
         {
             state = st->state;
             break;
@@ -178,32 +164,31 @@ ngx_http_msgr_twilio_status(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
     error = NULL;
 
     if (ngx_strcmp(state, "delivered") != 0) {
-        if (code != NULL && code->len) {
+        if (code != NULL && code_len) {
             for (i = 0; ngx_http_msgr_twilio_temporary[i]; i++) {
-                if (ngx_strcmp(code->data, ngx_http_msgr_twilio_temporary[i])
-                    == 0)
+                if (ngx_strcmp(code, ngx_http_msgr_twilio_temporary[i]) == 0)
                 {
                     state = "temporary-failure";
                 }
             }
 
-            error = (const char *) ngx_pnalloc(r->pool, code->len + 32);
+            error = (const char *) ngx_pnalloc(r->pool,
+                                               code_len + status_len + 32);
             if (error == NULL) {
                 ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
                 return;
             }
 
-            ngx_sprintf((u_char *) error, "twilio %V: %s%Z", code,
-                        (char *) status->data);
+            ngx_sprintf((u_char *) error, "twilio %s: %s%Z", code, status);
 
         } else {
-            error = (const char *) ngx_pnalloc(r->pool, status->len + 16);
+            error = (const char *) ngx_pnalloc(r->pool, status_len + 16);
             if (error == NULL) {
                 ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
                 return;
             }
 
-            ngx_sprintf((u_char *) error, "twilio: %V%Z", status);
+            ngx_sprintf((u_char *) error, "twilio: %s%Z", status);
         }
     }
 
@@ -211,8 +196,8 @@ ngx_http_msgr_twilio_status(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
                             ngx_http_msgr_twilio_receipt_done);
 
     if (q && (ngx_http_msgr_pg_param_int(q, 0, id) != NGX_OK
-              || ngx_http_msgr_pg_param(q, 1, sid ? sid->data : (u_char *) "",
-                                        sid ? sid->len : 0)
+              || ngx_http_msgr_pg_param(q, 1, (u_char *) (sid ? sid : ""),
+                                        sid ? sid_len : 0)
                  != NGX_OK
               || ngx_http_msgr_pg_param(q, 2, (u_char *) state,
                                         ngx_strlen(state)) != NGX_OK
@@ -224,177 +209,6 @@ ngx_http_msgr_twilio_status(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx)
     }
 
     (void) ngx_http_msgr_run(r, q);
-}
-
-
-static int
-ngx_http_msgr_pair_cmp(const void *one, const void *two)
-{
-    int                          rc;
-    const ngx_http_msgr_pair_t  *a, *b;
-
-    a = one;
-    b = two;
-
-    rc = (int) ngx_memn2cmp(a->name.data, b->name.data, a->name.len,
-                            b->name.len);
-
-    if (rc == 0) {
-        rc = (int) ngx_memn2cmp(a->value.data, b->value.data, a->value.len,
-                                b->value.len);
-    }
-
-    return rc;
-}
-
-
-/*
- * Twilio's signature: base64(HMAC-SHA1(token, URL + name1 + value1 + ...)),
- * the parameters sorted by name.  The URL is the one Twilio called:
- * msgr_twilio_callback_url with this request's query, else this request's
- * scheme, Host and target.  NGX_ERROR: the client has had its 403.
- */
-
-static ngx_int_t
-ngx_http_msgr_twilio_signed(ngx_http_request_t *r,
-    ngx_http_msgr_loc_conf_t *conf, ngx_array_t *form)
-{
-    u_char                 *data, *p, md[EVP_MAX_MD_SIZE];
-    u_char                  b64[64];
-    size_t                  len;
-    ngx_str_t               given, url, host, mine, raw;
-    ngx_uint_t              i;
-    unsigned int            mdlen;
-    const char             *scheme;
-    ngx_http_msgr_pair_t   *pair;
-
-    if (conf->twilio_auth_token.len == 0) {
-        ngx_http_msgr_problem(r, NGX_HTTP_FORBIDDEN, "signature-invalid",
-                              "no Twilio auth token is configured here "
-                              "(msgr_twilio_auth_token)", NULL);
-        return NGX_ERROR;
-    }
-
-    if (ngx_http_msgr_header_in(r, &ngx_http_msgr_twilio_signature, &given)
-        != NGX_OK)
-    {
-        ngx_http_msgr_problem(r, NGX_HTTP_FORBIDDEN, "signature-invalid",
-                              "the receipt is not signed: "
-                              "X-Twilio-Signature is missing", NULL);
-        return NGX_ERROR;
-    }
-
-    /* the URL */
-
-    if (conf->twilio_callback_url.len) {
-        scheme = NULL;
-        host = conf->twilio_callback_url;
-        raw.data = (u_char *) "?";
-        raw.len = r->args.len ? 1 : 0;
-        mine = r->args;
-
-    } else {
-#if (NGX_HTTP_SSL)
-        scheme = r->connection->ssl ? "https://" : "http://";
-#else
-        scheme = "http://";
-#endif
-        if (r->headers_in.host) {
-            host = r->headers_in.host->value;
-        } else {
-            ngx_str_null(&host);
-        }
-
-        ngx_str_null(&raw);
-        mine = r->unparsed_uri;
-    }
-
-    url.len = (scheme ? ngx_strlen(scheme) : 0) + host.len + raw.len
-              + mine.len;
-
-    len = url.len;
-    pair = form->elts;
-
-    for (i = 0; i < form->nelts; i++) {
-        len += pair[i].name.len + pair[i].value.len;
-    }
-
-    data = ngx_pnalloc(r->pool, len + 1);
-    if (data == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return NGX_ERROR;
-    }
-
-    p = data;
-
-    if (scheme) {
-        p = ngx_cpymem(p, scheme, ngx_strlen(scheme));
-    }
-
-    p = ngx_cpymem(p, host.data, host.len);
-    p = ngx_cpymem(p, raw.data, raw.len);
-    p = ngx_cpymem(p, mine.data, mine.len);
-
-    url.data = data;
-
-    /* the parameters, sorted by name (then value) */
-
-    ngx_qsort(pair, form->nelts, sizeof(ngx_http_msgr_pair_t),
-              ngx_http_msgr_pair_cmp);
-
-    for (i = 0; i < form->nelts; i++) {
-        p = ngx_cpymem(p, pair[i].name.data, pair[i].name.len);
-        p = ngx_cpymem(p, pair[i].value.data, pair[i].value.len);
-    }
-
-    if (HMAC(EVP_sha1(), conf->twilio_auth_token.data,
-             (int) conf->twilio_auth_token.len, data, p - data, md, &mdlen)
-        == NULL)
-    {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return NGX_ERROR;
-    }
-
-    raw.data = md;
-    raw.len = mdlen;
-    mine.data = b64;
-    ngx_encode_base64(&mine, &raw);
-
-    if (given.len != mine.len
-        || sodium_memcmp(given.data, mine.data, mine.len) != 0)
-    {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "msgr: a Twilio receipt's signature does not match "
-                      "the URL \"%V\" and msgr_twilio_auth_token "
-                      "(behind a proxy? msgr_twilio_callback_url)", &url);
-        ngx_http_msgr_problem(r, NGX_HTTP_FORBIDDEN, "signature-invalid",
-                              "X-Twilio-Signature does not match", NULL);
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
-
-
-static ngx_str_t *
-ngx_http_msgr_form_get(ngx_array_t *form, const char *name)
-{
-    size_t                 len;
-    ngx_uint_t             i;
-    ngx_http_msgr_pair_t  *pair;
-
-    len = ngx_strlen(name);
-    pair = form->elts;
-
-    for (i = 0; i < form->nelts; i++) {
-        if (pair[i].name.len == len
-            && ngx_strncmp(pair[i].name.data, name, len) == 0)
-        {
-            return &pair[i].value;
-        }
-    }
-
-    return NULL;
 }
 
 

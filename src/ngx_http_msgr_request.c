@@ -10,6 +10,7 @@
 
 #include "ngx_http_msgr_request.h"
 #include "msgr_text.h"
+#include "msgr_twilio.h"
 
 
 #define NGX_HTTP_MSGR_PAGE_LIMIT  50
@@ -19,8 +20,6 @@
 static ngx_int_t ngx_http_msgr_unescape_arg(ngx_pool_t *pool, u_char *data,
     size_t len, ngx_str_t *value);
 static void ngx_http_msgr_json_cleanup(void *data);
-static ngx_int_t ngx_http_msgr_body_bytes(ngx_http_request_t *r,
-    ngx_str_t *body);
 
 
 /*
@@ -295,9 +294,12 @@ ngx_http_msgr_read_body(ngx_http_request_t *r, ngx_uint_t merge_patch,
 }
 
 
-/* the request body in one piece of the request's pool, whatever its type */
+/*
+ * The request body, whatever its type, in one piece of the request's
+ * pool; NGX_ERROR when the client has had its answer.
+ */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_msgr_body_bytes(ngx_http_request_t *r, ngx_str_t *body)
 {
     u_char       *p;
@@ -799,4 +801,122 @@ ngx_http_msgr_header_in(ngx_http_request_t *r, ngx_str_t *name,
             return NGX_OK;
         }
     }
+}
+
+
+/*
+ * A Twilio webhook (a receipt, a dial-in step): its form, and its
+ * X-Twilio-Signature checked with msgr_twilio_auth_token over the URL
+ * Twilio called: msgr_twilio_callback_url (the API location's public URL)
+ * followed by the route's path and query, else this request's scheme,
+ * Host and target.  form's strings are the request's.  NGX_ERROR when the
+ * client has had its answer (415, 400, 403 signature-invalid).
+ */
+
+ngx_int_t
+ngx_http_msgr_twilio_form(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
+    msgr_twilio_form_t *form)
+{
+    u_char                *p;
+    size_t                 skip;
+    ngx_str_t              url, base, host, sig;
+    ngx_uint_t             i;
+    ngx_array_t           *pairs;
+    ngx_http_msgr_pair_t  *pair;
+
+    static ngx_str_t  name = ngx_string("X-Twilio-Signature");
+
+    if (ngx_http_msgr_read_form(r, &pairs) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    form->n = pairs->nelts;
+    form->params = ngx_pcalloc(r->pool, (pairs->nelts + 1)
+                                        * sizeof(msgr_twilio_param_t));
+    if (form->params == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NGX_ERROR;
+    }
+
+    pair = pairs->elts;
+
+    for (i = 0; i < pairs->nelts; i++) {
+        form->params[i].name = (char *) pair[i].name.data;
+        form->params[i].name_len = pair[i].name.len;
+        form->params[i].value = (char *) pair[i].value.data;
+        form->params[i].value_len = pair[i].value.len;
+    }
+
+    if (ctx->conf->twilio_auth_token.len == 0) {
+        ngx_http_msgr_problem(r, NGX_HTTP_FORBIDDEN, "signature-invalid",
+                              "no Twilio auth token is configured here "
+                              "(msgr_twilio_auth_token)", NULL);
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_msgr_header_in(r, &name, &sig) != NGX_OK) {
+        ngx_http_msgr_problem(r, NGX_HTTP_FORBIDDEN, "signature-invalid",
+                              "the request is not signed: "
+                              "X-Twilio-Signature is missing", NULL);
+        return NGX_ERROR;
+    }
+
+    /* the URL Twilio called */
+
+    base = ctx->conf->twilio_callback_url;
+    host = r->headers_in.host ? r->headers_in.host->value
+                              : r->headers_in.server;
+
+    /* the location's part of the target (its path has no escapes) */
+    skip = (r->uri.len > ctx->path.len) ? r->uri.len - ctx->path.len : 0;
+    skip = ngx_min(skip, r->unparsed_uri.len);
+
+    url.len = base.len ? base.len + 1 + r->unparsed_uri.len - skip
+                       : sizeof("https://") - 1 + host.len
+                         + r->unparsed_uri.len;
+    url.data = ngx_pnalloc(r->pool, url.len);
+
+    if (url.data == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NGX_ERROR;
+    }
+
+    if (base.len) {
+        p = ngx_cpymem(url.data, base.data, base.len);
+
+        if (base.data[base.len - 1] != '/') {
+            *p++ = '/';
+        }
+
+        p = ngx_cpymem(p, r->unparsed_uri.data + skip,
+                       r->unparsed_uri.len - skip);
+
+    } else {
+#if (NGX_HTTP_SSL)
+        p = ngx_cpymem(url.data, r->connection->ssl ? "https://" : "http://",
+                       r->connection->ssl ? 8 : 7);
+#else
+        p = ngx_cpymem(url.data, "http://", 7);
+#endif
+        p = ngx_cpymem(p, host.data, host.len);
+        p = ngx_cpymem(p, r->unparsed_uri.data, r->unparsed_uri.len);
+    }
+
+    url.len = p - url.data;
+
+    if (!msgr_twilio_verify((char *) ctx->conf->twilio_auth_token.data,
+                            ctx->conf->twilio_auth_token.len,
+                            (char *) url.data, url.len, form,
+                            (char *) sig.data, sig.len))
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "msgr: X-Twilio-Signature does not match the URL "
+                      "\"%V\" and msgr_twilio_auth_token (behind a proxy? "
+                      "msgr_twilio_callback_url)", &url);
+        ngx_http_msgr_problem(r, NGX_HTTP_FORBIDDEN, "signature-invalid",
+                              "X-Twilio-Signature does not match", NULL);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }

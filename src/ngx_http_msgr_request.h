@@ -7,6 +7,7 @@
 
 
 #include "ngx_http_msgr.h"
+#include "msgr_twilio.h"
 
 
 /* the most ids ngx_http_msgr_ids_arg() takes */
@@ -33,6 +34,9 @@ ngx_int_t ngx_http_msgr_read_body(ngx_http_request_t *r,
     ngx_uint_t merge_patch, ngx_str_t *body);
 ngx_int_t ngx_http_msgr_read_form(ngx_http_request_t *r,
     ngx_array_t **pairs);
+ngx_int_t ngx_http_msgr_body_bytes(ngx_http_request_t *r, ngx_str_t *body);
+ngx_int_t ngx_http_msgr_twilio_form(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx, msgr_twilio_form_t *form);
 void ngx_http_msgr_bad_json(ngx_http_request_t *r, json_error_t *err);
 json_t *ngx_http_msgr_read_fields(ngx_http_request_t *r,
     const char *const *allowed, json_t **errors);

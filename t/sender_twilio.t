@@ -458,13 +458,15 @@ my ($sms_msg, $sms);
 
 
 # ---------------------------------------------------------------------------
-# behind a proxy: msgr_twilio_callback_url is the URL Twilio signs
+# behind a proxy: msgr_twilio_callback_url is the API's public URL, the
+# route's path and query follow it in the URL Twilio signs
 
 {
     my $public = 'https://msgr.example.org/api/v1/providers/twilio/status';
     my $ngx2 = Msgr::Test::nginx_start($pg, workers => 1,
         location => '    msgr_twilio_auth_token ' . $tw->token . ";\n"
-                    . "    msgr_twilio_callback_url $public;");
+                    . "    msgr_twilio_callback_url"
+                    . " https://msgr.example.org/api/;");
     my $local = 'http://127.0.0.1:' . $ngx2->port
               . "$V/providers/twilio/status";
 
