@@ -186,6 +186,14 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 
+-- The operator's price list for a school (msgrctl school prices), in the
+-- school's billing unit; keys not set take the defaults of
+-- src/msgr_routing.c.
+ALTER TABLE msgr_schools
+    ADD COLUMN prices jsonb NOT NULL DEFAULT '{}'
+        CHECK (jsonb_typeof(prices) = 'object');
+
+
 -- Everything composing a message needs but the sender's own state, as one
 -- document (src/msgr_compose.h): the records, the school's attributes and
 -- their defaults, each contact's students and attribute values (grouped,
@@ -222,14 +230,6 @@ LANGUAGE sql STABLE AS $$
             WHERE s.school_id = p_school))
       FROM r
 $$;
-
-
--- The operator's price list for a school (msgrctl school prices), in the
--- school's billing unit; keys not set take the defaults of
--- src/msgr_routing.c.
-ALTER TABLE msgr_schools
-    ADD COLUMN prices jsonb NOT NULL DEFAULT '{}'
-        CHECK (jsonb_typeof(prices) = 'object');
 
 
 CREATE TABLE msgr_messages (
