@@ -93,7 +93,11 @@ $$;
 CREATE FUNCTION msgr_send_records(p_school bigint, p_groups bigint[],
                                   p_students bigint[])
 RETURNS jsonb
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    -- plpgsql plans the query for the call's own ids (a custom plan), where
+    -- an SQL function plans it blind: twice as slow for a whole school
+    RETURN (
     WITH sg AS (
         SELECT g.group_id, g.name, g.type FROM msgr_groups g
          WHERE g.school_id = p_school AND g.group_id = ANY (p_groups)
@@ -182,7 +186,8 @@ LANGUAGE sql STABLE AS $$
             WHERE x NOT IN (SELECT group_id FROM sg)),
         'missing_students', (SELECT coalesce(jsonb_agg(x), '[]')
             FROM unnest(p_students) AS x
-            WHERE x NOT IN (SELECT student_id FROM ss)))
+            WHERE x NOT IN (SELECT student_id FROM ss))));
+END
 $$;
 
 
