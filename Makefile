@@ -70,7 +70,7 @@ endif
 endif
 
 .PHONY: all deps module ctl units run test bench docs clean \
-        test-asan fuzz fuzz-replay
+        test-asan fuzz fuzz-deps fuzz-replay
 
 all: module ctl units $(BUILD)/msgr-settings-doc
 
@@ -167,6 +167,8 @@ test-asan: deps all
 # the committed corpora with them in every `make test`.
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
+# clang and its libFuzzer runtime: only `make fuzz` needs them
+FUZZ_PKGS    := clang libclang-rt-14-dev
 FUZZ_TARGETS := $(patsubst t/fuzz/%.c,%,$(wildcard t/fuzz/*.c))
 FUZZ_LIB     := t/fuzz/lib/msgr_fuzz.c t/fuzz/lib/msgr_fuzz.h
 FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined \
@@ -188,7 +190,10 @@ $(BUILD)/fuzz/%: t/fuzz/%.c $(FUZZ_LIB) $(wildcard src/msgr_*.c) \
 	$(call step,$@) $(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< \
 	    t/fuzz/lib/msgr_fuzz.c $(wildcard src/msgr_*.c) -ljansson -lsodium
 
-fuzz: $(patsubst %,$(BUILD)/fuzz/%,$(FUZZ_TARGETS))
+fuzz-deps:
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(FUZZ_PKGS)"
+
+fuzz: fuzz-deps $(patsubst %,$(BUILD)/fuzz/%,$(FUZZ_TARGETS))
 	@for t in $(FUZZ_TARGETS); do \
 	    mkdir -p $(BUILD)/fuzz/corpus/$$t t/fuzz/corpus/$$t || exit 1; \
 	    echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
