@@ -171,7 +171,8 @@ FUZZ_CC      ?= clang
 FUZZ_PKGS    := clang libclang-rt-14-dev
 FUZZ_TARGETS := $(patsubst t/fuzz/%.c,%,$(wildcard t/fuzz/*.c))
 FUZZ_LIB     := t/fuzz/lib/msgr_fuzz.c t/fuzz/lib/msgr_fuzz.h
-FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined \
+FUZZ_FLAGS   := -g -O1 -fno-omit-frame-pointer \
+                -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=all -std=gnu99 -Isrc -It/fuzz/lib
 REPLAY_BINS  := $(patsubst %,$(BUILD)/fuzz-replay/%,$(FUZZ_TARGETS))
 
