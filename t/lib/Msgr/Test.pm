@@ -53,6 +53,7 @@ our @BAD_LOG = (
     qr/\[alert\]/, qr/\[emerg\]/, qr/\[crit\]/, qr/\[error\]/,
     qr/segmentation/i, qr/signal 11\b/, qr/exited on signal/,
     qr/AddressSanitizer/, qr/LeakSanitizer/, qr/ERROR: /,
+    qr/runtime error: /,
 );
 
 # The sanitizers' reports: each instrumented program this file runs writes
@@ -132,6 +133,16 @@ sub _san_setup {
         ASAN_OPTIONS => "log_path=$SAN_DIR/asan-nginx:$common"
                       . ":detect_leaks=0",
     );
+    # a worker that stops at a report exits, never quietly
+    push @BAD_LOG, qr/exited with code [1-9]/;
+}
+
+# nginx gives its workers an environment of its own: UBSan, which reads
+# its options at its first report, in a worker, finds them there only if
+# the configuration passes them on
+sub _san_env_conf {
+    return '' unless %NGINX_ENV;
+    return "env ASAN_OPTIONS;\nenv UBSAN_OPTIONS;\n";
 }
 
 # The reports in $SAN_DIR, as "file:\ntext" each.
@@ -463,7 +474,7 @@ worker_processes $workers;
 pid $dir/nginx.pid;
 error_log $dir/error.log info;
 load_module $MODULE;
-$main
+${\ _san_env_conf()}$main
 events {
     worker_connections $conns;
     $events
