@@ -69,8 +69,7 @@ $(shell mkdir -p $(BUILD) && : >$(LOG))
 endif
 endif
 
-.PHONY: all deps module ctl units run test bench docs clean \
-        test-asan fuzz fuzz-deps fuzz-replay
+.PHONY: all deps module ctl units run test bench docs clean
 
 all: module ctl units $(BUILD)/msgr-settings-doc
 
@@ -152,6 +151,7 @@ clean:
 # unit tests and the corpora's replays instrumented; t/lib/Msgr/Test.pm
 # fails a test file on any report.  t/make.t checks the build machinery on
 # build/, so that is built too.
+.PHONY: test-asan
 test-asan: deps all
 	@$(MAKE) --no-print-directory MSGR_BUILD=build-asan all fuzz-replay
 	MSGR_BUILD=build-asan prove -r t/
@@ -165,6 +165,7 @@ test-asan: deps all
 # make).  `make fuzz-replay` builds each with lib/replay.c instead, with
 # the compiler and flags of the rest of the build, and t/fuzz.t replays
 # the committed corpora with them in every `make test`.
+.PHONY: fuzz fuzz-deps fuzz-replay
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 # clang and its libFuzzer runtime: only `make fuzz` needs them
