@@ -176,13 +176,16 @@ FUZZ_FLAGS   := -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=all -std=gnu99 -Isrc -It/fuzz/lib
 REPLAY_BINS  := $(patsubst %,$(BUILD)/fuzz-replay/%,$(FUZZ_TARGETS))
+# what src/msgr_*.c link with (the password policy's zxcvbn once it is in)
+FUZZ_LIBS    := -ljansson -lsodium \
+                $(if $(wildcard src/msgr_password.c),-lzxcvbn)
 
 $(BUILD)/fuzz-replay/%: t/fuzz/%.c t/fuzz/lib/replay.c $(FUZZ_LIB) \
                         $(wildcard src/msgr_*.c) $(MSGR_HDRS) | $(BUILD)
 	@mkdir -p $(BUILD)/fuzz-replay
 	$(call step,$@) $(CC) $(MSGR_CFLAGS) -It/fuzz/lib -o $@ $< \
 	    t/fuzz/lib/replay.c t/fuzz/lib/msgr_fuzz.c \
-	    $(wildcard src/msgr_*.c) -ljansson -lsodium
+	    $(wildcard src/msgr_*.c) $(FUZZ_LIBS)
 
 fuzz-replay: $(REPLAY_BINS)
 
@@ -190,7 +193,7 @@ $(BUILD)/fuzz/%: t/fuzz/%.c $(FUZZ_LIB) $(wildcard src/msgr_*.c) \
                  $(MSGR_HDRS) | $(BUILD)
 	@mkdir -p $(BUILD)/fuzz
 	$(call step,$@) $(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< \
-	    t/fuzz/lib/msgr_fuzz.c $(wildcard src/msgr_*.c) -ljansson -lsodium
+	    t/fuzz/lib/msgr_fuzz.c $(wildcard src/msgr_*.c) $(FUZZ_LIBS)
 
 fuzz-deps:
 	@$(MAKE) --no-print-directory deps DEB_PKGS="$(FUZZ_PKGS)"
