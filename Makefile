@@ -180,12 +180,27 @@ REPLAY_BINS  := $(patsubst %,$(BUILD)/fuzz-replay/%,$(FUZZ_TARGETS))
 FUZZ_LIBS    := -ljansson -lsodium \
                 $(if $(wildcard src/msgr_password.c),-lzxcvbn)
 
-$(BUILD)/fuzz-replay/%: t/fuzz/%.c t/fuzz/lib/replay.c $(FUZZ_LIB) \
-                        $(wildcard src/msgr_*.c) $(MSGR_HDRS) | $(BUILD)
-	@mkdir -p $(BUILD)/fuzz-replay
+# the shared code is compiled once for all the replays
+REPLAY_OBJS  := $(patsubst src/%.c,$(BUILD)/fuzz-replay/obj/%.o,\
+                    $(wildcard src/msgr_*.c)) \
+                $(BUILD)/fuzz-replay/obj/msgr_fuzz.o \
+                $(BUILD)/fuzz-replay/obj/replay.o
+
+$(BUILD)/fuzz-replay/obj/%.o: src/%.c $(MSGR_HDRS) | $(BUILD)
+	@mkdir -p $(@D)
+	$(call step,$@) $(CC) $(MSGR_CFLAGS) -c -o $@ $<
+
+$(BUILD)/fuzz-replay/obj/%.o: t/fuzz/lib/%.c t/fuzz/lib/msgr_fuzz.h \
+                              | $(BUILD)
+	@mkdir -p $(@D)
+	$(call step,$@) $(CC) $(MSGR_CFLAGS) -It/fuzz/lib -c -o $@ $<
+
+# named here, not only in the pattern rule, so that make keeps them
+$(REPLAY_BINS): $(REPLAY_OBJS)
+
+$(BUILD)/fuzz-replay/%: t/fuzz/%.c t/fuzz/lib/msgr_fuzz.h $(MSGR_HDRS)
 	$(call step,$@) $(CC) $(MSGR_CFLAGS) -It/fuzz/lib -o $@ $< \
-	    t/fuzz/lib/replay.c t/fuzz/lib/msgr_fuzz.c \
-	    $(wildcard src/msgr_*.c) $(FUZZ_LIBS)
+	    $(REPLAY_OBJS) $(FUZZ_LIBS)
 
 fuzz-replay: $(REPLAY_BINS)
 
