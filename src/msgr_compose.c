@@ -397,7 +397,8 @@ static json_t *
 msgr_compose_tokens(msgr_compose_t *c, json_t *rec, const char **language)
 {
     char         id[32];
-    json_t      *data, *person, *own, *contact, *tokens, *attrs;
+    json_t      *data, *person, *own, *contact, *tokens, *attrs,
+                *students;
     const char  *type;
 
     data = c->in->data;
@@ -427,10 +428,13 @@ msgr_compose_tokens(msgr_compose_t *c, json_t *rec, const char **language)
         return NULL;
     }
 
-    if (json_object_set(contact, "students",
-                        json_is_array(json_object_get(own, "students"))
-                        ? json_object_get(own, "students")
-                        : json_array())
+    /* a contact without tokens of its own has no students */
+
+    students = json_object_get(own, "students");
+
+    if (json_object_set_new(contact, "students",
+                            json_is_array(students) ? json_incref(students)
+                                                    : json_array())
         != 0)
     {
         json_decref(contact);

@@ -333,7 +333,10 @@ ngx_http_msgr_body_bytes(ngx_http_request_t *r, ngx_str_t *body)
          cl;
          cl = cl->next)
     {
-        p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+        /* an empty body's buffer may have no memory at all */
+        if (cl->buf->last != cl->buf->pos) {
+            p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+        }
     }
 
     return NGX_OK;

@@ -45,6 +45,8 @@ if (@missing) {
 
 # make's own variables would leak into the copy's make
 delete @ENV{qw(MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES)};
+# the copy builds into build/ (make test-asan runs this file too)
+delete $ENV{MSGR_BUILD};
 
 
 # sh(cmd, dir) -> (exit code, stdout and stderr together)

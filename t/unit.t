@@ -1,7 +1,8 @@
 #!/usr/bin/perl
 
 # Runs every unit test binary in build/unit/ (built by `make units` from
-# t/unit/*.c) and reports its TAP as a subtest: one ok() per test line,
+# t/unit/*.c; MSGR_BUILD=build-asan: build-asan/unit/, with the sanitizers,
+# whose reports go to stderr and fail the binary's exit status) and reports its TAP as a subtest: one ok() per test line,
 # then a check that it printed its plan, ran as many tests as planned and
 # exited 0.
 #
@@ -18,7 +19,8 @@ use POSIX qw(WIFEXITED WEXITSTATUS WIFSIGNALED WTERMSIG);
 use Test::More;
 
 my $ROOT    = abs_path(dirname(abs_path(__FILE__)) . '/..');
-my $UNITS   = "$ROOT/build/unit";
+my $BUILD   = $ENV{MSGR_BUILD} // 'build';
+my $UNITS   = ($BUILD =~ m{^/} ? $BUILD : "$ROOT/$BUILD") . '/unit';
 my $TIMEOUT = $ENV{MSGR_UNIT_TIMEOUT} // 120;
 
 # make's output goes to build/build.log; shown here only when it fails
@@ -35,7 +37,7 @@ my @bins = sort grep { -f $_ && -x _ } glob("$UNITS/*");
 # what every unit test is built from, besides its own t/unit/NAME.c
 my @common = (glob("$ROOT/t/unit/lib/*"), glob("$ROOT/src/msgr_*.[ch]"));
 
-ok(scalar @bins, "build/unit/ holds unit test binaries")
+ok(scalar @bins, "$BUILD/unit/ holds unit test binaries")
     or diag("nothing in $UNITS: run `make units`");
 
 # A t/unit/NAME.c without its build/unit/NAME was never built.
@@ -45,8 +47,8 @@ for my $src (sort glob("$ROOT/t/unit/*.c")) {
     ok(-x $bin, "t/unit/$name.c is built") or diag("run `make units`");
     next unless -x $bin;
     my @newer = grep { -M $_ < -M $bin } $src, @common;
-    ok(!@newer, "build/unit/$name is newer than its sources")
-        or diag("build/unit/$name is older than "
+    ok(!@newer, "$BUILD/unit/$name is newer than its sources")
+        or diag("$BUILD/unit/$name is older than "
                 . join(', ', map { s{^\Q$ROOT\E/}{}r } @newer)
                 . ": run `make units`");
 }

@@ -17,7 +17,7 @@
 #include "msgr_tap.h"
 
 
-#define MSGR_TEST_PLAN  36
+#define MSGR_TEST_PLAN  38
 
 
 /* Amy (mother Jane, English) and Dee (mother Ewa, Polish); teacher Tom */
@@ -301,6 +301,25 @@ main(void)
                  "y\n\nThis message was translated automatically:"
                  " https://school.example/t",
                  "sending.translation_warning_url wins over msgr's page");
+    msgr_test_done(&t);
+
+    /*
+     * a contact without tokens of its own (none in contact_tokens): no
+     * students, the school's attributes, and nothing leaked (make
+     * test-asan checks)
+     */
+
+    msgr_test_run(&t,
+        "{'channels': ['sms'],"
+        " 'body': '{first_name}: {student_first_names}; {Head of Year}'}",
+        1);
+    json_object_del(json_object_get(t.data, "contact_tokens"), "10");
+    msgr_compose(&t.in, &t.out);
+
+    msgr_test_ok(t.out.rc == 0, "a contact without tokens: composed");
+    msgr_test_is(msgr_test_text(&t, "contact", 10, "sms", "body"),
+                 "Jane: ; Miss Smith",
+                 "no students, the school's attribute");
     msgr_test_done(&t);
 
     /* unknown merge tokens: every field named, nothing routed */

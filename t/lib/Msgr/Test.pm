@@ -38,7 +38,9 @@ our @EXPORT_OK = qw(pg_start msgrctl school key nginx_start nginx_test_config
                     slurp spew);
 
 our $ROOT    = abs_path(dirname(abs_path(__FILE__)) . '/../../..');
-our $BUILD   = "$ROOT/build";
+# MSGR_BUILD=build-asan (make test-asan): the same tests on the build with
+# the sanitizers
+our $BUILD   = _build_dir($ENV{MSGR_BUILD} // 'build');
 our $MODULE  = $ENV{MSGR_MODULE}  // "$BUILD/ngx_http_msgr_module.so";
 our $MSGRCTL = $ENV{MSGR_MSGRCTL} // "$BUILD/msgrctl";
 our $SENDER  = $ENV{MSGR_SENDER}  // "$BUILD/msgr-sender";
@@ -52,11 +54,21 @@ our @BAD_LOG = (
     qr/\[alert\]/, qr/\[emerg\]/, qr/\[crit\]/, qr/\[error\]/,
     qr/segmentation/i, qr/signal 11\b/, qr/exited on signal/,
     qr/AddressSanitizer/, qr/LeakSanitizer/, qr/ERROR: /,
+    qr/runtime error: /,
 );
+
+# The sanitizers' reports: each instrumented program this file runs writes
+# them into $SAN_DIR (ASAN_OPTIONS/UBSAN_OPTIONS log_path), and any file
+# found there fails the file, printed whole (check_logs).
+our $SAN     = _instrumented($MODULE) || _instrumented($MSGRCTL);
+our $SAN_DIR;
+our %NGINX_ENV;
 
 my $MAIN_PID = $$;
 my $IS_ROOT  = $> == 0;
 my $JSON     = JSON::PP->new->utf8->allow_nonref->canonical;
+
+_san_setup();
 
 my @PGS;            # every cluster started by this process
 my @NGINXES;        # every nginx started by this process
@@ -75,6 +87,74 @@ sub _find_pgbin {
 }
 
 sub _ver { my ($d) = @_; $d =~ m{/postgresql/(\d+)} ? $1 : 0 }
+
+sub _build_dir {
+    my ($b) = @_;
+    return $b =~ m{^/} ? $b : "$ROOT/$b";
+}
+
+# Whether a program or module was built with AddressSanitizer.
+sub _instrumented {
+    my ($file) = @_;
+    open(my $fh, '<:raw', $file) or return 0;
+    local $/;
+    my $bin = <$fh>;
+    close $fh;
+    return index($bin // '', '__asan_init') >= 0 ? 1 : 0;
+}
+
+# The sanitizers' options for this process and its children, and what
+# nginx needs to load an instrumented module: Debian's nginx is not
+# instrumented, so ASan's runtime (and UBSan's) must be preloaded, the
+# first libraries of the process.  nginx runs with leak checking off: its
+# master and the process that daemonises exit without freeing the cycle,
+# and nginx's allocations are not ours to judge; what the module mallocs is
+# freed by pool cleanups, which ASan still checks for use after free and
+# double free.  Programs built whole by us (msgrctl, the unit tests,
+# msgr-sender) run with leak checking on.
+sub _san_setup {
+    return unless $SAN;
+    $SAN_DIR = tempdir('msgr-san-XXXXXX', TMPDIR => 1, CLEANUP => 0);
+    # nginx's workers write here as nobody when the master is root
+    chmod 01777, $SAN_DIR;
+    my $common = "abort_on_error=1:disable_coredump=1:print_summary=1";
+    $ENV{ASAN_OPTIONS}  = "log_path=$SAN_DIR/asan:$common:detect_leaks=1";
+    $ENV{LSAN_OPTIONS}  = "log_path=$SAN_DIR/lsan";
+    $ENV{UBSAN_OPTIONS} = "log_path=$SAN_DIR/ubsan:$common"
+                        . ":print_stacktrace=1:halt_on_error=1";
+    return unless _instrumented($MODULE);
+    my @pre;
+    for my $lib (qw(libasan.so libubsan.so)) {
+        my $p = `gcc -print-file-name=$lib 2>/dev/null`;
+        chomp $p;
+        push @pre, $p if $p =~ m{^/} && -e $p;
+    }
+    %NGINX_ENV = (
+        LD_PRELOAD   => join(' ', @pre),
+        ASAN_OPTIONS => "log_path=$SAN_DIR/asan-nginx:$common"
+                      . ":detect_leaks=0",
+    );
+    # a worker that stops at a report exits, never quietly
+    push @BAD_LOG, qr/exited with code [1-9]/;
+}
+
+# nginx gives its workers an environment of its own: UBSan, which reads
+# its options at its first report, in a worker, finds them there only if
+# the configuration passes them on
+sub _san_env_conf {
+    return '' unless %NGINX_ENV;
+    return "env ASAN_OPTIONS;\nenv UBSAN_OPTIONS;\n";
+}
+
+# The reports in $SAN_DIR, as "file:\ntext" each.
+sub san_reports {
+    return () unless $SAN_DIR && -d $SAN_DIR;
+    my @r;
+    for my $f (sort glob("$SAN_DIR/*")) {
+        push @r, "$f:\n" . _slurp($f);
+    }
+    return @r;
+}
 
 
 # ---------------------------------------------------------------------------
@@ -410,7 +490,7 @@ worker_processes $workers;
 pid $dir/nginx.pid;
 error_log $dir/error.log info;
 load_module $MODULE;
-$main
+${\ _san_env_conf()}$main
 events {
     worker_connections $conns;
     $events
@@ -444,6 +524,7 @@ sub nginx_test_config {
     my ($rc, $out, $err) = _run(
         cmd => [$NGINX, '-t', '-p', "$dir/", '-c', "$dir/nginx.conf"],
         dir => $dir,
+        env => \%NGINX_ENV,
     );
     my $log = _slurp("$dir/error.log");
     remove_tree($dir) unless $ENV{MSGR_KEEP};
@@ -503,6 +584,7 @@ sub nginx_start {
         my ($rc, $out, $err) = _run(
             cmd => [$NGINX, '-p', "$dir/", '-c', "$dir/nginx.conf"],
             dir => $dir,
+            env => \%NGINX_ENV,
         );
         if ($rc != 0) {
             $last = "nginx failed to start ($rc): $out$err\n"
@@ -695,6 +777,11 @@ sub check_logs {
         $tb->ok(!@bad, "error log clean: nginx #$n->{seq} (port $n->{port})")
             or $tb->diag(join "\n", 'offending lines:', @bad);
     }
+    if ($SAN) {
+        my @r = san_reports();
+        $tb->ok(!@r, 'no sanitizer reports')
+            or $tb->diag(join "\n", @r);
+    }
 }
 
 sub finish {
@@ -707,7 +794,7 @@ sub finish {
     no warnings 'redefine';
     my $orig = \&Test::Builder::done_testing;
     *Test::Builder::done_testing = sub {
-        check_logs() if _mine() && @NGINXES && !$LOGS_CHECKED;
+        check_logs() if _mine() && (@NGINXES || $SAN) && !$LOGS_CHECKED;
         goto &$orig;
     };
 }
@@ -909,10 +996,22 @@ END {
     if (_mine()) {
         # a file that never reached done_testing still gets its logs checked
         # when no plan is fixed (it fails anyway for the missing plan)
-        if (@NGINXES && !$LOGS_CHECKED && !Test::More->builder->has_plan) {
+        if ((@NGINXES || $SAN) && !$LOGS_CHECKED
+            && !Test::More->builder->has_plan)
+        {
             eval { check_logs() };
         }
         _teardown_all();
+    }
+    # a report written after the check (a late exit) still fails the file
+    if (_mine() && $SAN_DIR) {
+        my @r = san_reports();
+        if (@r) {
+            print STDERR join("\n", 'sanitizer reports:', @r), "\n";
+            $status ||= 1;
+        } elsif (!$ENV{MSGR_KEEP}) {
+            remove_tree($SAN_DIR);
+        }
     }
     $? = $status;
 }
