@@ -59,6 +59,8 @@ SENDER_SRCS := $(wildcard src/sender/*.c) src/msgr_routing.c \
 SENDER_HDRS := $(wildcard src/sender/*.h) $(MSGR_HDRS)
 DOC_SRCS    := src/tools/msgr_settings_doc.c src/msgr_settings_doc.c \
                src/msgr_settings.c src/msgr_text.c src/msgr_phone.c
+# what the shared pure C (src/msgr_*.c) links
+MSGR_LIBS   := -ljansson -lsodium -lzxcvbn -lcrypto
 UNIT_SRCS   := $(wildcard t/unit/*.c)
 UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 
@@ -126,8 +128,7 @@ $(BUILD)/unit/%: t/unit/%.c t/unit/lib/msgr_tap.c t/unit/lib/msgr_tap.h \
                  $(wildcard src/msgr_*.c) $(MSGR_HDRS) | $(BUILD)
 	@mkdir -p $(BUILD)/unit
 	$(call step,$@) $(CC) $(MSGR_CFLAGS) -It/unit/lib -o $@ $< \
-	    t/unit/lib/msgr_tap.c $(wildcard src/msgr_*.c) -ljansson -lsodium \
-	    -lzxcvbn -lcrypto
+	    t/unit/lib/msgr_tap.c $(wildcard src/msgr_*.c) $(MSGR_LIBS)
 
 units: $(UNIT_BINS)
 
@@ -188,8 +189,7 @@ FUZZ_FLAGS   := -g -O1 -fno-omit-frame-pointer \
                 -fno-sanitize-recover=all -std=gnu99 -Isrc -It/fuzz/lib
 REPLAY_BINS  := $(patsubst %,$(BUILD)/fuzz-replay/%,$(FUZZ_TARGETS))
 # what src/msgr_*.c link with (the password policy's zxcvbn once it is in)
-FUZZ_LIBS    := -ljansson -lsodium \
-                $(if $(wildcard src/msgr_password.c),-lzxcvbn)
+FUZZ_LIBS    := $(MSGR_LIBS)
 
 # the shared code is compiled once for all the replays
 REPLAY_OBJS  := $(patsubst src/%.c,$(BUILD)/fuzz-replay/obj/%.o,\
