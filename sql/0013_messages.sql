@@ -261,6 +261,10 @@ CREATE TABLE msgr_messages (
     counts           jsonb NOT NULL,
     cost             jsonb NOT NULL,
     pin_used         boolean NOT NULL DEFAULT false,
+    template_id      bigint,       -- composed from it (sql/0015)
+    -- a voice broadcast's body is the URL of a caller's recording, which
+    -- the sender plays (sql/0016, docs/emergency.md)
+    voice_recording  boolean NOT NULL DEFAULT false,
     created_at       timestamptz NOT NULL DEFAULT now(),
     cancelled_at     timestamptz,
     PRIMARY KEY (school_id, message_id),
@@ -457,6 +461,8 @@ LANGUAGE sql STABLE AS $$
         'sender', m.sender,
         'sender_role', m.sender_role,
         'pin_used', m.pin_used,
+        'template_id', m.template_id,
+        'voice_recording', m.voice_recording,
         'send_at', to_char(m.send_at AT TIME ZONE 'UTC',
                            'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
         'created_at', to_char(m.created_at AT TIME ZONE 'UTC',
@@ -536,7 +542,7 @@ BEGIN
                                send_to, groups, students, subject, body,
                                sms_body, voice_body, translations, routing,
                                routing_override, status, send_at, counts,
-                               cost, pin_used)
+                               cost, pin_used, template_id)
     SELECT p_school, p_key, p_role,
            ARRAY(SELECT jsonb_array_elements_text(p_message -> 'channels')),
            p_message ->> 'send_to',
@@ -551,7 +557,8 @@ BEGIN
            coalesce((p_message ->> 'routing_override')::boolean, false),
            CASE WHEN at > now() THEN 'scheduled' ELSE 'queued' END,
            at, p_message -> 'counts', p_message -> 'cost',
-           coalesce((p_message ->> 'pin_used')::boolean, false)
+           coalesce((p_message ->> 'pin_used')::boolean, false),
+           (p_message ->> 'template_id')::bigint
     RETURNING * INTO msg;
 
     INSERT INTO msgr_deliveries (school_id, message_id, recipient_type,

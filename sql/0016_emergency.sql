@@ -68,12 +68,6 @@ CREATE TABLE msgr_dial_in_locks (
     locked_until  timestamptz NOT NULL
 );
 
--- A voice broadcast's body is the URL of the caller's recording: the
--- sender plays it (docs/emergency.md).
-ALTER TABLE msgr_messages
-    ADD COLUMN voice_recording boolean NOT NULL DEFAULT false;
-
-
 CREATE FUNCTION msgr_pincode_json(p msgr_pincodes) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(

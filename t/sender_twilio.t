@@ -278,6 +278,27 @@ my ($sms_msg, $sms);
 
 
 # ---------------------------------------------------------------------------
+# a dial-in broadcast's recording is played, not read out
+
+{
+    my $id = send_ok({ channels => ['voice'], to => to('KOK'),
+                       body => 'a recording' }, 'a voice broadcast');
+    my $url = 'https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1';
+    db("UPDATE msgr_messages SET voice_recording = true"
+       . " WHERE message_id = $id;"
+       . " UPDATE msgr_deliveries SET body = '$url&x=1'"
+       . " WHERE message_id = $id");
+    drain_ok('recording');
+    my @got = received($tw, $id);
+    is(scalar @got, 2, 'two calls');
+    is($got[0]{params}{Twiml},
+       qq(<Response><Play>$url&amp;x=1</Play><Pause length="1"/>)
+       . qq(<Play>$url&amp;x=1</Play></Response>),
+       'TwiML plays the recording twice');
+}
+
+
+# ---------------------------------------------------------------------------
 # a receipt that comes before the sender has Twilio's answer
 
 {

@@ -147,7 +147,9 @@ static const char  msgr_sender_claim_sql[] =
     "      JOIN msgr_app_tokens t"
     "        ON t.school_id = v.school_id AND t.token_id = v.token_id"
     "     WHERE v.school_id = d.school_id AND v.contact_id = d.recipient_id"
-    "       AND t.revoked_at IS NULL)::text END";
+    "       AND t.revoked_at IS NULL)::text END,"
+    "  (SELECT m.voice_recording FROM msgr_messages m"
+    "    WHERE m.message_id = d.message_id)";
 
 /*
  * Outcomes, a batch in one statement; only rows this sender still holds
@@ -548,6 +550,7 @@ msgr_sender_claimed(PGresult *res)
         job->school_phone = msgr_sender_value(res, i, 15);
 
         devices = PQgetisnull(res, i, 16) ? NULL : PQgetvalue(res, i, 16);
+        job->recording = (PQgetvalue(res, i, 17)[0] == 't');
         job->devices = devices ? json_loads(devices, 0, NULL) : NULL;
 
         msgr_sender.in_flight++;

@@ -76,6 +76,7 @@ struct msgr_sender_job_s {
     double                         delay;          /* 0: the backoff rule */
     unsigned                       technical:1;    /* out of attempts */
     unsigned                       started:1;      /* inside libcurl */
+    unsigned                       recording:1;    /* body: a recording's URL */
     /*
      * Set by finish when the answer was a step of the adapter's own (an
      * access token fetched): no outcome, the job is prepared again at once.

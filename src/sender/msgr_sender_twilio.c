@@ -24,6 +24,7 @@
 #include <strings.h>
 
 #include "msgr_sender.h"
+#include "msgr_twilio.h"
 
 
 typedef struct {
@@ -232,65 +233,47 @@ msgr_sender_twilio_language(const char *tag)
 }
 
 
-/* text as XML character data; control characters XML forbids as spaces */
-
-static int
-msgr_sender_twilio_xml(msgr_sender_buf_t *buf, const char *s)
-{
-    const char  *e;
-    int          rc;
-
-    rc = 0;
-
-    for ( /* void */ ; *s && rc == 0; s++) {
-        switch (*s) {
-        case '&':  e = "&amp;"; break;
-        case '<':  e = "&lt;"; break;
-        case '>':  e = "&gt;"; break;
-        case '"':  e = "&quot;"; break;
-        case '\'': e = "&apos;"; break;
-        default:
-            e = NULL;
-        }
-
-        if (e != NULL) {
-            rc = msgr_sender_buf_add(buf, e, strlen(e));
-
-        } else if ((unsigned char) *s < 0x20 && *s != '\n' && *s != '\t') {
-            rc = msgr_sender_buf_add(buf, " ", 1);
-
-        } else {
-            rc = msgr_sender_buf_add(buf, s, 1);
-        }
-    }
-
-    return rc;
-}
-
-
-/* <Response><Say>text</Say><Pause/><Say>text</Say></Response> */
+/*
+ * <Response><Say>text</Say><Pause/><Say>text</Say></Response>: the text
+ * said twice; a recording (a dial-in broadcast) played twice instead
+ */
 
 static char *
 msgr_sender_twilio_twiml(msgr_sender_job_t *job)
 {
     int                 i, rc;
-    char                say[64];
+    char                open[64], *text;
+    const char         *close;
     msgr_sender_buf_t   buf;
 
     memset(&buf, 0, sizeof(msgr_sender_buf_t));
 
-    snprintf(say, sizeof(say), "<Say language=\"%s\">",
-             msgr_sender_twilio_language(job->language));
+    text = msgr_twilio_xml_escape(job->body, strlen(job->body));
+    if (text == NULL) {
+        return NULL;
+    }
+
+    if (job->recording) {
+        snprintf(open, sizeof(open), "<Play>");
+        close = "</Play>";
+
+    } else {
+        snprintf(open, sizeof(open), "<Say language=\"%s\">",
+                 msgr_sender_twilio_language(job->language));
+        close = "</Say>";
+    }
 
     rc = msgr_sender_buf_add(&buf, "<Response>", 10);
 
     for (i = 0; i < 2 && rc == 0; i++) {
         rc = (i == 1
               && msgr_sender_buf_add(&buf, "<Pause length=\"1\"/>", 19) != 0)
-             || msgr_sender_buf_add(&buf, say, strlen(say)) != 0
-             || msgr_sender_twilio_xml(&buf, job->body) != 0
-             || msgr_sender_buf_add(&buf, "</Say>", 6) != 0;
+             || msgr_sender_buf_add(&buf, open, strlen(open)) != 0
+             || msgr_sender_buf_add(&buf, text, strlen(text)) != 0
+             || msgr_sender_buf_add(&buf, close, strlen(close)) != 0;
     }
+
+    free(text);
 
     if (rc != 0 || msgr_sender_buf_add(&buf, "</Response>", 11) != 0) {
         free(buf.data);
