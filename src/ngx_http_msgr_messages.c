@@ -138,6 +138,10 @@ static ngx_int_t ngx_http_msgr_compose_read(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx, ngx_http_msgr_compose_ctx_t *mc);
 static void ngx_http_msgr_compose_check(ngx_http_msgr_compose_ctx_t *mc,
     json_t *body, json_t *errors);
+static void ngx_http_msgr_compose_when(ngx_http_msgr_compose_ctx_t *mc,
+    json_t *v, json_t *errors);
+static void ngx_http_msgr_compose_pin(ngx_http_msgr_compose_ctx_t *mc,
+    json_t *v, json_t *errors);
 static void ngx_http_msgr_compose_to(ngx_http_request_t *r,
     ngx_http_msgr_compose_ctx_t *mc, json_t *to, json_t *errors);
 static void ngx_http_msgr_compose_translations(json_t *tr,
@@ -154,6 +158,8 @@ static void ngx_http_msgr_compose_done(ngx_http_request_t *r, void *data);
 static void ngx_http_msgr_compose_cleanup(void *data);
 static void ngx_http_msgr_compose_write(ngx_http_request_t *r,
     ngx_http_msgr_compose_ctx_t *mc);
+static void ngx_http_msgr_compose_pin_needed(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx, ngx_http_msgr_compose_ctx_t *mc);
 static void ngx_http_msgr_compose_written(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_pin_failed_done(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_send_locked(ngx_http_request_t *r,
@@ -393,8 +399,7 @@ static void
 ngx_http_msgr_compose_check(ngx_http_msgr_compose_ctx_t *mc, json_t *body,
     json_t *errors)
 {
-    size_t          i, j;
-    int64_t         at;
+    size_t          i;
     json_t         *channels, *v;
     ngx_uint_t      email, seen;
     const char     *s;
@@ -502,7 +507,20 @@ ngx_http_msgr_compose_check(ngx_http_msgr_compose_ctx_t *mc, json_t *body,
         }
     }
 
-    v = json_object_get(body, "send_at");
+    ngx_http_msgr_compose_when(mc, json_object_get(body, "send_at"),
+                               errors);
+    ngx_http_msgr_compose_pin(mc, json_object_get(body, "pin"), errors);
+}
+
+
+/* "send_at": now (absent, or passed by a minute at most) or ahead */
+
+static void
+ngx_http_msgr_compose_when(ngx_http_msgr_compose_ctx_t *mc, json_t *v,
+    json_t *errors)
+{
+    int64_t      at;
+    const char  *s;
 
     if (v != NULL && !json_is_null(v)) {
         s = json_string_value(v);
@@ -527,8 +545,17 @@ ngx_http_msgr_compose_check(ngx_http_msgr_compose_ctx_t *mc, json_t *body,
             mc->send_at.len = json_string_length(v);
         }
     }
+}
 
-    v = json_object_get(body, "pin");
+
+/* "pin": the school's sending PIN, 4 to 12 digits */
+
+static void
+ngx_http_msgr_compose_pin(ngx_http_msgr_compose_ctx_t *mc, json_t *v,
+    json_t *errors)
+{
+    size_t       i, j;
+    const char  *s;
 
     if (v != NULL && !json_is_null(v)) {
         s = json_string_value(v);
@@ -1136,11 +1163,9 @@ ngx_http_msgr_compose_done(ngx_http_request_t *r, void *data)
 {
     ngx_http_msgr_compose_ctx_t *mc = data;
 
-    u_char                     detail[160];
-    json_t                    *replay, *locked, *v;
-    ngx_str_t                  value;
-    ngx_http_msgr_ctx_t       *ctx;
-    ngx_http_msgr_pg_query_t  *q;
+    u_char                 detail[160];
+    json_t                *replay, *locked, *v;
+    ngx_http_msgr_ctx_t   *ctx;
 
     static ngx_str_t  replayed = ngx_string("true");
 
@@ -1235,55 +1260,65 @@ ngx_http_msgr_compose_done(ngx_http_request_t *r, void *data)
     }
 
     if (mc->out.pin_required && !mc->pin_ok) {
-
-        if (!mc->pin_set) {
-            ngx_snprintf(detail, sizeof(detail) - 1,
-                         "this message counts %L SMS, email and voice "
-                         "messages, more than sending.pin_threshold; the "
-                         "school has no sending PIN yet%Z",
-                         mc->out.pin_counted);
-            ngx_http_msgr_problem(r, NGX_HTTP_FORBIDDEN, "pin-required",
-                                  (char *) detail,
-                                  json_pack("[{s:s, s:s}]", "field", "pin",
-                                            "message", "an administrator "
-                                            "sets one with PUT "
-                                            "/v1/sending-pin"));
-            return;
-        }
-
-        if (mc->pin.len == 0) {
-            ngx_snprintf(detail, sizeof(detail) - 1,
-                         "this message counts %L SMS, email and voice "
-                         "messages, more than sending.pin_threshold: send "
-                         "it with the school's sending PIN%Z",
-                         mc->out.pin_counted);
-            ngx_http_msgr_problem(r, NGX_HTTP_FORBIDDEN, "pin-required",
-                                  (char *) detail,
-                                  json_pack("[{s:s, s:s}]", "field", "pin",
-                                            "message", "is required"));
-            return;
-        }
-
-        /* a wrong PIN counts towards the key's lockout */
-
-        q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_pin_failed,
-                                ngx_http_msgr_pin_failed_done);
-
-        if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
-                  || ngx_http_msgr_pg_param(q, 1, (u_char *) ctx->key.id,
-                                            ngx_strlen(ctx->key.id))
-                     != NGX_OK))
-        {
-            q = NULL;
-        }
-
-        (void) ngx_http_msgr_run(r, q);
+        ngx_http_msgr_compose_pin_needed(r, ctx, mc);
         return;
     }
 
-    (void) value;
-
     ngx_http_msgr_compose_write(r, mc);
+}
+
+
+/* a send over the PIN threshold without the right PIN */
+
+static void
+ngx_http_msgr_compose_pin_needed(ngx_http_request_t *r,
+    ngx_http_msgr_ctx_t *ctx, ngx_http_msgr_compose_ctx_t *mc)
+{
+    u_char                     detail[160];
+    ngx_http_msgr_pg_query_t  *q;
+
+    if (!mc->pin_set) {
+        ngx_snprintf(detail, sizeof(detail) - 1,
+                     "this message counts %L SMS, email and voice "
+                     "messages, more than sending.pin_threshold; the "
+                     "school has no sending PIN yet%Z",
+                     mc->out.pin_counted);
+        ngx_http_msgr_problem(r, NGX_HTTP_FORBIDDEN, "pin-required",
+                              (char *) detail,
+                              json_pack("[{s:s, s:s}]", "field", "pin",
+                                        "message", "an administrator "
+                                        "sets one with PUT "
+                                        "/v1/sending-pin"));
+        return;
+    }
+
+    if (mc->pin.len == 0) {
+        ngx_snprintf(detail, sizeof(detail) - 1,
+                     "this message counts %L SMS, email and voice "
+                     "messages, more than sending.pin_threshold: send "
+                     "it with the school's sending PIN%Z",
+                     mc->out.pin_counted);
+        ngx_http_msgr_problem(r, NGX_HTTP_FORBIDDEN, "pin-required",
+                              (char *) detail,
+                              json_pack("[{s:s, s:s}]", "field", "pin",
+                                        "message", "is required"));
+        return;
+    }
+
+    /* a wrong PIN counts towards the key's lockout */
+
+    q = ngx_http_msgr_query(r, &ngx_http_msgr_stmt_pin_failed,
+                            ngx_http_msgr_pin_failed_done);
+
+    if (q && (ngx_http_msgr_pg_param_int(q, 0, ctx->school_id) != NGX_OK
+              || ngx_http_msgr_pg_param(q, 1, (u_char *) ctx->key.id,
+                                        ngx_strlen(ctx->key.id))
+                 != NGX_OK))
+    {
+        q = NULL;
+    }
+
+    (void) ngx_http_msgr_run(r, q);
 }
 
 

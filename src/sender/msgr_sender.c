@@ -216,6 +216,7 @@ static void msgr_sender_dispatch(msgr_sender_job_t *job);
 static void msgr_sender_done(msgr_sender_job_t *job);
 static void msgr_sender_fan_out(msgr_sender_job_t *job);
 static void msgr_sender_start(msgr_sender_job_t *job);
+static double msgr_sender_due(double now);
 static char *msgr_sender_text_array(json_t *strings);
 
 
@@ -1686,6 +1687,60 @@ msgr_sender_setup(void)
 }
 
 
+/*
+ * How long to sleep: until what is due next that no event will announce.
+ * Sockets (PostgreSQL's, the providers') wake us themselves.
+ */
+
+static double
+msgr_sender_due(double now)
+{
+    int     i;
+    double  at;
+
+    at = now + 1;
+
+    if (msgr_sender.work.state == MSGR_SENDER_PG_IDLE
+        && !msgr_sender.stopping)
+    {
+        if (msgr_sender.in_flight < msgr_sender.conf->max_in_flight) {
+            at = fmin(at, msgr_sender.wake ? now
+                                           : msgr_sender.next_poll);
+        }
+
+        at = fmin(at, msgr_sender.next_reclaim);
+    }
+
+    if (msgr_sender.curl_at > 0) {
+        at = fmin(at, msgr_sender.curl_at);
+    }
+
+    if (msgr_sender.waiting != NULL) {
+        /* the next rate token */
+        at = fmin(at, now + fmin(0.1, 1 / fmax(1,
+                                    msgr_sender.waiting->provider->rate)));
+    }
+
+    if (msgr_sender.done != NULL
+        && msgr_sender.flush.state == MSGR_SENDER_PG_IDLE)
+    {
+        at = fmin(at, msgr_sender.done_at + 0.02);
+    }
+
+    for (i = 0; i < 3; i++) {
+        msgr_sender_pg_t  *pg = (i == 0) ? &msgr_sender.work
+                                : (i == 1) ? &msgr_sender.flush
+                                : &msgr_sender.listen;
+
+        if (pg->state == MSGR_SENDER_PG_CLOSED) {
+            at = fmin(at, pg->retry_at);
+        }
+    }
+
+    return at;
+}
+
+
 /* the loop; returns when stopped, or idle with --exit-when-idle */
 
 static void
@@ -1753,50 +1808,7 @@ msgr_sender_loop(void)
             return;
         }
 
-        /*
-         * How long to sleep: until what is due next that no event will
-         * announce.  Sockets (PostgreSQL's, the providers') wake us
-         * themselves.
-         */
-
-        at = now + 1;
-
-        if (msgr_sender.work.state == MSGR_SENDER_PG_IDLE
-            && !msgr_sender.stopping)
-        {
-            if (msgr_sender.in_flight < msgr_sender.conf->max_in_flight) {
-                at = fmin(at, msgr_sender.wake ? now
-                                               : msgr_sender.next_poll);
-            }
-
-            at = fmin(at, msgr_sender.next_reclaim);
-        }
-
-        if (msgr_sender.curl_at > 0) {
-            at = fmin(at, msgr_sender.curl_at);
-        }
-
-        if (msgr_sender.waiting != NULL) {
-            /* the next rate token */
-            at = fmin(at, now + fmin(0.1, 1 / fmax(1,
-                                        msgr_sender.waiting->provider->rate)));
-        }
-
-        if (msgr_sender.done != NULL
-            && msgr_sender.flush.state == MSGR_SENDER_PG_IDLE)
-        {
-            at = fmin(at, msgr_sender.done_at + 0.02);
-        }
-
-        for (i = 0; i < 3; i++) {
-            msgr_sender_pg_t  *pg = (i == 0) ? &msgr_sender.work
-                                    : (i == 1) ? &msgr_sender.flush
-                                    : &msgr_sender.listen;
-
-            if (pg->state == MSGR_SENDER_PG_CLOSED) {
-                at = fmin(at, pg->retry_at);
-            }
-        }
+        at = msgr_sender_due(now);
 
         timeout = (at <= now) ? 0 : (int) ((at - now) * 1000) + 1;
 
