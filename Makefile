@@ -24,7 +24,7 @@ LOG        := $(BUILD)/build.log
 
 # curl and jq: the examples of README.md and docs/ use them
 DEB_PKGS   := nginx nginx-dev libpq-dev libjansson-dev libcurl4-openssl-dev \
-              libsodium-dev postgresql wrk curl jq
+              libsodium-dev postgresql wrk curl jq python3-aiosmtpd
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 MODULE_SRCS := ngx_http_msgr_module.c $(wildcard src/*.c)
