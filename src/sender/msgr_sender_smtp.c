@@ -114,14 +114,14 @@ msgr_sender_smtp_plain(const char *s)
 static int
 msgr_sender_smtp_words(msgr_sender_buf_t *buf, const char *s)
 {
-    static const char  b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                               "abcdefghijklmnopqrstuvwxyz0123456789+/";
-    char               out[64];
-    size_t             len, n, i, o;
-    uint32_t           v;
-    const u_char      *p;
+    static const char     b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                  "abcdefghijklmnopqrstuvwxyz0123456789+/";
+    char                  out[64];
+    size_t                len, n, i, o;
+    uint32_t              v;
+    const unsigned char  *p;
 
-    p = (const u_char *) s;
+    p = (const unsigned char *) s;
     len = strlen(s);
 
     while (len > 0) {
@@ -150,7 +150,7 @@ msgr_sender_smtp_words(msgr_sender_buf_t *buf, const char *s)
             out[o++] = (i + 2 < n) ? b64[v & 63] : '=';
         }
 
-        if ((p != (const u_char *) s
+        if ((p != (const unsigned char *) s
              && msgr_sender_buf_add(buf, "\r\n ", 3) != 0)
             || MSGR_SENDER_SMTP_ADD(buf, "=?UTF-8?B?") != 0
             || msgr_sender_buf_add(buf, out, o) != 0
@@ -786,7 +786,7 @@ static const char *
 msgr_sender_smtp_text_of(msgr_sender_smtp_state_t *st, long status,
     size_t *len)
 {
-    char        code[8];
+    char         code[8];
     const char  *s, *e, *found;
 
     found = NULL;

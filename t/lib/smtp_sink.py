@@ -5,7 +5,7 @@
                  [--tls CERT KEY]
 
 Each message it takes is written to DIR as N.eml (the data as received,
-dot-unstuffed) and N.json (mail_from, rcpt_tos, auth, tls, queue_id), N
+dot-unstuffed) and N.json (mail_from, rcpt_tos, auth, tls, peer, queue_id), N
 counting from 1; N.json appears last, so a reader never sees half a
 message.  It answers DATA with "250 2.0.0 Ok: queued as Q<N>".
 
@@ -77,6 +77,7 @@ class Sink:
             'rcpt_tos': envelope.rcpt_tos,
             'auth': login.decode() if isinstance(login, bytes) else login,
             'tls': session.ssl is not None,
+            'peer': '%s:%d' % tuple(session.peer[:2]),
             'queue_id': 'Q%d' % n,
         }
         with open(base + '.tmp', 'w') as f:
