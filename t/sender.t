@@ -19,6 +19,7 @@ use Test::More;
 use lib 't/lib';
 use Msgr::Test;
 use Msgr::Test::API qw(:DEFAULT req);
+use Msgr::Test::Sender;
 
 my $V = '/msgr/v1';
 
@@ -53,57 +54,18 @@ sub lines {
     return @l;
 }
 
-sub drain_ok {
-    my ($name, $conf) = @_;
-    local $Test::Builder::Level = $Test::Builder::Level + 1;
-    my ($rc, $out, $err) = Msgr::Test::sender($pg, $conf // $CONF);
-    is($rc, 0, "$name: msgr-sender drains and exits 0") or diag($err);
-    return $err;
-}
-
 
 # ---------------------------------------------------------------------------
 # a school with two families, one parent with the app
 
-sync_json($int, {
-    students => [
-        { mis_id => 'S1', first_name => 'Amy', last_name => 'Jones',
-          reg_group => '7B', year => '7', status => 'on_roll',
-          contacts => [ { mis_id => 'C1', priority => 1,
-                          correspondence => JSON::PP::true } ] },
-        { mis_id => 'S2', first_name => 'Cal', last_name => 'Brown',
-          reg_group => '7B', year => '7', status => 'on_roll',
-          contacts => [ { mis_id => 'C2', priority => 1,
-                          correspondence => JSON::PP::true } ] },
-    ],
-    contacts => [
-        { mis_id => 'C1', title => 'Mrs', first_name => 'Jane',
-          last_name => 'Jones', mobile_phone => '07700 900101',
-          email => 'jane@example.org' },
-        { mis_id => 'C2', title => 'Mr', first_name => 'Kim',
-          last_name => 'Brown', mobile_phone => '07700 900102',
-          email => 'kim@example.org' },
-    ],
-    groups => [ { mis_id => 'K7B', name => '7B', type => 'class',
-                  students => [qw(S1 S2)] } ],
-});
+use_outbox($pg, $staff, $CONF);
+my $groups = class_7b($int);
 
 my $contacts = ids_by_mis($staff, 'contacts');
-my $groups = ids_by_mis($staff, 'groups');
 my $tok = issue($admin, $contacts->{C1}, 'phone');
 Msgr::Test::json_ok(req(PUT => '/app/device', $tok,
                         { platform => 'android', push_token => 'fcm-1' }),
                     200, 'Jane has the app');
-
-sub send_ok {
-    my ($body, $name) = @_;
-    local $Test::Builder::Level = $Test::Builder::Level + 1;
-    my $r = $ngx->req(POST => "$V/messages", key => $staff,
-                      body => encode_json($body),
-                      headers => { 'Content-Type' => 'application/json' });
-    Msgr::Test::json_ok($r, 201, "$name: sent") or diag($r->{content});
-    return $r->{json}{id};
-}
 
 
 # ---------------------------------------------------------------------------

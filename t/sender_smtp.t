@@ -16,12 +16,12 @@ use Encode qw(decode decode_utf8 encode_utf8);
 use File::Temp qw(tempdir);
 use JSON::PP;
 use MIME::QuotedPrint qw(decode_qp);
-use POSIX ();
 use Test::More;
 
 use lib 't/lib';
 use Msgr::Test;
 use Msgr::Test::API qw(:DEFAULT req json_req);
+use Msgr::Test::Sender;
 
 my $PYTHON = '/usr/bin/python3';
 
@@ -41,43 +41,19 @@ sub db { decode_utf8($pg->psql($_[0])) }
 # ---------------------------------------------------------------------------
 # the sink
 
-my @SINKS;
-
 # sink(auth => 'user:password', tls => [cert, key]) -> {pid, port, dir}
 sub sink {
     my (%o) = @_;
-    my $s = { port => Msgr::Test::free_port(),
-              dir => tempdir('msgr-smtp-XXXXXX', TMPDIR => 1,
-                             CLEANUP => 1) };
-    my @cmd = ($PYTHON, 't/lib/smtp_sink.py', '--port', $s->{port},
-               '--dir', $s->{dir});
+    my $port = Msgr::Test::free_port();
+    my $dir = tempdir('msgr-smtp-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    my @cmd = ($PYTHON, 't/lib/smtp_sink.py', '--port', $port,
+               '--dir', $dir);
     push @cmd, '--auth', $o{auth} if $o{auth};
     push @cmd, '--tls', @{ $o{tls} } if $o{tls};
-
-    $s->{pid} = fork() // die "fork: $!";
-    if ($s->{pid} == 0) {
-        open(STDOUT, '>', "$s->{dir}/sink.log");
-        open(STDERR, '>&', \*STDOUT);
-        exec @cmd or POSIX::_exit(127);
-    }
-    push @SINKS, $s;
-
-    for (1 .. 100) {
-        return $s if Msgr::Test::_port_open($s->{port});
-        select(undef, undef, undef, 0.1);
-    }
-    die "the SMTP sink did not start:\n"
-        . Msgr::Test::slurp("$s->{dir}/sink.log");
+    my $s = fake_start(\@cmd, $port, "$dir/sink.log");
+    $s->{dir} = $dir;
+    return $s;
 }
-
-sub sink_stop {
-    my ($s) = @_;
-    kill 'TERM', $s->{pid};
-    waitpid($s->{pid}, 0);
-    @SINKS = grep { $_ != $s } @SINKS;
-}
-
-END { kill 'TERM', $_->{pid} for @SINKS; }
 
 # Per-recipient answers of the sink: { address => 'CODE TEXT' }.
 sub replies {
@@ -143,24 +119,6 @@ ${\ ($extra // '') }
 CONF
 }
 
-sub drain_ok {
-    my ($name, $conf) = @_;
-    local $Test::Builder::Level = $Test::Builder::Level + 1;
-    my ($rc, $out, $err) = Msgr::Test::sender($pg, $conf);
-    is($rc, 0, "$name: msgr-sender drains and exits 0") or diag($err);
-    return $err;
-}
-
-sub send_ok {
-    my ($body, $name) = @_;
-    local $Test::Builder::Level = $Test::Builder::Level + 1;
-    my $r = $ngx->req(POST => "$V/messages", key => $staff,
-                      body => encode_json($body),
-                      headers => { 'Content-Type' => 'application/json' });
-    Msgr::Test::json_ok($r, 201, "$name: sent") or diag($r->{content});
-    return $r->{json}{id};
-}
-
 # delivery_id => { address, subject, body, state, ... } of a message
 sub deliveries {
     my ($id) = @_;
@@ -177,28 +135,16 @@ sub deliveries {
 # ---------------------------------------------------------------------------
 # a school with two families, and its email
 
-sync_json($int, {
+use_outbox($pg, $staff);
+my $groups = class_7b($int,
     students => [
-        { mis_id => 'S1', first_name => 'Amy', last_name => 'Jones',
-          reg_group => '7B', year => '7', status => 'on_roll',
-          contacts => [ { mis_id => 'C1', priority => 1,
-                          correspondence => JSON::PP::true } ] },
-        { mis_id => 'S2', first_name => 'Cal', last_name => 'Brown',
-          reg_group => '7B', year => '7', status => 'on_roll',
-          contacts => [ { mis_id => 'C2', priority => 1,
-                          correspondence => JSON::PP::true } ] },
-        map({ { mis_id => "S$_", first_name => "Kid$_", last_name => 'Doe',
+        map { { mis_id => "S$_", first_name => "Kid$_", last_name => 'Doe',
                 reg_group => '8C', year => '8', status => 'on_roll',
                 contacts => [ { mis_id => "C$_", priority => 1,
                                 correspondence => JSON::PP::true } ] } }
-            3 .. 5),
-    ],
+            3 .. 5 ],
+    # the sink's switches: 451, 550, and an answer after 5 seconds
     contacts => [
-        { mis_id => 'C1', title => 'Mrs', first_name => 'Jane',
-          last_name => 'Jones', email => 'jane@example.org' },
-        { mis_id => 'C2', title => 'Mr', first_name => 'Kim',
-          last_name => 'Brown', email => 'kim@example.org' },
-        # the sink's switches: 451, 550, and an answer after 5 seconds
         { mis_id => 'C3', first_name => 'Dan', last_name => 'Doe',
           email => 'temp-fail@example.org' },
         { mis_id => 'C4', first_name => 'Gus', last_name => 'Doe',
@@ -206,13 +152,8 @@ sync_json($int, {
         { mis_id => 'C5', first_name => 'Sal', last_name => 'Doe',
           email => 'slow@example.org' },
     ],
-    groups => [ { mis_id => 'K7B', name => '7B', type => 'class',
-                  students => [qw(S1 S2)] },
-                { mis_id => 'K8C', name => '8C', type => 'class',
-                  students => [qw(S3 S4 S5)] } ],
-});
-
-my $groups = ids_by_mis($staff, 'groups');
+    groups => [ { mis_id => 'K8C', name => '8C', type => 'class',
+                  students => [qw(S3 S4 S5)] } ]);
 
 my $r = json_req(PATCH => '/settings/school', $admin,
                  { email => 'office@alpha.example' });
@@ -303,7 +244,7 @@ my $BODY = "Dear {first_name},\n\nThe trip to Łódź is on Friday = the last"
 
     drain_ok('a second drain', conf($s));
     is(scalar(mails($s)), 2, 'sends nothing again');
-    sink_stop($s);
+    fake_stop($s);
 }
 
 
@@ -333,7 +274,7 @@ my $BODY = "Dear {first_name},\n\nThe trip to Łódź is on Friday = the last"
     $r = json_req(PATCH => '/settings/school', $admin,
                   { email => 'office@alpha.example' });
     Msgr::Test::json_ok($r, 200, 'the school\'s email is set again');
-    sink_stop($s);
+    fake_stop($s);
 }
 
 
@@ -375,7 +316,7 @@ my $BODY = "Dear {first_name},\n\nThe trip to Łódź is on Friday = the last"
        'the 550 is not tried again');
 
     # switches by address: temp-fail@ and no-such@ as above
-    sink_stop($s);
+    fake_stop($s);
 }
 
 
@@ -412,7 +353,7 @@ my $BODY = "Dear {first_name},\n\nThe trip to Łódź is on Friday = the last"
     is(db("SELECT string_agg(DISTINCT state || ' ' || attempt, ',')"
           . " FROM msgr_deliveries WHERE message_id = $id"), 'sent 3',
        'sent at the third attempt');
-    sink_stop($s);
+    fake_stop($s);
 }
 
 
@@ -444,7 +385,7 @@ SKIP: {
     my @m = mails($s);
     is_deeply([ map { $_->{env}{tls} ? 'tls' : 'plain' } @m ],
               [qw(tls tls)], 'both emails over STARTTLS');
-    sink_stop($s);
+    fake_stop($s);
 }
 
 
@@ -468,7 +409,7 @@ SKIP: {
          qr/^permanent-failure smtp 550:/, 'no-such@: 550, failed for good');
     like("$by{slow}{state} $by{slow}{error}",
          qr/^queued smtp: .*time/i, 'slow@: timed out, queued again');
-    sink_stop($s);
+    fake_stop($s);
 
     # the server is down
     db("UPDATE msgr_deliveries SET run_at = now()"
