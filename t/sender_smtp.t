@@ -15,6 +15,7 @@ use utf8;
 use Encode qw(decode decode_utf8 encode_utf8);
 use File::Temp qw(tempdir);
 use JSON::PP;
+use MIME::Base64 ();
 use MIME::QuotedPrint qw(decode_qp);
 use Test::More;
 
@@ -104,7 +105,7 @@ sub mails {
 
 sub conf {
     my ($s, $extra) = @_;
-    return <<"CONF";
+    return encode_utf8(<<"CONF");
 [sender]
 batch = 50
 poll = 0.2
@@ -274,6 +275,46 @@ my $BODY = "Dear {first_name},\n\nThe trip to Łódź is on Friday = the last"
     $r = json_req(PATCH => '/settings/school', $admin,
                   { email => 'office@alpha.example' });
     Msgr::Test::json_ok($r, 200, 'the school\'s email is set again');
+    fake_stop($s);
+}
+
+
+# ---------------------------------------------------------------------------
+# long lines of non-ASCII text, spaces at line ends, a line of a dot
+
+{
+    my $s = sink();
+    my $subject = join(' ', ('Zażółć gęślą jaźń') x 6);
+    my $body = ('ą' x 100) . "\nA line ending in spaces   \n.\n"
+             . ('=' x 30) . ' ' . ('ż' x 40) . "\n \nAfter a line of a space";
+    my $id = send_ok({ channels => ['email'],
+                       to => { groups => [ $groups->{K7B} ] },
+                       subject => $subject, body => $body },
+                     'a long Polish subject and text');
+    drain_ok('the drain', conf($s, "from_name = Szkoła Podstawowa nr 1\n"));
+    my ($m) = mails($s);
+    my ($row) = grep { $_->{address} eq $m->{env}{rcpt_tos}[0] }
+                values %{ deliveries($id) };
+    is($m->{subject}, $row->{subject}, 'the long subject decodes whole');
+    my @words = $m->{head} =~ /(=\?[^?]+\?B\?[^?]*\?=)/g;
+    cmp_ok(scalar @words, '>', 1, 'in several encoded words');
+    ok(!grep({ length > 75 } @words), 'each at most 75 characters');
+    ok(!grep({ my ($b64) = /\?B\?([^?]*)\?=/;
+               !eval { decode('UTF-8', MIME::Base64::decode_base64($b64),
+                              Encode::FB_CROAK); 1 } } @words),
+       'none cuts a character in two');
+    is(decode('MIME-Header', $m->{headers}{from}),
+       'Szkoła Podstawowa nr 1 <noreply@alpha.example>',
+       'a non-ASCII from_name, encoded');
+    is($m->{parts}{'text/plain'}{text}, $row->{body},
+       'the text, byte for byte');
+    ok(!grep({ length > 76 } split /\r\n/, $m->{raw}),
+       'no line of the message over 76 characters');
+    my $html = $m->{parts}{'text/html'}{text} // '';
+    like($html, qr{<p>\Q${\ ('ą' x 100)}\E<br>},
+         'HTML: the long line whole');
+    like($html, qr{</p>\s*<p>After a line of a space</p>},
+         'HTML: a line of spaces ends a paragraph');
     fake_stop($s);
 }
 

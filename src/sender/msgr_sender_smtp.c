@@ -107,34 +107,37 @@ msgr_sender_smtp_plain(const char *s)
 
 
 /*
- * RFC 2047 encoded words (UTF-8, base64), each at most 75 characters and
- * never cutting a character, folded onto lines of their own.
+ * RFC 2047 encoded words (UTF-8, base64), never cutting a character, one
+ * a line, each line at most 76 characters: the first starts at column col
+ * (after "Subject: "), the others on folded lines.
  */
 
 static int
-msgr_sender_smtp_words(msgr_sender_buf_t *buf, const char *s)
+msgr_sender_smtp_words(msgr_sender_buf_t *buf, const char *s, size_t col)
 {
     static const char     b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                   "abcdefghijklmnopqrstuvwxyz0123456789+/";
     char                  out[64];
-    size_t                len, n, i, o;
+    size_t                len, n, max, i, o;
     uint32_t              v;
     const unsigned char  *p;
 
     p = (const unsigned char *) s;
     len = strlen(s);
 
-    while (len > 0) {
-        /* 45 bytes are 60 characters of base64: 72 with "=?UTF-8?B?" "?=" */
+    do {
+        /* "=?UTF-8?B?" and "?=" are 12; 45 bytes are 60 in base64 */
 
-        n = len < 45 ? len : 45;
+        max = (76 - col - 12) / 4 * 3;
+        max = max > 45 ? 45 : max;
+        n = len < max ? len : max;
 
         while (n < len && n > 0 && (p[n] & 0xc0) == 0x80) {
             n--;
         }
 
-        if (n == 0) {
-            n = len < 45 ? len : 45;
+        if (n == 0 && len > 0) {
+            n = len < max ? len : max;
         }
 
         o = 0;
@@ -161,7 +164,9 @@ msgr_sender_smtp_words(msgr_sender_buf_t *buf, const char *s)
 
         p += n;
         len -= n;
-    }
+        col = 1;
+
+    } while (len > 0);
 
     return 0;
 }
@@ -170,23 +175,27 @@ msgr_sender_smtp_words(msgr_sender_buf_t *buf, const char *s)
 /* unstructured text (Subject): as it is when it can be, else encoded */
 
 static int
-msgr_sender_smtp_text(msgr_sender_buf_t *buf, const char *s)
+msgr_sender_smtp_text(msgr_sender_buf_t *buf, const char *s, size_t col)
 {
     if (msgr_sender_smtp_plain(s)) {
         return MSGR_SENDER_SMTP_ADD(buf, s);
     }
 
-    return msgr_sender_smtp_words(buf, s);
+    return msgr_sender_smtp_words(buf, s, col);
 }
 
 
-/* a display name: a quoted string, or encoded words */
+/*
+ * A display name and a space: a quoted string, or encoded words and a
+ * folded line for the address that follows.
+ */
 
 static int
-msgr_sender_smtp_phrase(msgr_sender_buf_t *buf, const char *s)
+msgr_sender_smtp_phrase(msgr_sender_buf_t *buf, const char *s, size_t col)
 {
     if (!msgr_sender_smtp_plain(s)) {
-        return msgr_sender_smtp_words(buf, s);
+        return (msgr_sender_smtp_words(buf, s, col)
+                || msgr_sender_buf_add(buf, "\r\n ", 3)) ? -1 : 0;
     }
 
     if (msgr_sender_buf_add(buf, "\"", 1) != 0) {
@@ -204,7 +213,7 @@ msgr_sender_smtp_phrase(msgr_sender_buf_t *buf, const char *s)
         }
     }
 
-    return msgr_sender_buf_add(buf, "\"", 1);
+    return msgr_sender_buf_add(buf, "\" ", 2);
 }
 
 
@@ -272,26 +281,45 @@ msgr_sender_smtp_qp(msgr_sender_buf_t *buf, const char *s)
 }
 
 
+/* one character of text in HTML */
+
+static int
+msgr_sender_smtp_escape(msgr_sender_buf_t *html, const char *c)
+{
+    switch (*c) {
+    case '&':
+        return MSGR_SENDER_SMTP_ADD(html, "&amp;");
+    case '<':
+        return MSGR_SENDER_SMTP_ADD(html, "&lt;");
+    case '>':
+        return MSGR_SENDER_SMTP_ADD(html, "&gt;");
+    case '"':
+        return MSGR_SENDER_SMTP_ADD(html, "&quot;");
+    case '\'':
+        return MSGR_SENDER_SMTP_ADD(html, "&#39;");
+    default:
+        return msgr_sender_buf_add(html, c, 1);
+    }
+}
+
+
 /*
  * The text as HTML: escaped, a paragraph for each run of lines between
- * blank ones, a <br> for each line break inside one.
+ * blank ones (or ones of spaces), a <br> for each line break inside one.
  */
 
 static int
 msgr_sender_smtp_html(msgr_sender_buf_t *html, const char *subject,
     const char *text)
 {
-    int          open, rc;
+    int          open, rc, nl;
     const char  *s, *e;
 
     rc = MSGR_SENDER_SMTP_ADD(html, "<!DOCTYPE html>\n<html><head>"
                               "<meta charset=\"utf-8\"><title>");
 
     for (s = subject; rc == 0 && *s; s++) {
-        rc = *s == '&' ? MSGR_SENDER_SMTP_ADD(html, "&amp;")
-             : *s == '<' ? MSGR_SENDER_SMTP_ADD(html, "&lt;")
-             : *s == '>' ? MSGR_SENDER_SMTP_ADD(html, "&gt;")
-             : msgr_sender_buf_add(html, s, 1);
+        rc = msgr_sender_smtp_escape(html, s);
     }
 
     rc = rc || MSGR_SENDER_SMTP_ADD(html, "</title></head>\n<body>\n");
@@ -303,23 +331,24 @@ msgr_sender_smtp_html(msgr_sender_buf_t *html, const char *subject,
         }
 
         if (*s == '\n') {
-            for (e = s + 1; *e == '\r' || *e == '\n'; e++) {
-                /* void */
+            nl = 0;
+
+            for (e = s; *e == '\n' || *e == '\r' || *e == ' ' || *e == '\t';
+                 e++)
+            {
+                nl += (*e == '\n');
             }
 
-            if (e - s > 1 && (memchr(s + 1, '\n', e - s - 1) || *e == '\0')) {
+            if (nl > 1 || *e == '\0') {
                 /* a blank line, or the end: the paragraph ends */
                 rc = open ? MSGR_SENDER_SMTP_ADD(html, "</p>\n") : 0;
                 open = 0;
                 s = e - 1;
-                continue;
+
+            } else {
+                rc = open ? MSGR_SENDER_SMTP_ADD(html, "<br>\n") : 0;
             }
 
-            if (*e == '\0') {
-                break;
-            }
-
-            rc = open ? MSGR_SENDER_SMTP_ADD(html, "<br>\n") : 0;
             continue;
         }
 
@@ -328,13 +357,7 @@ msgr_sender_smtp_html(msgr_sender_buf_t *html, const char *subject,
             open = 1;
         }
 
-        rc = rc
-             || (*s == '&' ? MSGR_SENDER_SMTP_ADD(html, "&amp;")
-                 : *s == '<' ? MSGR_SENDER_SMTP_ADD(html, "&lt;")
-                 : *s == '>' ? MSGR_SENDER_SMTP_ADD(html, "&gt;")
-                 : *s == '"' ? MSGR_SENDER_SMTP_ADD(html, "&quot;")
-                 : *s == '\'' ? MSGR_SENDER_SMTP_ADD(html, "&#39;")
-                 : msgr_sender_buf_add(html, s, 1));
+        rc = rc || msgr_sender_smtp_escape(html, s);
     }
 
     rc = rc || (open && MSGR_SENDER_SMTP_ADD(html, "</p>\n"))
@@ -371,8 +394,7 @@ msgr_sender_smtp_headers(msgr_sender_smtp_conf_t *sc, msgr_sender_job_t *job,
 
     rc = MSGR_SENDER_SMTP_ADD(m, line)
          || MSGR_SENDER_SMTP_ADD(m, "From: ")
-         || (name && (msgr_sender_smtp_phrase(m, name)
-                      || MSGR_SENDER_SMTP_ADD(m, " ")))
+         || (name && msgr_sender_smtp_phrase(m, name, sizeof("From: ") - 1))
          || MSGR_SENDER_SMTP_ADD(m, "<")
          || MSGR_SENDER_SMTP_ADD(m, sc->from)
          || MSGR_SENDER_SMTP_ADD(m, ">\r\n")
@@ -382,7 +404,8 @@ msgr_sender_smtp_headers(msgr_sender_smtp_conf_t *sc, msgr_sender_job_t *job,
          || MSGR_SENDER_SMTP_ADD(m, "To: <")
          || MSGR_SENDER_SMTP_ADD(m, job->address)
          || MSGR_SENDER_SMTP_ADD(m, ">\r\nSubject: ")
-         || msgr_sender_smtp_text(m, job->subject ? job->subject : "")
+         || msgr_sender_smtp_text(m, job->subject ? job->subject : "",
+                                  sizeof("Subject: ") - 1)
          || MSGR_SENDER_SMTP_ADD(m, "\r\nMessage-ID: <")
          || MSGR_SENDER_SMTP_ADD(m, message_id)
          || MSGR_SENDER_SMTP_ADD(m, ">\r\n");
