@@ -250,16 +250,18 @@ my $BODY = "Dear {first_name},\n\nThe trip to Łódź is on Friday = the last"
 
 
 # ---------------------------------------------------------------------------
-# an ASCII subject stays as it is; the school's email unset: no Reply-To
+# a long ASCII subject stays as it is, folded; the school's email unset: no
+# Reply-To
 
 {
     my $s = sink();
+    my $LONG = 'Trip on Friday: ' . join(' ', ('bring a coat and boots') x 5);
     my $r = json_req(PATCH => '/settings/school', $admin, { email => '' });
     Msgr::Test::json_ok($r, 200, 'the school\'s email is cleared');
     my $id = send_ok({ channels => ['email'],
                        to => { groups => [ $groups->{K7B} ] },
-                       subject => 'Trip on Friday', body => 'Hello' },
-                     'a plain subject');
+                       subject => $LONG, body => 'Hello' },
+                     'a long plain subject');
     drain_ok('a drain one at a time',
              conf($s, "from_name = Alpha \"Office\"\n")
              =~ s/batch = 50/batch = 1\nmax_in_flight = 1/r);
@@ -267,7 +269,11 @@ my $BODY = "Dear {first_name},\n\nThe trip to Łódź is on Friday = the last"
     is(scalar @m, 2, 'two emails');
     is($m[1]{env}{peer}, $m[0]{env}{peer},
        'the second over the first one\'s connection');
-    is($m[0]{headers}{subject}, 'Trip on Friday', 'the subject as it is');
+    is($m[0]{headers}{subject}, $LONG, 'the subject as it is, unfolded');
+    like($m[0]{head}, qr/^Subject: Trip on Friday: bring [^\r\n]*\r\n [a-z]/m,
+         'folded before a space');
+    ok(!grep({ length > 76 } split /\r\n/, $m[0]{head}),
+       'no header line over 76 characters');
     ok(!exists $m[0]{headers}{'reply-to'}, 'no Reply-To');
     is($m[0]{headers}{from}, '"Alpha \"Office\"" <noreply@alpha.example>',
        'from_name in a quoted string');

@@ -172,16 +172,51 @@ msgr_sender_smtp_words(msgr_sender_buf_t *buf, const char *s, size_t col)
 }
 
 
-/* unstructured text (Subject): as it is when it can be, else encoded */
+/*
+ * Unstructured text (Subject): as it is when it can be, folded before
+ * spaces onto lines of at most 76 characters where words allow; else
+ * encoded.
+ */
 
 static int
 msgr_sender_smtp_text(msgr_sender_buf_t *buf, const char *s, size_t col)
 {
-    if (msgr_sender_smtp_plain(s)) {
-        return MSGR_SENDER_SMTP_ADD(buf, s);
+    const char  *p, *cut;
+
+    if (!msgr_sender_smtp_plain(s)) {
+        return msgr_sender_smtp_words(buf, s, col);
     }
 
-    return msgr_sender_smtp_words(buf, s, col);
+    while (col + strlen(s) > 76) {
+        cut = NULL;
+
+        for (p = s + 1; *p && (size_t) (p - s) + col <= 76; p++) {
+            if (*p == ' ' && p[-1] != ' ') {
+                cut = p;
+            }
+        }
+
+        for (p = s + 1; cut == NULL && *p; p++) {
+            if (*p == ' ' && p[-1] != ' ') {
+                cut = p;    /* a word too long for a line: after it */
+            }
+        }
+
+        if (cut == NULL) {
+            break;
+        }
+
+        if (msgr_sender_buf_add(buf, s, cut - s) != 0
+            || msgr_sender_buf_add(buf, "\r\n", 2) != 0)
+        {
+            return -1;
+        }
+
+        s = cut;
+        col = 0;
+    }
+
+    return MSGR_SENDER_SMTP_ADD(buf, s);
 }
 
 
