@@ -36,7 +36,7 @@
 
 
 typedef enum {
-    MSGR_SENDER_IO_CLOSED = 0,   /* a curl socket gone: freed after the batch */
+    MSGR_SENDER_IO_CLOSED = 0,   /* a curl socket gone, freed after a batch */
     MSGR_SENDER_IO_PG,
     MSGR_SENDER_IO_CURL,
     MSGR_SENDER_IO_SIGNAL
