@@ -33,7 +33,8 @@ MSGR_HDRS   := $(wildcard src/msgr_*.h)
 CTL_SRCS    := src/ctl/msgrctl.c src/msgr_key.c src/msgr_settings.c \
                src/msgr_text.c src/msgr_phone.c src/msgr_routing.c
 SENDER_SRCS := $(wildcard src/sender/*.c) src/msgr_routing.c \
-               src/msgr_settings.c src/msgr_text.c src/msgr_phone.c
+               src/msgr_settings.c src/msgr_text.c src/msgr_phone.c \
+               src/msgr_buf.c
 SENDER_HDRS := $(wildcard src/sender/*.h) $(MSGR_HDRS)
 DOC_SRCS    := src/tools/msgr_settings_doc.c src/msgr_settings_doc.c \
                src/msgr_settings.c src/msgr_text.c src/msgr_phone.c
@@ -128,7 +129,7 @@ test: deps all
 	prove -r t/
 
 bench: deps all
-	@for b in bench/*.sh; do bash $$b || exit 1; done
+	@rc=0; for b in bench/*.sh; do bash $$b || rc=1; done; exit $$rc
 
 clean:
 	rm -rf $(BUILD)

@@ -32,6 +32,8 @@ static char *ngx_http_msgr_pg(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_msgr_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_msgr_twilio(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_msgr_pool_cache(ngx_conf_t *cf,
     ngx_http_msgr_pg_pool_t *pool, size_t size);
 static void ngx_http_msgr_notify(ngx_http_msgr_pg_pool_t *pool,
@@ -126,6 +128,20 @@ static ngx_command_t  ngx_http_msgr_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_msgr_loc_conf_t, app_refused_rate),
       &ngx_http_msgr_rate_bounds },
+
+    { ngx_string("msgr_twilio_auth_token"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_msgr_twilio,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_msgr_loc_conf_t, twilio_auth_token),
+      NULL },
+
+    { ngx_string("msgr_twilio_callback_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_msgr_twilio,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_msgr_loc_conf_t, twilio_callback_url),
+      NULL },
 
       ngx_null_command
 };
@@ -277,6 +293,49 @@ ngx_http_msgr_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
  * Each pool has its read cache, shared by the workers, and a LISTEN
  * connection per worker that keeps the cache true (docs/architecture.md).
  */
+
+
+/*
+ * msgr_twilio_auth_token TOKEN | off; msgr_twilio_callback_url URL | off:
+ * off is stored as "" (a token and a URL are never empty)
+ */
+
+static char *
+ngx_http_msgr_twilio(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t  *field, *value;
+
+    field = (ngx_str_t *) ((char *) conf + cmd->offset);
+
+    if (field->data != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    *field = value[1];
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        ngx_str_set(field, "");
+        return NGX_CONF_OK;
+    }
+
+    if (value[1].len == 0) {
+        return "takes a value or off";
+    }
+
+    if (cmd->offset == offsetof(ngx_http_msgr_loc_conf_t,
+                                twilio_callback_url)
+        && ((ngx_strncmp(value[1].data, "http://", 7) != 0
+             && ngx_strncmp(value[1].data, "https://", 8) != 0)
+            || ngx_strlchr(value[1].data, value[1].data + value[1].len, '?')
+               != NULL))
+    {
+        return "takes the status route's public URL, http:// or https://, "
+               "without a query";
+    }
+
+    return NGX_CONF_OK;
+}
 
 static ngx_int_t
 ngx_http_msgr_pool_cache(ngx_conf_t *cf, ngx_http_msgr_pg_pool_t *pool,
@@ -449,6 +508,12 @@ ngx_http_msgr_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     /* refused posts: six times the accepted ones unless said */
     ngx_conf_merge_uint_value(conf->app_refused_rate, prev->app_refused_rate,
                               ngx_min(6 * conf->app_rate, 60000));
+
+    /* "off" (the default) is stored as an empty string */
+    ngx_conf_merge_str_value(conf->twilio_auth_token,
+                             prev->twilio_auth_token, "");
+    ngx_conf_merge_str_value(conf->twilio_callback_url,
+                             prev->twilio_callback_url, "");
 
 #if (NGX_THREADS)
     if (conf->thread_pool == NULL) {

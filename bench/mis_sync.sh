@@ -28,6 +28,7 @@ LIMIT=2
 STUDENTS=${BENCH_STUDENTS:-2000}
 
 cd "$(dirname "$0")/.."
+. bench/lib/env.sh
 
 for tool in curl perl; do
     command -v "$tool" >/dev/null \
@@ -38,31 +39,11 @@ if [ ! -f bench/lib/mis_snapshot.pl ]; then
     exit 1
 fi
 
-TMP=$(mktemp -d /tmp/msgr-bench-mis-XXXXXX)
-chmod 755 "$TMP"
-ENV_PID=
-
-cleanup() {
-    local rc=$?
-    set +e
-    if [ -n "$ENV_PID" ]; then
-        # closing its stdin tells the helper to tear everything down
-        exec 3>&-
-        if ! wait "$ENV_PID"; then
-            echo "bench: the msgr environment reported a problem" >&2
-            [ "$rc" = 0 ] && rc=1
-        fi
-    fi
-    rm -rf "$TMP"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_begin mis
 
 # --- the snapshots ----------------------------------------------------------
 
-perl bench/lib/mis_snapshot.pl "$STUDENTS" >"$TMP/generated.json"
+perl bench/lib/mis_snapshot.pl --api "$STUDENTS" >"$TMP/generated.json"
 
 # snap1.json: the school as POST /v1/mis/sync takes it; snap3.json: the same
 # with every 20th record of each kind changed.  Prints the row counts.
@@ -77,12 +58,6 @@ my $J = JSON::PP->new->utf8->canonical;
 open(my $in, '<', "$dir/generated.json") or die "generated.json: $!";
 my $snap = $J->decode(do { local $/; <$in> });
 close $in;
-
-# the generator prints the normalised shape, phone_problems included; the
-# API takes what an MIS sends, where phone_problems is not a field
-for my $r (@{ $snap->{contacts} }, @{ $snap->{staff} }) {
-    delete $r->{phone_problems};
-}
 
 sub spew {
     my ($name, $s) = @_;
@@ -156,12 +131,10 @@ printf ' (%d rows, %.1f MB); %d records changed in the third\n' "$ROWS" \
 
 # --- the msgr environment -------------------------------------------------
 
-mkfifo "$TMP/env.in" "$TMP/env.out"
-perl bench/lib/mis_env.pl <"$TMP/env.in" >"$TMP/env.out" &
-ENV_PID=$!
-exec 3>"$TMP/env.in"
-if ! read -r PORT KEY <"$TMP/env.out" || [ -z "${KEY:-}" ]; then
-    echo "bench: the msgr environment did not start" >&2
+bench_env_start bench/lib/mis_env.pl
+read -r PORT KEY <<<"$ENV_LINE"
+if [ -z "${KEY:-}" ]; then
+    echo "bench: the msgr environment printed \"$ENV_LINE\"" >&2
     exit 1
 fi
 

@@ -21,19 +21,17 @@ DURATION=${BENCH_DURATION:-10s}
 PATCH_DURATION=${BENCH_PATCH_DURATION:-5s}
 
 cd "$(dirname "$0")/.."
+. bench/lib/env.sh
 
 for tool in wrk curl perl "$NGINX"; do
     command -v "$tool" >/dev/null || { echo "bench: $tool not found" >&2; exit 1; }
 done
 
-TMP=$(mktemp -d /tmp/msgr-bench-settings-XXXXXX)
-chmod 755 "$TMP"
-ENV_PID=
+bench_begin settings
 STOCK_PID=
 
-cleanup() {
-    local rc=$?
-    set +e
+# what this benchmark started itself
+bench_stop_own() {
     if [ -n "$STOCK_PID" ] && kill -0 "$STOCK_PID" 2>/dev/null; then
         kill -QUIT "$STOCK_PID"
         for _ in $(seq 100); do
@@ -42,29 +40,14 @@ cleanup() {
         done
         kill -0 "$STOCK_PID" 2>/dev/null && kill -KILL "$STOCK_PID"
     fi
-    if [ -n "$ENV_PID" ]; then
-        # closing its stdin tells the helper to tear everything down
-        exec 3>&-
-        if ! wait "$ENV_PID"; then
-            echo "bench: the msgr environment reported a problem" >&2
-            [ "$rc" = 0 ] && rc=1
-        fi
-    fi
-    rm -rf "$TMP"
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # --- the msgr environment -------------------------------------------------
 
-mkfifo "$TMP/env.in" "$TMP/env.out"
-perl bench/lib/settings_env.pl <"$TMP/env.in" >"$TMP/env.out" &
-ENV_PID=$!
-exec 3>"$TMP/env.in"
-if ! read -r PORT KEY <"$TMP/env.out" || [ -z "${KEY:-}" ]; then
-    echo "bench: the msgr environment did not start" >&2
+bench_env_start bench/lib/settings_env.pl
+read -r PORT KEY <<<"$ENV_LINE"
+if [ -z "${KEY:-}" ]; then
+    echo "bench: the msgr environment printed \"$ENV_LINE\"" >&2
     exit 1
 fi
 

@@ -3,9 +3,93 @@
 -- list and sending PIN, the PIN's lockout, Idempotency-Key answers and each
 -- key's last send_to.  docs/routing.md and docs/api.md describe them.
 
+-- A contact's own fields (local edits over the MIS values, as
+-- msgr_contact_json() shows them), without its students or the history of
+-- its edits: what resolving a send needs, for thousands at once.
+CREATE FUNCTION msgr_contact_fields(c msgr_contacts) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object(
+               'id', c.contact_id,
+               'mis_id', c.mis_id,
+               'title', coalesce(c.overrides ->> 'title', c.title),
+               'first_name', coalesce(c.overrides ->> 'first_name',
+                                      c.first_name),
+               'last_name', coalesce(c.overrides ->> 'last_name',
+                                     c.last_name),
+               'home_phone', CASE WHEN c.overrides ? 'home_phone'
+                                  THEN nullif(c.overrides ->> 'home_phone',
+                                              '')
+                                  ELSE c.home_phone END,
+               'work_phone', CASE WHEN c.overrides ? 'work_phone'
+                                  THEN nullif(c.overrides ->> 'work_phone',
+                                              '')
+                                  ELSE c.work_phone END,
+               'mobile_phone', CASE WHEN c.overrides ? 'mobile_phone'
+                                    THEN nullif(c.overrides
+                                                ->> 'mobile_phone', '')
+                                    ELSE c.mobile_phone END,
+               'email', CASE WHEN c.overrides ? 'email'
+                             THEN nullif(c.overrides ->> 'email', '')
+                             ELSE c.email END,
+               'language', coalesce(c.overrides ->> 'language', c.language),
+               'phone_problems', c.phone_problems)
+$$;
+
+-- The students of some contacts, as a contact's JSON lists them: one
+-- grouped query for any number of contacts.
+CREATE FUNCTION msgr_contact_students(p_school bigint, p_contacts bigint[])
+RETURNS TABLE (contact_id bigint, students jsonb)
+LANGUAGE sql STABLE AS $$
+    SELECT l.contact_id,
+           jsonb_agg(jsonb_build_object(
+               'id', s.student_id,
+               'first_name', s.first_name,
+               'last_name', s.last_name,
+               'reg_group', s.reg_group,
+               'relationship', nullif(l.relationship, ''),
+               'priority', l.priority,
+               'correspondence', l.correspondence)
+               ORDER BY l.priority, s.student_id)
+      FROM msgr_student_contacts l
+      JOIN msgr_students s
+        ON s.school_id = l.school_id AND s.student_id = l.student_id
+     WHERE l.school_id = p_school AND l.contact_id = ANY (p_contacts)
+       AND l.retired_at IS NULL AND s.retired_at IS NULL
+     GROUP BY l.contact_id
+$$;
+
+-- The same JSON as sql/0007_contact_json.sql's, made of the two above.
+CREATE OR REPLACE FUNCTION msgr_contact_json(c msgr_contacts) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT msgr_contact_fields(c)
+           || jsonb_build_object(
+               'overridden', (SELECT coalesce(jsonb_agg(k ORDER BY k), '[]')
+                                FROM jsonb_object_keys(c.overrides) AS k),
+               'mis_values', (SELECT coalesce(jsonb_object_agg(k, m -> k),
+                                              '{}')
+                                FROM jsonb_object_keys(c.overrides) AS k,
+                                     jsonb_build_object(
+                                         'title', c.title,
+                                         'first_name', c.first_name,
+                                         'last_name', c.last_name,
+                                         'home_phone', c.home_phone,
+                                         'work_phone', c.work_phone,
+                                         'mobile_phone', c.mobile_phone,
+                                         'email', c.email,
+                                         'language', c.language) AS m
+                               WHERE m ? k),
+               'students', coalesce((SELECT x.students
+                                       FROM msgr_contact_students(
+                                                c.school_id,
+                                                ARRAY[c.contact_id]) x),
+                                    '[]'))
+$$;
+
+
 -- The records a send reads (groups, students, their contacts, staff), as
 -- one document for msgr_recipients_resolve() (docs/recipients.md): the one
--- query GET /v1/recipients and POST /v1/messages share.
+-- query GET /v1/recipients and POST /v1/messages share.  Every part is one
+-- grouped pass, so a whole school costs a few scans, not one per student.
 CREATE FUNCTION msgr_send_records(p_school bigint, p_groups bigint[],
                                   p_students bigint[])
 RETURNS jsonb
@@ -42,9 +126,29 @@ LANGUAGE sql STABLE AS $$
          WHERE l.school_id = p_school AND l.retired_at IS NULL
            AND l.student_id IN (SELECT student_id FROM st)),
     co AS (
-        SELECT c.*, msgr_contact_json(c) AS j FROM msgr_contacts c
+        SELECT c.contact_id, msgr_contact_fields(c) AS j
+          FROM msgr_contacts c
          WHERE c.school_id = p_school AND c.retired_at IS NULL
-           AND c.contact_id IN (SELECT contact_id FROM li))
+           AND c.contact_id IN (SELECT contact_id FROM li)),
+    dv AS (
+        SELECT v.contact_id, count(*)::integer AS n
+          FROM msgr_app_devices v
+          JOIN msgr_app_tokens t
+            ON t.school_id = v.school_id AND t.token_id = v.token_id
+         WHERE v.school_id = p_school AND t.revoked_at IS NULL
+         GROUP BY v.contact_id),
+    lj AS (
+        SELECT li.student_id,
+               jsonb_agg(jsonb_build_object(
+                   'id', li.contact_id, 'priority', li.priority,
+                   'correspondence', li.correspondence,
+                   'relationship', li.relationship)
+                   ORDER BY li.priority, li.contact_id) AS contacts
+          FROM li
+          JOIN msgr_contacts c
+            ON c.school_id = li.school_id AND c.contact_id = li.contact_id
+         WHERE c.retired_at IS NULL
+         GROUP BY li.student_id)
     SELECT jsonb_build_object(
         'selected_groups', (SELECT coalesce(jsonb_agg(jsonb_build_object(
             'id', g.group_id, 'name', g.name, 'type', g.type,
@@ -64,17 +168,11 @@ LANGUAGE sql STABLE AS $$
             FROM ss),
         'students', (SELECT coalesce(jsonb_object_agg(s.student_id,
             msgr_student_json(s) || jsonb_build_object('contacts',
-             (SELECT coalesce(jsonb_agg(jsonb_build_object(
-               'id', li.contact_id, 'priority', li.priority,
-               'correspondence', li.correspondence,
-               'relationship', li.relationship)
-               ORDER BY li.priority, li.contact_id), '[]')
-               FROM li JOIN co USING (contact_id)
-              WHERE li.student_id = s.student_id))), '{}') FROM st s),
+                coalesce(lj.contacts, '[]'))), '{}')
+            FROM st s LEFT JOIN lj USING (student_id)),
         'contacts', (SELECT coalesce(jsonb_object_agg(co.contact_id,
-            (co.j - 'students' - 'mis_values' - 'overridden')
-            || jsonb_build_object('devices', msgr_contact_devices(
-               co.school_id, co.contact_id))), '{}') FROM co),
+            co.j || jsonb_build_object('devices', coalesce(dv.n, 0))), '{}')
+            FROM co LEFT JOIN dv USING (contact_id)),
         'staff', (SELECT coalesce(jsonb_object_agg(t.staff_id,
             msgr_staff_json(t)), '{}') FROM msgr_staff t
             WHERE t.school_id = p_school AND t.retired_at IS NULL

@@ -8,6 +8,7 @@
 
 #include "msgr_recipients.h"
 #include "msgr_settings.h"
+#include "msgr_buf.h"
 #include "msgr_template.h"
 #include "msgr_text.h"
 
@@ -47,48 +48,15 @@ typedef int (*msgr_template_piece_pt)(void *data, int kind, const char *s,
     size_t len);
 
 
-/* a growing string of any length */
+/* a growing string of any length (src/msgr_buf.c) */
 
-typedef struct {
-    char    *data;
-    size_t   len;
-    size_t   size;
-    int      failed;
-} msgr_template_buf_t;
+typedef msgr_buf_t  msgr_template_buf_t;
 
 
 static int
 msgr_template_add(msgr_template_buf_t *b, const char *s, size_t len)
 {
-    char    *p;
-    size_t   size;
-
-    if (b->failed) {
-        return -1;
-    }
-
-    if (b->len + len + 1 > b->size) {
-        size = b->size ? b->size : 64;
-
-        while (size < b->len + len + 1) {
-            size *= 2;
-        }
-
-        p = realloc(b->data, size);
-        if (p == NULL) {
-            b->failed = 1;
-            return -1;
-        }
-
-        b->data = p;
-        b->size = size;
-    }
-
-    memcpy(b->data + b->len, s, len);
-    b->len += len;
-    b->data[b->len] = '\0';
-
-    return 0;
+    return msgr_buf_add(b, s, len);
 }
 
 

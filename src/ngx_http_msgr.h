@@ -57,6 +57,8 @@ typedef struct {
     size_t                        max_body;
     ngx_uint_t                    app_rate;
     ngx_uint_t                    app_refused_rate;
+    ngx_str_t                     twilio_auth_token;    /* "": off */
+    ngx_str_t                     twilio_callback_url;  /* "": the Host */
     ngx_http_msgr_pg_pool_t      *pool;
     ngx_http_msgr_cache_t        *cache;
 #if (NGX_THREADS)

@@ -20,6 +20,7 @@
 #include "ngx_http_msgr_xpressions.h"
 #include "ngx_http_msgr_messages.h"
 #include "ngx_http_msgr_inbox.h"
+#include "ngx_http_msgr_providers.h"
 
 
 static void ngx_http_msgr_body_handler(ngx_http_request_t *r);
@@ -113,6 +114,7 @@ static const ngx_http_msgr_resource_t  ngx_http_msgr_resources[] = {
     { ngx_http_msgr_xpressions_routes, ngx_http_msgr_xpressions_stmts },
     { ngx_http_msgr_messages_routes, ngx_http_msgr_messages_stmts },
     { ngx_http_msgr_inbox_routes, ngx_http_msgr_inbox_stmts },
+    { ngx_http_msgr_providers_routes, ngx_http_msgr_providers_stmts },
     { NULL, NULL }
 };
 

@@ -118,6 +118,12 @@ typedef struct {
     /* what the thread found */
     msgr_compose_out_t        out;
     int                       parsed;        /* 0, or -1: bad records */
+    const char               *missing;       /* "group", "student", NULL */
+    int64_t                   missing_id;
+    json_t                   *replay;
+    json_t                   *locked;
+    char                     *answer;        /* a preview, written out */
+    unsigned                  pin_set:1;
     unsigned                  pin_ok:1;
     char                     *message_text;  /* the rows for the write */
     char                     *deliveries_text;
@@ -136,6 +142,7 @@ static void ngx_http_msgr_compose_load(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx, json_t *settings);
 static void ngx_http_msgr_compose_loaded(ngx_http_msgr_pg_query_t *q);
 static void ngx_http_msgr_compose_work(void *data);
+static void ngx_http_msgr_compose_run(ngx_http_msgr_compose_ctx_t *mc);
 static void ngx_http_msgr_compose_done(ngx_http_request_t *r, void *data);
 static void ngx_http_msgr_compose_cleanup(void *data);
 static void ngx_http_msgr_compose_write(ngx_http_request_t *r,
@@ -154,27 +161,28 @@ static ngx_http_msgr_pg_stmt_t  ngx_http_msgr_stmt_compose = {
     "msgr_compose",
     "WITH r AS (SELECT msgr_send_records($1, $2::bigint[], $3::bigint[])"
     "           AS j),"
-    " ids AS (SELECT k::bigint AS contact_id"
-    "           FROM r, jsonb_object_keys(r.j -> 'contacts') AS k)"
+    " ids AS (SELECT coalesce(array_agg(k::bigint), '{}') AS a"
+    "           FROM r, jsonb_object_keys(r.j -> 'contacts') AS k),"
+    " at AS (SELECT a.attribute_id, a.name, a.default_value"
+    "          FROM msgr_contact_attributes a WHERE a.school_id = $1),"
+    " df AS (SELECT coalesce(jsonb_object_agg(name, default_value), '{}')"
+    "          AS d FROM at),"
+    " av AS (SELECT v.contact_id, jsonb_object_agg(at.name, v.value) AS own"
+    "          FROM msgr_contact_attribute_values v JOIN at USING"
+    "               (attribute_id)"
+    "         WHERE v.school_id = $1 AND v.value IS NOT NULL"
+    "           AND v.contact_id = ANY ((SELECT a FROM ids)::bigint[])"
+    "         GROUP BY v.contact_id)"
     " SELECT jsonb_build_object("
     "  'records', r.j,"
-    "  'attributes', (SELECT coalesce(jsonb_object_agg(a.name,"
-    "     a.default_value), '{}') FROM msgr_contact_attributes a"
-    "     WHERE a.school_id = $1),"
-    "  'contact_tokens', (SELECT coalesce(jsonb_object_agg(c.contact_id,"
-    "     jsonb_build_object("
-    "      'students', msgr_contact_json(c) -> 'students',"
-    "      'attributes', (SELECT coalesce(jsonb_object_agg(a.name,"
-    "         coalesce(v.value, a.default_value)), '{}')"
-    "         FROM msgr_contact_attributes a"
-    "         LEFT JOIN msgr_contact_attribute_values v"
-    "           ON v.school_id = a.school_id"
-    "          AND v.attribute_id = a.attribute_id"
-    "          AND v.contact_id = c.contact_id"
-    "        WHERE a.school_id = c.school_id))), '{}')"
-    "     FROM msgr_contacts c"
-    "    WHERE c.school_id = $1"
-    "      AND c.contact_id IN (SELECT contact_id FROM ids)),"
+    "  'attributes', (SELECT d FROM df),"
+    "  'contact_tokens', (SELECT coalesce(jsonb_object_agg(cs.contact_id,"
+    "     jsonb_build_object('students', cs.students,"
+    "                        'attributes', (SELECT d FROM df)"
+    "                                      || coalesce(av.own, '{}'))),"
+    "     '{}')"
+    "     FROM msgr_contact_students($1, (SELECT a FROM ids)) cs"
+    "     LEFT JOIN av USING (contact_id)),"
     "  'prices', (SELECT s.prices FROM msgr_schools s"
     "     WHERE s.school_id = $1),"
     "  'pin_hash', (SELECT p.pin_hash FROM msgr_sending_pins p"
@@ -848,6 +856,55 @@ ngx_http_msgr_compose_work(void *data)
 {
     ngx_http_msgr_compose_ctx_t *mc = data;
 
+    json_t  *records, *missing;
+
+    ngx_http_msgr_compose_run(mc);
+
+    if (mc->data == NULL) {
+        return;
+    }
+
+    /*
+     * What the event loop needs to answer, kept small; the big trees are
+     * freed here, and a preview is written out here, so that a whole
+     * school's send costs the event loop nothing but a copy.
+     */
+
+    records = json_object_get(mc->data, "records");
+    missing = json_object_get(records, "missing_groups");
+    mc->missing = "group";
+
+    if (json_array_size(missing) == 0) {
+        missing = json_object_get(records, "missing_students");
+        mc->missing = "student";
+    }
+
+    mc->missing_id = json_integer_value(json_array_get(missing, 0));
+
+    if (json_array_size(missing) == 0) {
+        mc->missing = NULL;
+    }
+
+    mc->replay = json_incref(json_object_get(mc->data, "replay"));
+    mc->locked = json_incref(json_object_get(mc->data, "locked"));
+    mc->pin_set = json_is_string(json_object_get(mc->data, "pin_hash"));
+
+    if (mc->preview && mc->out.rc == 0 && mc->out.result != NULL) {
+        mc->answer = json_dumps(mc->out.result, JSON_COMPACT);
+    }
+
+    json_decref(mc->out.result);
+    json_decref(mc->out.deliveries);
+    json_decref(mc->data);
+    mc->out.result = NULL;
+    mc->out.deliveries = NULL;
+    mc->data = NULL;
+}
+
+
+static void
+ngx_http_msgr_compose_run(ngx_http_msgr_compose_ctx_t *mc)
+{
     json_t             *replay, *hash, *pin, *to;
     json_error_t        err;
     msgr_compose_in_t   in;
@@ -959,6 +1016,9 @@ ngx_http_msgr_compose_cleanup(void *data)
     msgr_compose_free(&mc->out);
     json_decref(mc->data);
     json_decref(mc->settings);
+    json_decref(mc->replay);
+    json_decref(mc->locked);
+    free(mc->answer);
     free(mc->message_text);
     free(mc->deliveries_text);
 }
@@ -970,9 +1030,8 @@ ngx_http_msgr_compose_done(ngx_http_request_t *r, void *data)
     ngx_http_msgr_compose_ctx_t *mc = data;
 
     u_char                     detail[160];
-    json_t                    *records, *missing, *replay, *locked, *v;
+    json_t                    *replay, *locked, *v;
     ngx_str_t                  value;
-    const char                *what;
     ngx_http_msgr_ctx_t       *ctx;
     ngx_http_msgr_pg_query_t  *q;
 
@@ -997,25 +1056,15 @@ ngx_http_msgr_compose_done(ngx_http_request_t *r, void *data)
 
     /* another school's ids, or retired ones, are not found */
 
-    records = json_object_get(mc->data, "records");
-
-    missing = json_object_get(records, "missing_groups");
-    what = "group";
-
-    if (json_array_size(missing) == 0) {
-        missing = json_object_get(records, "missing_students");
-        what = "student";
-    }
-
-    if (json_array_size(missing)) {
-        ngx_snprintf(detail, sizeof(detail) - 1, "no %s %L%Z", what,
-                     (int64_t) json_integer_value(json_array_get(missing, 0)));
+    if (mc->missing != NULL) {
+        ngx_snprintf(detail, sizeof(detail) - 1, "no %s %L%Z", mc->missing,
+                     mc->missing_id);
         ngx_http_msgr_problem(r, NGX_HTTP_NOT_FOUND, NULL, (char *) detail,
                               NULL);
         return;
     }
 
-    replay = mc->preview ? NULL : json_object_get(mc->data, "replay");
+    replay = mc->preview ? NULL : mc->replay;
 
     if (json_is_object(replay)) {
         v = json_object_get(replay, "body_hash");
@@ -1043,7 +1092,7 @@ ngx_http_msgr_compose_done(ngx_http_request_t *r, void *data)
         return;
     }
 
-    locked = mc->preview ? NULL : json_object_get(mc->data, "locked");
+    locked = mc->preview ? NULL : mc->locked;
 
     if (json_is_object(locked)) {
         ngx_http_msgr_send_locked(r,
@@ -1067,13 +1116,20 @@ ngx_http_msgr_compose_done(ngx_http_request_t *r, void *data)
     }
 
     if (mc->preview) {
-        ngx_http_msgr_send_json(r, NGX_HTTP_OK, json_incref(mc->out.result));
+        if (mc->answer == NULL) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        ngx_http_msgr_send_raw(r, NGX_HTTP_OK, &ngx_http_msgr_json_type,
+                               (u_char *) mc->answer,
+                               ngx_strlen(mc->answer));
         return;
     }
 
     if (mc->out.pin_required && !mc->pin_ok) {
 
-        if (!json_is_string(json_object_get(mc->data, "pin_hash"))) {
+        if (!mc->pin_set) {
             ngx_snprintf(detail, sizeof(detail) - 1,
                          "this message counts %L SMS, email and voice "
                          "messages, more than sending.pin_threshold; the "

@@ -19,6 +19,8 @@
 static ngx_int_t ngx_http_msgr_unescape_arg(ngx_pool_t *pool, u_char *data,
     size_t len, ngx_str_t *value);
 static void ngx_http_msgr_json_cleanup(void *data);
+static ngx_int_t ngx_http_msgr_body_bytes(ngx_http_request_t *r,
+    ngx_str_t *body);
 
 
 /*
@@ -216,6 +218,8 @@ ngx_http_msgr_arg(ngx_http_request_t *r, const char *name, ngx_str_t *value)
 
 ngx_str_t  ngx_http_msgr_merge_patch_type =
     ngx_string("application/merge-patch+json");
+ngx_str_t  ngx_http_msgr_form_type =
+    ngx_string("application/x-www-form-urlencoded");
 
 
 /*
@@ -269,10 +273,6 @@ ngx_int_t
 ngx_http_msgr_read_body(ngx_http_request_t *r, ngx_uint_t merge_patch,
     ngx_str_t *body)
 {
-    u_char       *p;
-    size_t        len;
-    ngx_chain_t  *cl;
-
     if (r->headers_in.content_type == NULL
         || !(ngx_http_msgr_media_type(&r->headers_in.content_type->value,
                                       &ngx_http_msgr_json_type)
@@ -290,6 +290,19 @@ ngx_http_msgr_read_body(ngx_http_request_t *r, ngx_uint_t merge_patch,
                                 "application/json", NULL);
         return NGX_ERROR;
     }
+
+    return ngx_http_msgr_body_bytes(r, body);
+}
+
+
+/* the request body in one piece of the request's pool, whatever its type */
+
+static ngx_int_t
+ngx_http_msgr_body_bytes(ngx_http_request_t *r, ngx_str_t *body)
+{
+    u_char       *p;
+    size_t        len;
+    ngx_chain_t  *cl;
 
     len = 0;
 
@@ -319,6 +332,84 @@ ngx_http_msgr_read_body(ngx_http_request_t *r, ngx_uint_t merge_patch,
          cl = cl->next)
     {
         p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * An application/x-www-form-urlencoded body (what providers' callbacks
+ * post) as its decoded name=value pairs (ngx_http_msgr_pair_t), each text
+ * by the query parameters' rule; NGX_ERROR when the client has had its
+ * answer (415, 400 naming the field).
+ */
+
+ngx_int_t
+ngx_http_msgr_read_form(ngx_http_request_t *r, ngx_array_t **pairs)
+{
+    u_char                *p, *last;
+    ngx_str_t              body, raw, rawv;
+    const char            *why, *field;
+    ngx_http_msgr_pair_t  *pair;
+
+    if (r->headers_in.content_type == NULL
+        || !ngx_http_msgr_media_type(&r->headers_in.content_type->value,
+                                     &ngx_http_msgr_form_type))
+    {
+        ngx_http_msgr_problem(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE, NULL,
+                              "the body must be a form: Content-Type "
+                              "application/x-www-form-urlencoded", NULL);
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_msgr_body_bytes(r, &body) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    *pairs = ngx_array_create(r->pool, 16, sizeof(ngx_http_msgr_pair_t));
+    if (*pairs == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NGX_ERROR;
+    }
+
+    p = body.data;
+    last = p + body.len;
+
+    while (ngx_http_msgr_next_arg(&p, last, &raw, &rawv)) {
+        if (raw.len == 0 && rawv.len == 0) {
+            continue;
+        }
+
+        pair = ngx_array_push(*pairs);
+
+        if (pair == NULL
+            || ngx_http_msgr_unescape_arg(r->pool, raw.data, raw.len,
+                                          &pair->name) != NGX_OK
+            || ngx_http_msgr_unescape_arg(r->pool, rawv.data, rawv.len,
+                                          &pair->value) != NGX_OK)
+        {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return NGX_ERROR;
+        }
+
+        why = ngx_http_msgr_text_error(pair->name.data, pair->name.len, 0);
+
+        if (why == NULL) {
+            why = ngx_http_msgr_text_error(pair->value.data, pair->value.len,
+                                           0);
+        }
+
+        if (why != NULL) {
+            field = ngx_http_msgr_text_error(pair->name.data, pair->name.len,
+                                             0)
+                    ? "body" : (const char *) pair->name.data;
+            ngx_http_msgr_problem(r, NGX_HTTP_BAD_REQUEST, "invalid",
+                                  "the form's fields must be text",
+                                  json_pack("[{s:s, s:s}]", "field", field,
+                                            "message", why));
+            return NGX_ERROR;
+        }
     }
 
     return NGX_OK;

@@ -14,6 +14,14 @@
 
 
 extern ngx_str_t  ngx_http_msgr_merge_patch_type;
+extern ngx_str_t  ngx_http_msgr_form_type;
+
+
+/* a decoded name=value of a form body */
+typedef struct {
+    ngx_str_t                     name;
+    ngx_str_t                     value;
+} ngx_http_msgr_pair_t;
 
 
 /* NGX_DECLINED: a parameter or header is not text, the client has its 400 */
@@ -23,6 +31,8 @@ json_t *ngx_http_msgr_read_json_as(ngx_http_request_t *r,
     ngx_uint_t merge_patch);
 ngx_int_t ngx_http_msgr_read_body(ngx_http_request_t *r,
     ngx_uint_t merge_patch, ngx_str_t *body);
+ngx_int_t ngx_http_msgr_read_form(ngx_http_request_t *r,
+    ngx_array_t **pairs);
 void ngx_http_msgr_bad_json(ngx_http_request_t *r, json_error_t *err);
 json_t *ngx_http_msgr_read_fields(ngx_http_request_t *r,
     const char *const *allowed, json_t **errors);

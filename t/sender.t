@@ -54,18 +54,20 @@ sub lines {
     return @l;
 }
 
+sub drain_ok { sender_ok($pg, $_[1] // $CONF, $_[0]) }
+
 
 # ---------------------------------------------------------------------------
 # a school with two families, one parent with the app
 
-use_outbox($pg, $staff, $CONF);
-my $groups = class_7b($int);
-
+my $groups = class_7b($int, $staff);
 my $contacts = ids_by_mis($staff, 'contacts');
 my $tok = issue($admin, $contacts->{C1}, 'phone');
 Msgr::Test::json_ok(req(PUT => '/app/device', $tok,
                         { platform => 'android', push_token => 'fcm-1' }),
                     200, 'Jane has the app');
+
+sub send_ok { message_ok($staff, @_) }
 
 
 # ---------------------------------------------------------------------------

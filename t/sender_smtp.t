@@ -136,8 +136,10 @@ sub deliveries {
 # ---------------------------------------------------------------------------
 # a school with two families, and its email
 
-use_outbox($pg, $staff);
-my $groups = class_7b($int,
+sub send_ok { message_ok($staff, @_) }
+sub drain_ok { sender_ok($pg, $_[1], $_[0]) }
+
+my $groups = class_7b($int, $staff,
     students => [
         map { { mis_id => "S$_", first_name => "Kid$_", last_name => 'Doe',
                 reg_group => '8C', year => '8', status => 'on_roll',

@@ -250,30 +250,7 @@ msgr_sender_log(const char *fmt, ...)
 int
 msgr_sender_buf_add(msgr_sender_buf_t *buf, const void *data, size_t len)
 {
-    char    *p;
-    size_t   size;
-
-    if (buf->len + len + 1 > buf->size) {
-        size = buf->size ? buf->size : 256;
-
-        while (size < buf->len + len + 1) {
-            size *= 2;
-        }
-
-        p = realloc(buf->data, size);
-        if (p == NULL) {
-            return -1;
-        }
-
-        buf->data = p;
-        buf->size = size;
-    }
-
-    memcpy(buf->data + buf->len, data, len);
-    buf->len += len;
-    buf->data[buf->len] = '\0';
-
-    return 0;
+    return msgr_buf_add(buf, data, len);
 }
 
 

@@ -17,6 +17,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "msgr_buf.h"
 #include "msgr_routing.h"
 
 
@@ -35,11 +36,7 @@ typedef enum {
 } msgr_sender_outcome_e;
 
 
-typedef struct {
-    char                          *data;
-    size_t                         len;
-    size_t                         size;
-} msgr_sender_buf_t;
+typedef msgr_buf_t  msgr_sender_buf_t;
 
 
 /* one claimed delivery on its way to a provider */

@@ -27,7 +27,8 @@ our @EXPORT = qw($J $T $F one_school two_schools api_nginx use_nginx
                  clone get get_json sync sync_json set_contacts_everywhere
                  set_everywhere
                  errors_ok mis_rows_sql ids_by_mis issue by_worker
-                 worker_clients ua_req ua_status);
+                 worker_clients ua_req ua_status message_ok
+                 sender_ok);
 our @EXPORT_OK = qw(req json_req);
 
 our $J = JSON::PP->new->utf8->canonical->allow_nonref;
@@ -107,6 +108,27 @@ sub json_req {
                       ? (body => ref $body ? $J->encode($body) : $body)
                       : ()),
                      headers => \%h);
+}
+
+# message_ok($key, $body, $name): POST /messages answers 201; its id
+sub message_ok {
+    my ($key, $body, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $r = json_req(POST => '/messages', $key, $body);
+    Msgr::Test::json_ok($r, 201, "$name: sent")
+        or Test::More::diag($r->{content});
+    return $r->{json}{id};
+}
+
+# sender_ok($pg, $conf, $name): msgr-sender drains the outbox with that
+# configuration and exits 0; what it logged
+sub sender_ok {
+    my ($pg, $conf, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my ($rc, $out, $err) = Msgr::Test::sender($pg, $conf);
+    Test::More::is($rc, 0, "$name: msgr-sender drains and exits 0")
+        or Test::More::diag($err);
+    return $err;
 }
 
 # get($key, $path, %headers): the answer, as Msgr::Test::Nginx::req's.

@@ -1,18 +1,15 @@
 package Msgr::Test::Sender;
 
-# What the msgr-sender test files share on top of Msgr::Test::API: Alpha's
-# class 7B (Amy Jones and her mother Jane, Cal Brown and his father Kim,
-# each parent with a mobile and an email), a message sent through the API,
-# a drain of the outbox, and a fake provider run on a loopback port.
-# Core Perl only.
+# What the msgr-sender test files share on top of Msgr::Test::API (which
+# has message_ok and sender_ok): Alpha's class 7B (Amy Jones and her mother
+# Jane, Cal Brown and his father Kim, each parent with a mobile and an
+# email), and a fake provider run as a program on a loopback port.  Core
+# Perl only.
 #
 #   use lib 't/lib'; use Msgr::Test; use Msgr::Test::API;
 #   use Msgr::Test::Sender;
-#   use_outbox($pg, $staff, $conf);     # the key and the default config
-#   my $groups = class_7b($int);        # mis_id => group id
-#   my $id = send_ok({ channels => ['email'], ... }, 'an email');
-#   drain_ok('the drain');              # or drain_ok('name', $conf)
-#   my $fake = fake_start([$cmd, ...], $port);  ...  fake_stop($fake);
+#   my $groups = class_7b($int, $staff);   # mis_id => group id
+#   my $fake = fake_start([$cmd, ...], $port, $log);  ...  fake_stop($fake);
 
 use strict;
 use warnings;
@@ -20,26 +17,18 @@ use warnings;
 use Exporter qw(import);
 use JSON::PP;
 use POSIX ();
-use Test::More ();
 
 use Msgr::Test ();
-use Msgr::Test::API qw(json_req sync_json ids_by_mis);
+use Msgr::Test::API qw(sync_json ids_by_mis);
 
-our @EXPORT = qw(use_outbox class_7b send_ok drain_ok fake_start
-                 fake_stop);
+our @EXPORT = qw(class_7b fake_start fake_stop);
 
-my ($PG, $KEY, $CONF);
 my %FAKES;
 
-# The database, the staff key messages are sent with, the default config.
-sub use_outbox {
-    ($PG, $KEY, $CONF) = @_;
-}
-
 # Syncs class 7B, and the students, contacts and groups in %more too;
-# returns the groups' ids by mis_id.
+# returns the groups' ids by mis_id (as $key reads them).
 sub class_7b {
-    my ($int, %more) = @_;
+    my ($int, $key, %more) = @_;
     my $contact = sub {
         { mis_id => $_[0], priority => 1,
           correspondence => JSON::PP::true }
@@ -67,27 +56,7 @@ sub class_7b {
                       students => [qw(S1 S2)] },
                     @{ $more{groups} || [] } ],
     });
-    return ids_by_mis($KEY, 'groups');
-}
-
-# POST /messages with the staff key; the message's id.
-sub send_ok {
-    my ($body, $name) = @_;
-    local $Test::Builder::Level = $Test::Builder::Level + 1;
-    my $r = json_req(POST => '/messages', $KEY, $body);
-    Msgr::Test::json_ok($r, 201, "$name: sent")
-        or Test::More::diag($r->{content});
-    return $r->{json}{id};
-}
-
-# msgr-sender --exit-when-idle with $conf (else the default); its stderr.
-sub drain_ok {
-    my ($name, $conf) = @_;
-    local $Test::Builder::Level = $Test::Builder::Level + 1;
-    my ($rc, $out, $err) = Msgr::Test::sender($PG, $conf // $CONF);
-    Test::More::is($rc, 0, "$name: msgr-sender drains and exits 0")
-        or Test::More::diag($err);
-    return $err;
+    return ids_by_mis($key, 'groups');
 }
 
 # Runs a fake provider (its output to $log, else discarded) and waits up
