@@ -45,7 +45,8 @@ LOG        := $(BUILD)/build.log
 
 # curl and jq: the examples of README.md and docs/ use them
 DEB_PKGS   := nginx nginx-dev libpq-dev libjansson-dev libcurl4-openssl-dev \
-              libsodium-dev libzxcvbn-dev postgresql wrk curl jq
+              libsodium-dev libzxcvbn-dev postgresql wrk curl jq \
+              python3-aiosmtpd
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 MODULE_SRCS := ngx_http_msgr_module.c $(wildcard src/*.c)

@@ -19,6 +19,7 @@ use Test::More;
 use lib 't/lib';
 use Msgr::Test;
 use Msgr::Test::API qw(:DEFAULT req);
+use Msgr::Test::Sender;
 
 my $V = '/msgr/v1';
 
@@ -59,31 +60,8 @@ sub drain_ok { sender_ok($pg, $_[1] // $CONF, $_[0]) }
 # ---------------------------------------------------------------------------
 # a school with two families, one parent with the app
 
-sync_json($int, {
-    students => [
-        { mis_id => 'S1', first_name => 'Amy', last_name => 'Jones',
-          reg_group => '7B', year => '7', status => 'on_roll',
-          contacts => [ { mis_id => 'C1', priority => 1,
-                          correspondence => JSON::PP::true } ] },
-        { mis_id => 'S2', first_name => 'Cal', last_name => 'Brown',
-          reg_group => '7B', year => '7', status => 'on_roll',
-          contacts => [ { mis_id => 'C2', priority => 1,
-                          correspondence => JSON::PP::true } ] },
-    ],
-    contacts => [
-        { mis_id => 'C1', title => 'Mrs', first_name => 'Jane',
-          last_name => 'Jones', mobile_phone => '07700 900101',
-          email => 'jane@example.org' },
-        { mis_id => 'C2', title => 'Mr', first_name => 'Kim',
-          last_name => 'Brown', mobile_phone => '07700 900102',
-          email => 'kim@example.org' },
-    ],
-    groups => [ { mis_id => 'K7B', name => '7B', type => 'class',
-                  students => [qw(S1 S2)] } ],
-});
-
+my $groups = class_7b($int, $staff);
 my $contacts = ids_by_mis($staff, 'contacts');
-my $groups = ids_by_mis($staff, 'groups');
 my $tok = issue($admin, $contacts->{C1}, 'phone');
 Msgr::Test::json_ok(req(PUT => '/app/device', $tok,
                         { platform => 'android', push_token => 'fcm-1' }),

@@ -36,7 +36,8 @@
 
 
 typedef enum {
-    MSGR_SENDER_IO_PG = 1,
+    MSGR_SENDER_IO_CLOSED = 0,   /* a curl socket gone, freed after a batch */
+    MSGR_SENDER_IO_PG,
     MSGR_SENDER_IO_CURL,
     MSGR_SENDER_IO_SIGNAL
 } msgr_sender_io_e;
@@ -91,6 +92,7 @@ typedef struct {
     msgr_sender_pg_t              flush;      /* completions */
     msgr_sender_pg_t              listen;
     msgr_sender_io_t              signals;
+    msgr_sender_io_t             *closed;     /* their data: the next */
 
     int                           in_flight;  /* claimed, not completed */
     msgr_sender_job_t            *done;       /* to complete */
@@ -1235,8 +1237,15 @@ msgr_sender_curl_socket(CURL *easy, curl_socket_t s, int what, void *arg,
 
     if (what == CURL_POLL_REMOVE) {
         if (io != NULL) {
+            /*
+             * Not freed yet: an event of this epoll batch may still point
+             * to it (a connection closed while another socket's event was
+             * handled); the loop skips it and frees it after the batch.
+             */
             msgr_sender_watch(io, 0);
-            free(io);
+            io->kind = MSGR_SENDER_IO_CLOSED;
+            io->data = msgr_sender.closed;
+            msgr_sender.closed = io;
             curl_multi_assign(msgr_sender.multi, s, NULL);
         }
 
@@ -1844,7 +1853,16 @@ msgr_sender_loop(void)
             case MSGR_SENDER_IO_SIGNAL:
                 msgr_sender_signalled();
                 break;
+
+            case MSGR_SENDER_IO_CLOSED:
+                break;
             }
+        }
+
+        while (msgr_sender.closed != NULL) {
+            io = msgr_sender.closed;
+            msgr_sender.closed = io->data;
+            free(io);
         }
 
         if (msgr_sender.curl_at > 0 && msgr_sender_now() >= msgr_sender.curl_at)

@@ -29,6 +29,7 @@ static const msgr_sender_adapter_t *const  msgr_sender_adapters[] = {
     &msgr_sender_file_adapter,
     &msgr_sender_twilio_adapter,
     &msgr_sender_fcm_adapter,
+    &msgr_sender_smtp_adapter,
     NULL
 };
 
