@@ -228,49 +228,12 @@ ngx_http_msgr_pg_stmt_t *const  ngx_http_msgr_attributes_stmts[] = {
 
 
 
-/*
- * The one text rule (src/msgr_text.c) on a string of the body; the string
- * is trimmed in place.  0 when good; otherwise the field's error is added.
- */
-
-static ngx_int_t
-ngx_http_msgr_check_text(json_t *v, const char *field, size_t max,
-    unsigned flags, json_t *errors)
-{
-    char         buf[64];
-    size_t       len;
-    const char  *s, *why;
-
-    if (!json_is_string(v)) {
-        ngx_http_msgr_field_error(errors, field, "must be a string");
-        return NGX_ERROR;
-    }
-
-    s = json_string_value(v);
-    len = json_string_length(v);
-
-    why = msgr_text_check(&s, &len, max, flags, buf, sizeof(buf));
-
-    if (why != NULL) {
-        ngx_http_msgr_field_error(errors, field, why);
-        return NGX_ERROR;
-    }
-
-    if (len != json_string_length(v) && json_string_setn(v, s, len) != 0) {
-        ngx_http_msgr_field_error(errors, field, "could not be read");
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
-
-
 static void
 ngx_http_msgr_check_name(json_t *v, json_t *errors)
 {
     const char  *s;
 
-    if (ngx_http_msgr_check_text(v, "name", NGX_HTTP_MSGR_ATTR_NAME_MAX,
+    if (ngx_http_msgr_text_field(v, "name", NGX_HTTP_MSGR_ATTR_NAME_MAX,
                                  MSGR_TEXT_REQUIRED, errors)
         != NGX_OK)
     {
@@ -297,7 +260,7 @@ ngx_http_msgr_check_name(json_t *v, json_t *errors)
 static void
 ngx_http_msgr_check_value(json_t *v, const char *field, json_t *errors)
 {
-    (void) ngx_http_msgr_check_text(v, field, NGX_HTTP_MSGR_ATTR_VALUE_MAX,
+    (void) ngx_http_msgr_text_field(v, field, NGX_HTTP_MSGR_ATTR_VALUE_MAX,
                                     0, errors);
 }
 

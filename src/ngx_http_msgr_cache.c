@@ -75,6 +75,8 @@ static ngx_http_msgr_cache_node_t *ngx_http_msgr_cache_alloc(
     ngx_uint_t hash, size_t len);
 static void ngx_http_msgr_cache_delete(ngx_http_msgr_cache_t *cache,
     ngx_http_msgr_cache_node_t *cn);
+static void ngx_http_msgr_cache_drop(ngx_http_msgr_cache_t *cache,
+    ngx_uint_t kind, int64_t school_id);
 
 
 ngx_http_msgr_cache_t *
@@ -669,28 +671,7 @@ ngx_http_msgr_cache_rate(ngx_http_msgr_cache_t *cache, int64_t school_id,
 void
 ngx_http_msgr_cache_flush(ngx_http_msgr_cache_t *cache)
 {
-    ngx_queue_t                 *q, *next;
-    ngx_http_msgr_cache_node_t  *cn;
-
-    ngx_shmtx_lock(&cache->shpool->mutex);
-
-    cache->sh->generation++;
-
-    for (q = ngx_queue_head(&cache->sh->lru);
-         q != ngx_queue_sentinel(&cache->sh->lru);
-         q = next)
-    {
-        next = ngx_queue_next(q);
-        cn = ngx_queue_data(q, ngx_http_msgr_cache_node_t, queue);
-
-        if (cn->ident.kind != NGX_HTTP_MSGR_CACHE_RATE
-            && cn->ident.kind != NGX_HTTP_MSGR_CACHE_REFUSED)
-        {
-            ngx_http_msgr_cache_delete(cache, cn);
-        }
-    }
-
-    ngx_shmtx_unlock(&cache->shpool->mutex);
+    ngx_http_msgr_cache_drop(cache, 0, 0);
 }
 
 
@@ -704,6 +685,20 @@ ngx_http_msgr_cache_flush(ngx_http_msgr_cache_t *cache)
 
 void
 ngx_http_msgr_cache_app_flush(ngx_http_msgr_cache_t *cache,
+    int64_t school_id)
+{
+    ngx_http_msgr_cache_drop(cache, NGX_HTTP_MSGR_CACHE_APP, school_id);
+}
+
+
+/*
+ * Drops what was read from the database (kind 0: every kind but the
+ * flood-control counters; else that kind of school_id's) and bumps the
+ * generation, so that a read in flight cannot put back what it read.
+ */
+
+static void
+ngx_http_msgr_cache_drop(ngx_http_msgr_cache_t *cache, ngx_uint_t kind,
     int64_t school_id)
 {
     ngx_queue_t                 *q, *next;
@@ -720,8 +715,10 @@ ngx_http_msgr_cache_app_flush(ngx_http_msgr_cache_t *cache,
         next = ngx_queue_next(q);
         cn = ngx_queue_data(q, ngx_http_msgr_cache_node_t, queue);
 
-        if (cn->ident.kind == NGX_HTTP_MSGR_CACHE_APP
-            && cn->ident.school_id == school_id)
+        if (kind == 0
+            ? (cn->ident.kind != NGX_HTTP_MSGR_CACHE_RATE
+               && cn->ident.kind != NGX_HTTP_MSGR_CACHE_REFUSED)
+            : (cn->ident.kind == kind && cn->ident.school_id == school_id))
         {
             ngx_http_msgr_cache_delete(cache, cn);
         }
