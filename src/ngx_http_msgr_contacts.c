@@ -1059,9 +1059,9 @@ ngx_http_msgr_recipients_query(ngx_http_request_t *r,
 static void
 ngx_http_msgr_recipients_done(ngx_http_msgr_pg_query_t *q)
 {
-    u_char                           today[16], detail[128];
+    u_char                           today[NGX_HTTP_MSGR_TODAY_LEN];
+    u_char                           detail[128];
     json_t                          *data, *result, *missing;
-    ngx_tm_t                         tm;
     const char                      *why;
     json_error_t                     err;
     ngx_http_request_t              *r;
@@ -1106,9 +1106,7 @@ ngx_http_msgr_recipients_done(ngx_http_msgr_pg_query_t *q)
         return;
     }
 
-    ngx_gmtime(ngx_time(), &tm);
-    ngx_sprintf(today, "%4d-%02d-%02d%Z", tm.ngx_tm_year, tm.ngx_tm_mon,
-                tm.ngx_tm_mday);
+    ngx_http_msgr_today(today);
 
     msgr_recipient_rules_from_settings(ctx->settings, &rules);
 

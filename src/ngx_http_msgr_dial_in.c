@@ -147,7 +147,7 @@ typedef struct {
     char                     *message_text;
     char                     *deliveries_text;
     int64_t                   recipients;
-    u_char                    today[16];
+    u_char                    today[NGX_HTTP_MSGR_TODAY_LEN];
     int                       failed;
 } ngx_http_msgr_dial_in_t;
 
@@ -532,7 +532,6 @@ ngx_http_msgr_dial_in_settings(ngx_http_request_t *r,
 static void
 ngx_http_msgr_dial_in_loaded(ngx_http_msgr_pg_query_t *q)
 {
-    ngx_tm_t                  tm;
     ngx_http_request_t       *r;
     ngx_http_msgr_ctx_t      *ctx;
     ngx_http_msgr_dial_in_t  *d;
@@ -551,9 +550,7 @@ ngx_http_msgr_dial_in_loaded(ngx_http_msgr_pg_query_t *q)
         return;
     }
 
-    ngx_gmtime(ngx_time(), &tm);
-    ngx_sprintf(d->today, "%4d-%02d-%02d%Z", tm.ngx_tm_year, tm.ngx_tm_mon,
-                tm.ngx_tm_mday);
+    ngx_http_msgr_today(d->today);
 
     ngx_http_msgr_offload(r, ctx, d, ngx_http_msgr_dial_in_compose,
                           ngx_http_msgr_dial_in_composed);

@@ -115,7 +115,7 @@ typedef struct {
     ngx_str_t                 text;
     json_t                   *data;
     json_t                   *settings;
-    u_char                    today[16];
+    u_char                    today[NGX_HTTP_MSGR_TODAY_LEN];
     char                     *warning_url;
     unsigned                  mask:1;
 
@@ -842,7 +842,6 @@ ngx_http_msgr_compose_load(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
 static void
 ngx_http_msgr_compose_loaded(ngx_http_msgr_pg_query_t *q)
 {
-    ngx_tm_t                      tm;
     ngx_http_request_t           *r;
     ngx_http_msgr_ctx_t          *ctx;
     ngx_http_msgr_compose_ctx_t  *mc;
@@ -873,9 +872,7 @@ ngx_http_msgr_compose_loaded(ngx_http_msgr_pg_query_t *q)
 
     ngx_memcpy(mc->text.data, PQgetvalue(q->result, 0, 0), mc->text.len);
 
-    ngx_gmtime(ngx_time(), &tm);
-    ngx_sprintf(mc->today, "%4d-%02d-%02d%Z", tm.ngx_tm_year, tm.ngx_tm_mon,
-                tm.ngx_tm_mday);
+    ngx_http_msgr_today(mc->today);
 
     ngx_http_msgr_offload(r, ctx, mc, ngx_http_msgr_compose_work,
                           ngx_http_msgr_compose_done);

@@ -923,3 +923,16 @@ ngx_http_msgr_twilio_form(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
 
     return NGX_OK;
 }
+
+
+/* the school's date today, "YYYY-MM-DD" (UTC), as resolving a send uses */
+
+void
+ngx_http_msgr_today(u_char today[NGX_HTTP_MSGR_TODAY_LEN])
+{
+    ngx_tm_t  tm;
+
+    ngx_gmtime(ngx_time(), &tm);
+    ngx_sprintf(today, "%4d-%02d-%02d%Z", tm.ngx_tm_year, tm.ngx_tm_mon,
+                tm.ngx_tm_mday);
+}

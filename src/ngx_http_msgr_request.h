@@ -35,6 +35,8 @@ ngx_int_t ngx_http_msgr_read_body(ngx_http_request_t *r,
 ngx_int_t ngx_http_msgr_read_form(ngx_http_request_t *r,
     ngx_array_t **pairs);
 ngx_int_t ngx_http_msgr_body_bytes(ngx_http_request_t *r, ngx_str_t *body);
+#define NGX_HTTP_MSGR_TODAY_LEN  16
+void ngx_http_msgr_today(u_char today[NGX_HTTP_MSGR_TODAY_LEN]);
 ngx_int_t ngx_http_msgr_twilio_form(ngx_http_request_t *r,
     ngx_http_msgr_ctx_t *ctx, msgr_twilio_form_t *form);
 void ngx_http_msgr_bad_json(ngx_http_request_t *r, json_error_t *err);

@@ -949,7 +949,7 @@ ngx_http_msgr_pw_settings(ngx_http_request_t *r, ngx_http_msgr_ctx_t *ctx,
     }
 
     ngx_http_msgr_offload_only(r, ctx, pw, ngx_http_msgr_pw_work,
-                          ngx_http_msgr_pw_judged);
+                               ngx_http_msgr_pw_judged);
 }
 
 
@@ -1262,7 +1262,7 @@ ngx_http_msgr_sign_in_found(ngx_http_msgr_pg_query_t *q)
     }
 
     ngx_http_msgr_offload_only(r, ctx, st, ngx_http_msgr_sign_in_work,
-                          ngx_http_msgr_sign_in_checked);
+                               ngx_http_msgr_sign_in_checked);
 }
 
 

@@ -122,6 +122,11 @@ typedef struct {
 
 static msgr_sender_t  msgr_sender;
 
+/* its PostgreSQL connections, for what is done to each alike */
+static msgr_sender_pg_t *const  msgr_sender_pgs[] = {
+    &msgr_sender.work, &msgr_sender.flush, &msgr_sender.listen
+};
+
 
 static const char  msgr_sender_claim_sql[] =
     "WITH c AS ("
@@ -1737,12 +1742,8 @@ msgr_sender_due(double now)
     }
 
     for (i = 0; i < 3; i++) {
-        msgr_sender_pg_t  *pg = (i == 0) ? &msgr_sender.work
-                                : (i == 1) ? &msgr_sender.flush
-                                : &msgr_sender.listen;
-
-        if (pg->state == MSGR_SENDER_PG_CLOSED) {
-            at = fmin(at, pg->retry_at);
+        if (msgr_sender_pgs[i]->state == MSGR_SENDER_PG_CLOSED) {
+            at = fmin(at, msgr_sender_pgs[i]->retry_at);
         }
     }
 
@@ -1767,12 +1768,10 @@ msgr_sender_loop(void)
         /* reconnect what was lost */
 
         for (i = 0; i < 3; i++) {
-            msgr_sender_pg_t  *pg = (i == 0) ? &msgr_sender.work
-                                    : (i == 1) ? &msgr_sender.flush
-                                    : &msgr_sender.listen;
-
-            if (pg->state == MSGR_SENDER_PG_CLOSED && now >= pg->retry_at) {
-                msgr_sender_pg_connect(pg);
+            if (msgr_sender_pgs[i]->state == MSGR_SENDER_PG_CLOSED
+                && now >= msgr_sender_pgs[i]->retry_at)
+            {
+                msgr_sender_pg_connect(msgr_sender_pgs[i]);
             }
         }
 
